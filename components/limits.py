@@ -1,0 +1,198 @@
+"""Cloud Run GPU limits as data, each with its source.
+
+Sources disagree on several of these (``cloudrun-gpu-facts.md`` §9), so every limit lives
+here exactly once, with the value we chose and why; code and tests import these names and
+never repeat the literals. Where a conflict exists the *conservative* reading is the default
+and the alternative is recorded in ``conflict`` so it can be revisited in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number with where it came from and, if sources disagree, what the other says."""
+
+    value: float
+    source: str
+    conflict: str = ""
+
+
+@dataclass(frozen=True)
+class GpuType:
+    """One Cloud Run GPU type (``node_selector.accelerator``)."""
+
+    name: str
+    display: str
+    vram_bytes: int
+    """Device memory as the driver reports it (what an engine can actually allocate)."""
+    min_cpu: int
+    min_memory_gib: int
+    default_cpu: int
+    default_memory_gib: int
+    """Defaults follow Google's samples (L4: 8 vCPU / 32 GiB; RTX: 20 vCPU / 80 GiB)."""
+    regions: tuple[str, ...]
+    quota_zonal: str
+    quota_no_zonal: str
+    fp8_kv: bool
+    """Hardware FP8 path for vLLM's ``--kv-cache-dtype fp8`` (Ada and newer)."""
+    launch_stage: str
+    source: str
+    notes: str = ""
+
+
+GPU_TYPES: dict[str, GpuType] = {
+    "nvidia-l4": GpuType(
+        name="nvidia-l4",
+        display="NVIDIA L4 (24 GB)",
+        # nvidia-smi reports 23034 MiB for the 24 GB L4; torch sees 22.0-22.5 GiB (llm-sizing §7).
+        vram_bytes=23034 * MIB,
+        min_cpu=4,
+        min_memory_gib=16,
+        default_cpu=8,
+        default_memory_gib=32,
+        regions=(
+            "us-central1",
+            "us-east4",
+            "europe-west1",
+            "europe-west4",
+            "asia-southeast1",
+            "asia-south1",
+        ),
+        quota_zonal="NvidiaL4GpuAllocPerProjectRegion",
+        quota_no_zonal="NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion",
+        fp8_kv=True,
+        launch_stage="GA",
+        source="https://cloud.google.com/run/docs/configuring/services/gpu (facts §1.1, §1.4)",
+        notes="asia-south1 is invitation only; one worker-pools page marks us-central1 so too (§9.3).",
+    ),
+    "nvidia-rtx-pro-6000": GpuType(
+        name="nvidia-rtx-pro-6000",
+        display="NVIDIA RTX PRO 6000 Blackwell (96 GB)",
+        vram_bytes=97887 * MIB,
+        min_cpu=20,
+        min_memory_gib=80,
+        default_cpu=20,
+        default_memory_gib=80,
+        regions=("us-central1", "europe-west4", "asia-southeast1", "asia-south2"),
+        quota_zonal="NvidiaRtxPro6000GpuAllocPerProjectRegion",
+        quota_no_zonal="NvidiaRtxPro6000GpuAllocNoZonalRedundancyPerProjectRegion",
+        fp8_kv=True,
+        launch_stage="BETA",
+        source="https://cloud.google.com/run/docs/configuring/services/gpu (facts §1.1, §1.4)",
+        notes="Preview; asia-south2 is invitation only.",
+    ),
+}
+
+# --- Instance shape -------------------------------------------------------------------------
+# Cloud Run CPU values accepted with a GPU: the provider docstring lists 1,2,4,6,8 for CPU-only
+# services; GPU presets go higher (L4 8/12/16, RTX 20/22/24/30; facts §1.1, oded996 presets).
+ALLOWED_CPU = (4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32)
+MAX_MEMORY_GIB = Sourced(
+    value=192,
+    source="oded996 presets go to 120 Gi (RTX) and 360 Gi (H100 private preview)",
+    conflict="No Google doc states the GPU-instance maximum (facts §9.9); 192 is our cap.",
+)
+
+# --- Concurrency ----------------------------------------------------------------------------
+CONCURRENCY_MIN = 1
+CONCURRENCY_MAX = Sourced(
+    value=1000,
+    source="https://docs.cloud.google.com/run/docs/about-concurrency (facts §3.1)",
+    conflict="Default is 80×vCPU (current doc) vs 80 (older doc); we always set it explicitly.",
+)
+
+# --- Startup probe --------------------------------------------------------------------------
+PROBE_INITIAL_DELAY_MAX = 240
+PROBE_PERIOD_MIN = 1
+PROBE_PERIOD_MAX = 240
+PROBE_TIMEOUT_MIN = 1
+PROBE_FAILURE_THRESHOLD_MIN = 1
+PROBE_TIMEOUT_STRICTLY_BELOW_PERIOD = Sourced(
+    value=1,
+    source="google/cloud/run/v2/k8s.min.proto: timeout 'Must be smaller than period_seconds'",
+    conflict="Google's codelab uses timeout=period=240 (facts §9.7); we follow the proto (stricter).",
+)
+STARTUP_WINDOW_GPU_S = Sourced(
+    value=1800,
+    source="jobs/healthchecks doc + 2026 cold-start blog: failureThreshold×periodSeconds ≤ 1800 with GPU",
+    conflict="Older services docs say 240 s for all services (facts §9.1).",
+)
+STARTUP_WINDOW_CPU_S = Sourced(value=240, source="services/healthchecks: failureThreshold×periodSeconds ≤ 240 s")
+
+# --- Scaling and request timeout ------------------------------------------------------------
+REQUEST_TIMEOUT_MAX_S = 3600
+DEFAULT_GPU_QUOTA = Sourced(
+    value=3,
+    source="observed 'allowed: 3' (pulumi-gcp #3794; codelab feedback #1522)",
+    conflict="0 until requested (zonal-redundancy page) vs 7 (2024 preview docs) (facts §9.4).",
+)
+
+# --- Networking -----------------------------------------------------------------------------
+SUBNET_MIN_PREFIX = 26
+"""Direct VPC egress needs a /26 or larger subnet (facts §5.2)."""
+DIRECT_VPC_IP_MULTIPLIER = Sourced(
+    value=4,
+    source="networking best practices: IPs in use ≈ instances × multiplier",
+    conflict="One page version says ×2, another ×4 (facts §9.5); ×4 is the safe choice.",
+)
+DIRECT_VPC_IP_BLOCK = 16
+"""Cloud Run reserves addresses in /28 blocks (facts §5.2)."""
+PSC_NAME_PATTERN = r"^[a-z][a-z0-9]{0,19}$"
+PRIVATE_GOOGLE_ACCESS_RANGES = ("199.36.153.8/30", "199.36.153.4/30")
+
+# --- Cloud Build ----------------------------------------------------------------------------
+CLOUD_BUILD_DISK_MAX_GB = Sourced(
+    value=1000,
+    source="Cloud Build BuildOptions.diskSizeGb: 'maximum disk size is 1000GB'",
+    conflict="Private pools document up to 4000 GB (facts §9.8).",
+)
+CLOUD_BUILD_MACHINE = "E2_HIGHCPU_32"
+"""The seed's example machine type for baking models (practice L3)."""
+
+
+@dataclass(frozen=True)
+class LoadingMethodFacts:
+    """Throughput assumption for one loading method; feeds the startup-probe timing."""
+
+    name: str
+    bytes_per_s: float
+    source: str
+    needs: tuple[str, ...] = field(default_factory=tuple)
+
+
+LOADING_METHODS: dict[str, LoadingMethodFacts] = {
+    "image": LoadingMethodFacts(
+        "image",
+        0.5 * GIB,
+        "block-level image streaming (cold-start blog 2026); 0.5 GiB/s is our conservative read rate",
+    ),
+    "gcs-fuse": LoadingMethodFacts(
+        "gcs-fuse",
+        0.2 * GIB,
+        "FUSE 'does not parallelize the download' (seed); 0.15-0.5 GB/s cold (llm-sizing §5)",
+        needs=("Direct VPC egress ALL_TRAFFIC + Private Service Connect (L4)",),
+    ),
+    "gcs-download": LoadingMethodFacts(
+        "gcs-download",
+        0.8 * GIB,
+        "parallel GCS read measured at ~0.8 GiB/s (58.28 GiB in 73 s, facts §4.4)",
+        needs=("in-memory volume ≥ model bytes", "Direct VPC egress + PSC (L4)"),
+    ),
+    "internet": LoadingMethodFacts(
+        "internet",
+        0.04 * GIB,
+        "Hugging Face Hub ~41 MB/s per shard from a cloud VM (llm-sizing §5)",
+        needs=("Cloud NAT (L5)",),
+    ),
+}
+
+CONTAINER_START_S = Sourced(
+    value=7,
+    source="GPU instance ready ~5 s + image streaming 1-2 s (services/gpu; cold-start blog)",
+)

@@ -1,0 +1,206 @@
+"""Every sizing formula against numbers checked by hand (the arithmetic is in each comment)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import limits
+from components.errors import ConfigError
+from components.limits import GIB, MIB
+from components.sizing import SizingRequest, catalogue_model, size
+from components.sizing.engines import (
+    engine_parallel_from_config,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token_full,
+    runtime_overhead_bytes,
+)
+from components.sizing.plan import a2_concurrency
+from components.sizing.quant import kv_row_bytes
+
+LLAMA8 = catalogue_model("llama-3.1-8b")
+
+
+def test_kv_per_token_llama_3_1_8b_f16() -> None:
+    # 2 (K,V) × 32 layers × 8 KV heads × 128 head_dim × 2 bytes = 131,072
+    assert kv_bytes_per_token_full(LLAMA8, "f16") == 131_072
+
+
+@pytest.mark.parametrize(
+    ("kv", "expected"),
+    [
+        ("q8_0", 32 * 2 * (1024 // 32 * 34)),  # 1024 elements per row → 32 blocks × 34 B = 1088 B → 69,632
+        ("q4_0", 32 * 2 * (1024 // 32 * 18)),  # 32 blocks × 18 B = 576 B per row → 36,864
+        ("fp8", 32 * 2 * 1024),  # 1 byte per element → 65,536
+    ],
+)
+def test_kv_per_token_quantised(kv: str, expected: int) -> None:
+    assert kv_bytes_per_token_full(LLAMA8, kv) == expected
+
+
+def test_kv_row_bytes_rounds_up_to_whole_blocks() -> None:
+    assert kv_row_bytes("q8_0", 33) == 2 * 34
+    assert kv_row_bytes("f16", 33) == 66
+
+
+def test_llama_cpp_pads_each_slot_to_256_cells() -> None:
+    # ctx 1000 → 1024 cells (GGML_PAD(n_ctx_seq, 256)); 1024 × 131,072 B = 128 MiB
+    assert kv_bytes_per_sequence("llama.cpp", LLAMA8, 1000, "f16") == 1024 * 131_072
+    # vLLM pages 16-token blocks: 1000 → 1008 tokens
+    assert kv_bytes_per_sequence("vllm", LLAMA8, 1000, "f16") == 1008 * 131_072
+
+
+def test_gemma2_sliding_window_layers_hold_only_window_plus_ubatch() -> None:
+    g2 = catalogue_model("gemma-2-9b")
+    assert g2.n_full_layers == 21
+    per_layer = 2 * 8 * 256 * 2  # 8,192 B per layer per token (f16)
+    assert kv_bytes_per_token_full(g2, "f16") == 21 * per_layer == 172_032  # CSV column "full layers only"
+    # llama.cpp, ctx 8192: 21 full layers × 8192 cells + 21 SWA layers × PAD(min(8192, 4096 + 512), 256) = 4608 cells
+    assert kv_bytes_per_sequence("llama.cpp", g2, 8192, "f16") == 21 * 8192 * per_layer + 21 * 4608 * per_layer
+
+
+def test_gemma3_vllm_sliding_layers_hold_window_plus_one_block() -> None:
+    g3 = catalogue_model("gemma-3-4b")
+    per_layer = 2 * 4 * 256 * 2  # 4,096 B
+    # 5 global layers × 32,768 tokens + 29 local layers × (1024 + 16) tokens
+    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto") == 5 * 32_768 * per_layer + 29 * 1040 * per_layer
+
+
+def test_mla_caches_one_latent_per_layer() -> None:
+    ds = catalogue_model("deepseek-v3")
+    # 61 layers × (512 + 64) elements × 2 bytes = 70,272 (vs > 4 MB if K and V were per head)
+    assert kv_bytes_per_token_full(ds, "f16") == 70_272
+
+
+def test_weights_from_bits_per_weight() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="llama.cpp", context_length=4096))
+    assert plan.weights_quant == "Q4_K_M"  # B2: 4-bit by default
+    assert plan.weights_bytes == int(8.03e9 * 4.89 / 8)  # 4,908,337,500 B ≈ 4.57 GiB
+
+
+def test_awq_keeps_embeddings_in_bf16() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="vllm", context_length=4096))
+    embed = 128_256 * 4096 * 2  # untied: embeddings + lm_head
+    assert plan.weights_bytes == int((8.03e9 - embed) * 4.25 / 8 + embed * 16 / 8)
+
+
+def test_a2_rule_matches_the_seed_example() -> None:
+    # 3 model instances, 4 parallel queries, ideal batch 4 → (3 × 4) + (3 × 4) = 24
+    assert a2_concurrency(3, 4, 4) == 24
+
+
+def test_parallel_is_what_fits_and_concurrency_follows_a2() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="llama.cpp", context_length=8192, kv_cache_type="f16"))
+    room = plan.budget_bytes - plan.weights_bytes - plan.runtime_overhead_bytes
+    assert plan.kv_cache_bytes_per_sequence == 8192 * 131_072  # exactly 1 GiB per sequence
+    assert plan.parallel_fit == room // GIB
+    assert plan.max_parallel_sequences == min(plan.parallel_fit, 32)
+    assert plan.max_instance_request_concurrency == 2 * plan.max_parallel_sequences
+    assert plan.used_bytes <= plan.budget_bytes
+
+
+def test_engine_flags_carry_the_same_concurrency_r6() -> None:
+    for engine in ("llama.cpp", "ollama", "vllm"):
+        plan = size(SizingRequest(model=LLAMA8, engine=engine, context_length=4096))
+        assert engine_parallel_from_config(engine, plan.engine_args, plan.engine_env) == plan.max_parallel_sequences
+
+
+def test_llama_cpp_flags_split_total_context_across_slots() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="llama.cpp", context_length=4096, parallel=4))
+    a = plan.engine_args
+    assert a[a.index("-c") + 1] == str(4096 * 4)  # -c is the TOTAL cells; each slot gets c / np
+    assert a[a.index("-np") + 1] == "4"
+    assert a[a.index("-ctk") + 1] == a[a.index("-ctv") + 1] == "q8_0"  # R4 default
+    assert a[a.index("-fa") + 1] == "on"  # a quantised V cache needs flash attention
+
+
+def test_ollama_env() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="ollama", context_length=4096, parallel=3))
+    env = plan.engine_env
+    assert env["OLLAMA_NUM_PARALLEL"] == "3"
+    assert env["OLLAMA_CONTEXT_LENGTH"] == "4096"  # per request; Ollama multiplies by NUM_PARALLEL
+    assert env["OLLAMA_KV_CACHE_TYPE"] == "q8_0"
+    assert env["OLLAMA_FLASH_ATTENTION"] == "1"  # without it the KV type is ignored
+    assert env["OLLAMA_KEEP_ALIVE"] == "-1"
+
+
+def test_vllm_args() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="vllm", context_length=16_384, parallel=8))
+    a = plan.engine_args
+    assert a[a.index("--max-model-len") + 1] == "16384"
+    assert a[a.index("--max-num-seqs") + 1] == "8"
+    assert a[a.index("--gpu-memory-utilization") + 1] == "0.90"
+    assert a[a.index("--kv-cache-dtype") + 1] == "fp8"
+    assert "--enable-prefix-caching" in a
+
+
+def test_vllm_overhead_grows_with_model_size() -> None:
+    small = runtime_overhead_bytes("vllm", catalogue_model("llama-3.2-1b"))
+    big = runtime_overhead_bytes("vllm", catalogue_model("qwen2.5-32b"))
+    assert 1.5 * GIB < small < big <= 6 * GIB
+
+
+def test_probe_from_load_time() -> None:
+    plan = size(SizingRequest(model=LLAMA8, engine="llama.cpp", context_length=4096, loading_method="gcs-fuse"))
+    p = plan.startup_probe
+    # 7 s start + 4.57 GiB / 0.2 GiB/s (22.9 s) + 5 s init = 34.9 s; window = ceil(34.9 × 1.5 + 30) = 83
+    assert p.expected_start_seconds == pytest.approx(34.9, abs=0.1)
+    assert p.window_seconds == 83
+    assert p.initial_delay_seconds == 17
+    assert p.initial_delay_seconds + p.failure_threshold * p.period_seconds >= p.window_seconds
+    assert p.timeout_seconds < p.period_seconds
+    assert p.path == "/health"
+
+
+def test_model_that_cannot_load_in_time_suggests_faster_method() -> None:
+    big = catalogue_model("gpt-oss-120b")  # MXFP4: 116.8 B × 4.34 bit ≈ 59 GiB
+    with pytest.raises(ConfigError) as err:
+        size(
+            SizingRequest(
+                model=big,
+                engine="llama.cpp",
+                gpu="nvidia-rtx-pro-6000",
+                weights_quant="MXFP4",
+                context_length=8192,
+                loading_method="internet",
+            )
+        )
+    assert err.value.field == "loading.method"
+    assert "gcs-download" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "field"),
+    [
+        ({"model": catalogue_model("llama-3.1-70b")}, "model"),  # 40 GiB of 4-bit weights on a 24 GB L4
+        (
+            {"model": LLAMA8, "context_length": 131_072, "kv_cache_type": "f16", "weights_quant": "Q8_0"},
+            "engine.context_length",
+        ),
+        ({"model": LLAMA8, "context_length": 8192, "parallel": 500}, "engine.parallel"),
+        ({"model": LLAMA8, "engine": "llama.cpp", "kv_cache_type": "fp8"}, "engine.kv_cache_type"),
+        ({"model": LLAMA8, "engine": "vllm", "kv_cache_type": "q8_0"}, "engine.kv_cache_type"),
+        ({"model": LLAMA8, "engine": "vllm", "weights_quant": "Q4_K_M"}, "model.quantization"),
+        ({"model": LLAMA8, "context_length": 200_000}, "engine.context_length"),
+        ({"model": LLAMA8, "gpu": "nvidia-h100"}, "gpu.type"),
+    ],
+)
+def test_impossible_configs_name_the_field(request_kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        size(SizingRequest(**request_kwargs))  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert err.value.fix
+
+
+def test_context_error_suggests_the_largest_context_that_fits() -> None:
+    with pytest.raises(ConfigError) as err:
+        size(SizingRequest(model=LLAMA8, context_length=131_072, kv_cache_type="f16", weights_quant="Q8_0"))
+    largest = int(err.value.allowed.split("..")[1])
+    ok = size(SizingRequest(model=LLAMA8, context_length=largest, kv_cache_type="f16", weights_quant="Q8_0"))
+    assert ok.max_parallel_sequences == 1
+    assert largest % 256 == 0
+
+
+def test_gpu_data_carries_sources() -> None:
+    for gpu in limits.GPU_TYPES.values():
+        assert gpu.source and gpu.vram_bytes > 20_000 * MIB and gpu.min_cpu >= 4
+    assert limits.STARTUP_WINDOW_GPU_S.conflict  # §9.1 recorded, not hidden
