@@ -1,0 +1,8 @@
+"""Pulumi program: validate the stack config, build the components, export the outputs."""
+
+import pulumi
+
+from components.stack import build_stack, load_from_pulumi
+
+for key, value in build_stack(load_from_pulumi()).items():
+    pulumi.export(key, value)

@@ -1,0 +1,232 @@
+"""Command line: ``python -m components plan|size|loadtest``.
+
+``plan`` is the main job, offline: it validates a stack file, explains the sizing, and renders
+the resources the stack would create under Pulumi mocks (no Pulumi CLI, no cloud account).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from components.errors import ConfigError, ConfigErrors
+from components.limits import GIB
+
+ROOT = Path(__file__).resolve().parent.parent
+BAR_WIDTH = 60
+
+# Inputs worth showing per resource type in the text plan (wire names, dotted paths).
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "gcp:cloudrunv2/service:Service": (
+        "name",
+        "location",
+        "ingress",
+        "deletionProtection",
+        "template.nodeSelector.accelerator",
+        "template.gpuZonalRedundancyDisabled",
+        "template.containers.0.resources.limits",
+        "template.containers.0.resources.cpuIdle",
+        "template.executionEnvironment",
+        "template.maxInstanceRequestConcurrency",
+        "template.scaling",
+        "template.containers.0.startupProbe",
+        "template.vpcAccess.egress",
+        "template.volumes",
+    ),
+    "gcp:compute/subnetwork:Subnetwork": ("ipCidrRange", "region", "privateIpGoogleAccess"),
+    "gcp:compute/globalAddress:GlobalAddress": ("name", "address", "addressType", "purpose"),
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": ("name", "target", "loadBalancingScheme"),
+    "gcp:dns/managedZone:ManagedZone": ("dnsName", "visibility"),
+    "gcp:dns/recordSet:RecordSet": ("name", "type", "rrdatas"),
+    "gcp:compute/routerNat:RouterNat": (
+        "sourceSubnetworkIpRangesToNat",
+        "enableDynamicPortAllocation",
+        "minPortsPerVm",
+        "maxPortsPerVm",
+        "logConfig",
+    ),
+    "gcp:artifactregistry/repository:Repository": ("repositoryId", "mode", "cleanupPolicies", "remoteRepositoryConfig"),
+    "gcp:storage/bucket:Bucket": (
+        "name",
+        "location",
+        "uniformBucketLevelAccess",
+        "publicAccessPrevention",
+        "softDeletePolicy",
+        "versioning",
+        "forceDestroy",
+    ),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": ("role", "member"),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ("role", "member"),
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("role", "member"),
+    "gcp:serviceaccount/account:Account": ("accountId",),
+}
+
+
+def _dig(d: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(d, list) and part.isdigit() and int(part) < len(d):
+            d = d[int(part)]
+        elif isinstance(d, dict) and part in d:
+            d = d[part]
+        else:
+            return None
+    return d
+
+
+def memory_bar(sizing: dict[str, Any]) -> str:
+    total = sizing["vram_bytes"]
+    parts = [("W", sizing["weights_bytes"]), ("o", sizing["runtime_overhead_bytes"]), ("K", sizing["kv_cache_bytes"])]
+    reserved = total - sizing["budget_bytes"]
+    cells = []
+    for ch, n in parts:
+        cells.append(ch * max(1, round(n / total * BAR_WIDTH)) if n else "")
+    used = sum(len(c) for c in cells)
+    res_cells = max(1, round(reserved / total * BAR_WIDTH))
+    free = max(0, BAR_WIDTH - used - res_cells)
+    bar = "".join(cells) + "." * free + "#" * res_cells
+    legend = (
+        f"W weights {sizing['weights_bytes'] / GIB:.2f} GiB | o engine {sizing['runtime_overhead_bytes'] / GIB:.2f}"
+        f" GiB | K KV {sizing['kv_cache_bytes'] / GIB:.2f} GiB ({sizing['max_parallel_sequences']} × "
+        f"{sizing['kv_cache_bytes_per_sequence'] / GIB:.3f}) | . free | # reserved {reserved / GIB:.2f} GiB"
+        f" of {total / GIB:.2f} GiB"
+    )
+    return f"[{bar}]\n  {legend}"
+
+
+def _sizing_dict(plan: Any) -> dict[str, Any]:
+    d: dict[str, Any] = plan.to_dict()
+    return d
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from components.config import load_stack, read_stack_file, stack_file
+    from components.render import render_program
+
+    root = Path(args.root).resolve()
+    vs = load_stack(args.stack, root)
+    resources = render_program(root / "__main__.py", args.stack, read_stack_file(stack_file(args.stack, root)))
+    custom = [r for r in resources if r.custom]
+    sizing = _sizing_dict(vs.sizing)
+    cfg = vs.config
+    if args.json:
+        out = {
+            "stack": args.stack,
+            "project": cfg.project,
+            "region": cfg.region,
+            "sizing": sizing,
+            "service": {
+                "cpu": vs.cpu,
+                "memory_gib": vs.memory_gib,
+                "max_instance_request_concurrency": vs.concurrency,
+                "in_memory_volume_gib": vs.in_memory_volume_gib,
+                "model_path": vs.model_path,
+            },
+            "resources": [r.to_dict() for r in custom],
+            "components": [r.to_dict() for r in resources if not r.custom],
+        }
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    p = vs.sizing
+    print(f"Stack {args.stack}: project {cfg.project}, region {cfg.region}, environment {cfg.environment}")
+    print(f"Model {p.model} ({p.weights_quant}) on {p.gpu} with {p.engine}; loading: {cfg.loading.method}\n")
+    print("GPU memory")
+    print(memory_bar(sizing) + "\n")
+    print("Sizing derivation")
+    for line in p.explain:
+        print(f"  - {line}")
+    sp = p.startup_probe
+    print(
+        f"\nCloud Run: {vs.cpu} vCPU, {vs.memory_gib} GiB, concurrency {vs.concurrency}, "
+        f"startup probe GET {sp.path} delay {sp.initial_delay_seconds}s period {sp.period_seconds}s "
+        f"timeout {sp.timeout_seconds}s × {sp.failure_threshold}"
+    )
+    print(f"\nResources ({len(custom)})")
+    for r in custom:
+        print(f"  + {r.type}  {r.name}")
+        for key in KEY_SETTINGS.get(r.type, ()):
+            value = _dig(r.inputs, key)
+            if value is not None:
+                print(f"      {key}: {json.dumps(value, default=str)}")
+    return 0
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    from components.sizing import SizingRequest, catalogue_model, catalogue_names, read_gguf, read_hf, size
+
+    if args.list:
+        print("\n".join(catalogue_names()))
+        return 0
+    sources = [x for x in (args.model, args.gguf, args.hf_config) if x]
+    if len(sources) != 1:
+        raise ConfigError("model", sources or None, "give exactly one model", "a catalogue name, --gguf or --hf-config")
+    spec = catalogue_model(args.model) if args.model else read_gguf(args.gguf) if args.gguf else read_hf(args.hf_config)
+    plan = size(
+        SizingRequest(
+            model=spec,
+            engine=args.engine,
+            gpu=args.gpu,
+            context_length=args.context,
+            parallel=args.parallel,
+            kv_cache_type=args.kv_type,
+            weights_quant=args.quant,
+            loading_method=args.loading,
+            model_path=args.model_path or ("/models/model.gguf" if args.engine != "vllm" else "/models/model"),
+        )
+    )
+    if args.json:
+        print(json.dumps({"sizing": _sizing_dict(plan)}, indent=2))
+    else:
+        print(memory_bar(_sizing_dict(plan)))
+        for line in plan.explain:
+            print(f"  - {line}")
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from components.loadtest import main as loadtest_main
+
+    return loadtest_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="explain sizing and list the resources a stack would create (offline)")
+    p.add_argument("--stack", default="dev")
+    p.add_argument("--root", default=str(ROOT), help="project directory holding Pulumi.<stack>.yaml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
+    s = sub.add_parser("size", help="size one model/engine/GPU combination")
+    s.add_argument("model", nargs="?", help="catalogue name (see --list)")
+    s.add_argument("--gguf")
+    s.add_argument("--hf-config")
+    s.add_argument("--list", action="store_true")
+    s.add_argument("--engine", default="llama.cpp", choices=["llama.cpp", "ollama", "vllm"])
+    s.add_argument("--gpu", default="nvidia-l4")
+    s.add_argument("--context", type=int)
+    s.add_argument("--parallel", type=int)
+    s.add_argument("--kv-type")
+    s.add_argument("--quant")
+    s.add_argument("--loading", default="image")
+    s.add_argument("--model-path")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_size)
+    lt = sub.add_parser("loadtest", help="drive an OpenAI-compatible endpoint and recommend concurrency (A3)")
+    from components.loadtest import add_arguments
+
+    add_arguments(lt)
+    lt.set_defaults(func=cmd_loadtest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+        return rc
+    except (ConfigError, ConfigErrors) as exc:
+        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+        return 2

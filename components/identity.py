@@ -1,0 +1,55 @@
+"""The runtime identity: a dedicated service account that starts with no roles at all.
+
+Access is granted on single resources by the components that own them (object read on the
+model bucket, read on the image repository), never project-wide: least privilege by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.errors import ConfigError
+
+TOKEN = "cloudrun-gpu:index:RuntimeIdentity"
+
+
+@dataclass
+class RuntimeIdentityArgs:
+    account_id: str
+    """6-30 characters, lowercase letters, digits and hyphens (GCP rule); changing it replaces the account."""
+    display_name: str = "LLM inference runtime"
+    project: str | None = None
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
+            raise ConfigError(
+                "account_id",
+                self.account_id,
+                "is not a valid service account id",
+                "use 6-30 lowercase letters, digits and hyphens, starting with a letter",
+            )
+
+
+class RuntimeIdentity(pulumi.ComponentResource):
+    account: gcp.serviceaccount.Account
+    email: pulumi.Output[str]
+    member: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RuntimeIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        self.account = gcp.serviceaccount.Account(
+            f"{name}-sa",
+            account_id=args.account_id,
+            display_name=args.display_name,
+            description="Runtime identity of a GPU Cloud Run inference service (no project roles).",
+            project=args.project,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.email = self.account.email
+        self.member = self.account.member
+        self.register_outputs({"email": self.email, "member": self.member})
