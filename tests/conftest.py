@@ -51,13 +51,27 @@ def render(build: Callable[[], Any], stack: str = "test", config: dict[str, str]
     mocks = install_mocks(stack, config or {}, gcp_project="test-project")
     result: dict[str, Any] = {}
 
-    def program() -> None:
-        result["value"] = build()
+    def program() -> Any:
+        import pulumi
+
+        return pulumi.Output.from_input(build()).apply(lambda v: result.__setitem__("value", v))
 
     run_under_mocks(program)
     rendered = Rendered(mocks.resources)
     rendered.value = result.get("value")  # type: ignore[attr-defined]
     return rendered
+
+
+def urns(*resources: Any) -> Any:
+    """An Output of the resources' URNs: return it from a build function to read them after the run."""
+    import pulumi
+
+    return pulumi.Output.all(*[r.urn for r in resources])
+
+
+def parent_type(urn: str) -> str:
+    """The type chain of a URN (``parent$child``): proves ``parent=self``."""
+    return urn.split("::")[2]
 
 
 @pytest.fixture(scope="session")
