@@ -185,6 +185,17 @@ def cmd_size(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cloudbuild(args: argparse.Namespace) -> int:
+    import yaml
+
+    from components.cloudbuild import cloudbuild_config
+    from components.config import load_stack
+
+    vs = load_stack(args.stack, Path(args.root).resolve())
+    print(yaml.safe_dump(cloudbuild_config(vs), sort_keys=False, width=1000), end="")
+    return 0
+
+
 def cmd_loadtest(args: argparse.Namespace) -> int:
     from components.loadtest import main as loadtest_main
 
@@ -214,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-path")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_size)
+    cb = sub.add_parser("cloudbuild", help="print the Cloud Build config that bakes the stack's serving image")
+    cb.add_argument("--stack", default="dev")
+    cb.add_argument("--root", default=str(ROOT))
+    cb.set_defaults(func=cmd_cloudbuild)
     lt = sub.add_parser("loadtest", help="drive an OpenAI-compatible endpoint and recommend concurrency (A3)")
     from components.loadtest import add_arguments
 

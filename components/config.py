@@ -67,7 +67,8 @@ class ModelConfig(_Model):
     quantization: str | None = None
     """Weight format when no file is given; 4-bit by default (B2)."""
     file: str = "model.gguf"
-    """File or directory name the engine loads, under the loading method's mount path."""
+    """File or directory the engine loads under the loading method's mount path; for Ollama, the model
+    name in its store (e.g. ``llama3.1:8b-instruct-q4_K_M``)."""
     object_prefix: str = "models"
     """Bucket folder holding the model for the gcs-* methods."""
     hub_id: str | None = None
@@ -346,7 +347,9 @@ def validate(cfg: StackConfig, base_dir: Path | None = None) -> ValidatedStack:
     if spec is None:
         raise ConfigErrors(errors)
     model_path = f"{MOUNT_PATHS[cfg.loading.method]}/{cfg.model.file}"
-    if cfg.loading.method == "internet" and cfg.model.hub_id:
+    if cfg.engine.name == "ollama":
+        model_path = cfg.model.file  # an Ollama model name; OLLAMA_MODELS points at the mount
+    elif cfg.loading.method == "internet" and cfg.model.hub_id:
         model_path = cfg.model.hub_id
     rate = cfg.loading.throughput_gib_per_s * GIB if cfg.loading.throughput_gib_per_s else None
     req = SizingRequest(

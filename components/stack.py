@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi
 
 from components.bucket import ModelBucket, ModelBucketArgs
-from components.config import PROJECT, SECTIONS, ValidatedStack, parse_config, raw_from_flat, validate
+from components.cloudbuild import image_repository, image_tag
+from components.config import MOUNT_PATHS, PROJECT, SECTIONS, ValidatedStack, parse_config, raw_from_flat, validate
 from components.errors import ConfigError, ConfigErrors
 from components.identity import RuntimeIdentity, RuntimeIdentityArgs
 from components.loading import model_delivery
 from components.network import InferenceNetwork, InferenceNetworkArgs, NatArgs, PscArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
-
-ENGINE_IMAGE_NAMES = {"llama.cpp": "llama-cpp", "ollama": "ollama", "vllm": "vllm"}
 
 
 def load_from_pulumi() -> ValidatedStack:
@@ -35,7 +35,7 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
     """Register every resource of one environment; returns the stack outputs."""
     cfg = vs.config
     svc = cfg.service.name
-    labels = {"app": "llm-inference", "environment": cfg.environment, "engine": ENGINE_IMAGE_NAMES[cfg.engine.name]}
+    labels = {"app": "llm-inference", "environment": cfg.environment, "engine": image_repository(vs)}
     identity = RuntimeIdentity(svc, RuntimeIdentityArgs(account_id=f"{svc}-runtime"[:30], project=cfg.project))
     net = cfg.network
     network = InferenceNetwork(
@@ -86,7 +86,7 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
             project=cfg.project,
         ),
     )
-    mount_path = vs.model_path.rsplit("/", 1)[0] if vs.model_path.startswith("/") else "/models-mem"
+    mount_path = MOUNT_PATHS[cfg.loading.method]
     delivery = model_delivery(
         cfg.loading.method,
         mount_path=mount_path,
@@ -95,8 +95,10 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
         in_memory_gib=vs.in_memory_volume_gib,
         hub_url=cfg.model.hub_id,
     )
+    if cfg.engine.name == "ollama":  # Ollama reads its own blob store from the mount (or the image's /models)
+        delivery = replace(delivery, env={**delivery.env, "OLLAMA_MODELS": mount_path})
     image = cfg.engine.image or registry.registry_uri.apply(
-        lambda uri: f"{uri}/{ENGINE_IMAGE_NAMES[cfg.engine.name]}:{vs.sizing.model.replace(' ', '-').lower()}"
+        lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m components cloudbuild` tags
     )
     service = GpuInferenceService(
         svc,

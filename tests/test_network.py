@@ -56,8 +56,12 @@ def test_default_network_children_and_their_inputs() -> None:
 
     nat = r.one(NAT).inputs
     assert nat["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
-    assert nat["subnetworks"] == [{"name": "projects/test-project/regions/europe-west1/subnetworks/inet-subnet",
-                                   "sourceIpRangesToNats": ["ALL_IP_RANGES"]}]
+    assert nat["subnetworks"] == [
+        {
+            "name": "projects/test-project/regions/europe-west1/subnetworks/inet-subnet",
+            "sourceIpRangesToNats": ["ALL_IP_RANGES"],
+        }
+    ]
     assert nat["natIpAllocateOption"] == "AUTO_ONLY"
     assert nat["enableDynamicPortAllocation"] is True
     assert nat["enableEndpointIndependentMapping"] is False  # mutually exclusive with DPA
@@ -92,10 +96,16 @@ def test_private_dns_sends_google_apis_and_artifact_registry_to_the_endpoint() -
     for zone in r.of_type(ZONE):
         assert zone.inputs["visibility"] == "private"
         assert zone.inputs["privateVisibilityConfig"]["networks"] == [
-            {"networkUrl": "projects/test-project/global/networks/inet-vpc"}]
+            {"networkUrl": "projects/test-project/global/networks/inet-vpc"}
+        ]
     assert {z.inputs["dnsName"] for z in r.of_type(ZONE)} == {"googleapis.com.", "pkg.dev.", "gcr.io."}
-    for host in ("storage.googleapis.com.", "run.googleapis.com.", "googleapis.com.",
-                 "europe-west1-docker.pkg.dev.", "gcr.io."):
+    for host in (
+        "storage.googleapis.com.",
+        "run.googleapis.com.",
+        "googleapis.com.",
+        "europe-west1-docker.pkg.dev.",
+        "gcr.io.",
+    ):
         assert resolve(r, host) == "10.255.255.254", host
 
 
@@ -107,9 +117,13 @@ def test_children_are_parented_to_the_component() -> None:
 
 
 def test_vpc_sc_target_and_custom_nat() -> None:
-    r = build(InferenceNetworkArgs(region="us-central1", psc=PscArgs(target="vpc-sc", name="apis2"),
-                                   nat=NatArgs(dynamic_port_allocation=False, min_ports_per_vm=1024,
-                                               log_filter="ALL")))
+    r = build(
+        InferenceNetworkArgs(
+            region="us-central1",
+            psc=PscArgs(target="vpc-sc", name="apis2"),
+            nat=NatArgs(dynamic_port_allocation=False, min_ports_per_vm=1024, log_filter="ALL"),
+        )
+    )
     assert r.one(RULE).inputs["target"] == "vpc-sc"
     assert r.one(RULE).inputs["name"] == "apis2"
     nat = r.one(NAT).inputs
@@ -127,8 +141,11 @@ def test_nat_and_psc_can_be_turned_off() -> None:
 def test_bring_your_own_network_creates_no_network() -> None:
     byo_net = "projects/shared-vpc/global/networks/corp"
     byo_sub = "projects/shared-vpc/regions/europe-west1/subnetworks/run"
-    r = build(InferenceNetworkArgs(region="europe-west1", existing_network=byo_net, existing_subnetwork=byo_sub,
-                                   subnet_cidr="ignored"))
+    r = build(
+        InferenceNetworkArgs(
+            region="europe-west1", existing_network=byo_net, existing_subnetwork=byo_sub, subnet_cidr="ignored"
+        )
+    )
     assert not r.of_type(NET) and not r.of_type(SUBNET)
     assert r.one(ADDR).inputs["network"] == byo_net
     assert r.one(NAT).inputs["subnetworks"][0]["name"] == byo_sub

@@ -21,6 +21,7 @@ from components.sizing.quant import kv_row_bytes
 from components.sizing.spec import ModelSpec
 
 PORT = 8080
+OLLAMA_INTERNAL_PORT = 11434
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,9 @@ def render_engine_config(
         return args, {}
     if engine == "ollama":
         env = {
-            "OLLAMA_HOST": f"0.0.0.0:{PORT}",
+            # Ollama listens privately; container/ollama/entrypoint.sh preloads the model and only then
+            # opens PORT (D2: Ollama's own port is up before the model is in GPU memory).
+            "OLLAMA_HOST": f"127.0.0.1:{OLLAMA_INTERNAL_PORT}",
             "OLLAMA_NUM_PARALLEL": str(parallel),
             "OLLAMA_CONTEXT_LENGTH": str(context),
             "OLLAMA_KV_CACHE_TYPE": kv_type,

@@ -1,0 +1,235 @@
+"""Model storage and delivery: bucket, registry, IAM, the four loading methods, images and Cloud Build."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.bucket import ModelBucket, ModelBucketArgs
+from components.cloudbuild import cloudbuild_config, image_uri
+from components.config import load_stack, parse_config, validate
+from components.errors import ConfigErrors
+from components.loading import GCS_FUSE_MOUNT_OPTIONS, model_delivery
+from components.registry import ModelRegistry, ModelRegistryArgs
+
+from .conftest import ROOT, parent_type, render, urns
+
+SA = "serviceAccount:llm-runtime@test-project.iam.gserviceaccount.com"
+BUCKET = "gcp:storage/bucket:Bucket"
+REPO = "gcp:artifactregistry/repository:Repository"
+
+
+def test_bucket_is_private_uniform_and_soft_deleting() -> None:
+    r = render(
+        lambda: urns(
+            *ModelBucket(
+                "models",
+                ModelBucketArgs(location="europe-west1", reader_members=[SA], soft_delete_days=30, versioning=True),
+            ).reader_bindings
+        )
+    )
+    b = r.one(BUCKET).inputs
+    assert b["name"] == "llm-models-5eed1e55"  # stable random suffix (pulumi_random)
+    assert b["uniformBucketLevelAccess"] is True
+    assert b["publicAccessPrevention"] == "enforced"
+    assert b["softDeletePolicy"] == {"retentionDurationSeconds": 30 * 86_400}
+    assert b["versioning"] == {"enabled": True}
+    assert b["lifecycleRules"][0]["condition"] == {"daysSinceNoncurrentTime": 30}
+    assert b["forceDestroy"] is False  # the default: never delete a model with the stack
+    assert r.one("random:index/randomId:RandomId").inputs["byteLength"] == 4
+    iam = r.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs
+    assert iam == {"bucket": "llm-models-5eed1e55", "role": "roles/storage.objectViewer", "member": SA}
+    assert all(parent_type(u).startswith("cloudrun-gpu:index:ModelBucket$") for u in r.value)  # type: ignore[attr-defined]
+
+
+def test_registry_cleanup_remote_caches_and_reader_iam() -> None:
+    r = render(
+        lambda: urns(
+            *ModelRegistry(
+                "reg", ModelRegistryArgs(location="europe-west1", reader_members=[SA], keep_versions=3)
+            ).reader_bindings
+        )
+    )
+    repos = {x.inputs["repositoryId"]: x.inputs for x in r.of_type(REPO)}
+    main = repos["llm-serving"]
+    assert main["format"] == "DOCKER" and main["mode"] == "STANDARD_REPOSITORY"
+    assert main["dockerConfig"] == {"immutableTags": True}
+    assert main["cleanupPolicyDryRun"] is False
+    assert main["cleanupPolicies"] == [
+        {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 3}},
+        {"id": "delete-untagged", "action": "DELETE", "condition": {"tagState": "UNTAGGED", "olderThan": "7d"}},
+    ]
+    hub = repos["llm-serving-docker-hub"]
+    assert hub["mode"] == "REMOTE_REPOSITORY"
+    assert hub["remoteRepositoryConfig"]["dockerRepository"] == {"publicRepository": "DOCKER_HUB"}
+    ghcr = repos["llm-serving-ghcr"]
+    assert ghcr["remoteRepositoryConfig"]["commonRepository"] == {"uri": "https://ghcr.io"}
+    bindings = r.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert {(b.inputs["repository"], b.inputs["role"], b.inputs["member"]) for b in bindings} == {
+        (repo, "roles/artifactregistry.reader", SA) for repo in repos
+    }
+    assert all(b.inputs["location"] == "europe-west1" for b in bindings)
+
+
+def test_registry_without_remote_caches() -> None:
+    r = render(lambda: ModelRegistry("reg", ModelRegistryArgs(location="us-central1", remote_caches=[])).registry_uri)
+    assert len(r.of_type(REPO)) == 1
+    assert r.value == "us-central1-docker.pkg.dev/test-project/llm-serving"  # type: ignore[attr-defined]
+
+
+def test_image_method_mounts_nothing() -> None:
+    d = model_delivery("image", mount_path="/models")
+    assert (d.volumes, d.mounts, d.env) == ([], [], {})
+
+
+def test_gcs_fuse_is_a_read_only_volume_with_documented_options() -> None:
+    d = model_delivery("gcs-fuse", mount_path="/mnt/models", bucket="b", object_prefix="/models/llama/")
+    assert d.volumes == [
+        {
+            "name": "model",
+            "gcs": {
+                "bucket": "b",
+                "read_only": True,
+                "mount_options": [
+                    "implicit-dirs",
+                    "only-dir=models/llama",
+                    "metadata-cache-ttl-secs=-1",
+                    "stat-cache-max-size-mb=-1",
+                    "sequential-read-size-mb=1024",
+                    "log-severity=warning",
+                ],
+            },
+        }
+    ]
+    assert d.mounts == [{"name": "model", "mount_path": "/mnt/models"}]
+    assert all(not o.startswith("-") for o in d.volumes[0]["gcs"]["mount_options"])  # Cloud Run: no dashes
+    assert all(why for why in GCS_FUSE_MOUNT_OPTIONS.values())  # every option documented
+
+
+def test_gcs_download_is_an_in_memory_volume_and_a_gs_uri() -> None:
+    d = model_delivery("gcs-download", mount_path="/models-mem", bucket="b", object_prefix="models", in_memory_gib=6)
+    assert d.volumes == [{"name": "model", "empty_dir": {"medium": "MEMORY", "size_limit": "6Gi"}}]
+    assert d.env == {"MODEL_DOWNLOAD_URI": "gs://b/models/*", "MODEL_DIR": "/models-mem"}
+    assert not d.needs_nat
+
+
+def test_internet_needs_nat_and_warns() -> None:
+    d = model_delivery("internet", mount_path="/models-mem", in_memory_gib=2, hub_url="https://hf.co/x/y.gguf")
+    assert d.needs_nat and "bucket" in d.notes[0]
+    assert d.env["MODEL_DOWNLOAD_URL"] == "https://hf.co/x/y.gguf"
+
+
+BASE: dict[str, Any] = {"project": "my-project", "region": "europe-west1", "model": {"name": "llama-3.2-3b"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "volume_key", "mount"),
+    [("gcs-fuse", "gcs", "/mnt/models"), ("gcs-download", "emptyDir", "/models-mem"), ("image", None, None)],
+)
+def test_service_gets_the_volume_and_mount_of_each_method(
+    method: str, volume_key: str | None, mount: str | None
+) -> None:
+    from components.stack import build_stack
+
+    vs = validate(parse_config({**BASE, "loading": {"method": method}}))
+    r = render(lambda: build_stack(vs)["url"])
+    t = r.one("gcp:cloudrunv2/service:Service").inputs["template"]
+    if volume_key is None:
+        assert "volumes" not in t and "volumeMounts" not in t["containers"][0]
+        assert not r.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")  # least privilege: no bucket access
+        return
+    assert volume_key in t["volumes"][0]
+    assert t["containers"][0]["volumeMounts"] == [{"name": "model", "mountPath": mount}]
+    assert t["containers"][0]["args"][t["containers"][0]["args"].index("-m") + 1].startswith(mount)
+    iam = r.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs
+    assert iam["role"] == "roles/storage.objectViewer" and iam["member"].endswith(
+        "llm-runtime@my-project.iam.gserviceaccount.com"
+    )
+    if method == "gcs-download":
+        limits = t["containers"][0]["resources"]["limits"]
+        size_gib = int(t["volumes"][0]["emptyDir"]["sizeLimit"].removesuffix("Gi"))
+        assert int(limits["memory"].removesuffix("Gi")) >= size_gib + 4  # memory covers the in-memory copy
+
+
+def test_internet_without_nat_and_pickle_model_are_refused() -> None:
+    with pytest.raises(ConfigErrors, match="Cloud NAT"):
+        validate(parse_config({**BASE, "loading": {"method": "internet"}, "network": {"nat": {"enabled": False}}}))
+    with pytest.raises(ConfigErrors, match="pickle"):
+        validate(parse_config({**BASE, "model": {"name": "llama-3.2-3b", "file": "consolidated.pth"}}))
+
+
+# --- build-time side ---------------------------------------------------------------------------
+
+CONTAINER = ROOT / "container"
+
+
+def dockerfile_stages(path: Path) -> list[tuple[str, list[str]]]:
+    """(FROM line, instructions) per stage, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    stages: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append((line, []))
+        elif stages:
+            stages[-1][1].append(line)
+    return stages
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "ollama", "vllm"])
+def test_dockerfile_stages_and_a_single_model_copy(engine: str) -> None:
+    stages = dockerfile_stages(CONTAINER / engine / "Dockerfile")
+    names = [re.search(r"\bAS (\S+)", f, re.IGNORECASE) for f, _ in stages]
+    assert names[0] is not None and names[0].group(1) == "model"  # the model has a stage of its own
+    _, final = stages[-1]
+    assert names[-1] is None  # the runtime stage is the last, unnamed one
+    model_copies = [i for i in final if i.startswith("COPY") and "--from=model" in i]
+    assert len(model_copies) == 1 and model_copies[0].endswith("/models /models")  # one layer, same content (L3)
+    assert not any(i.startswith("COPY") and "model/" in i.split()[-2:][0] for i in final)  # no other model copy
+    assert any(i.startswith("ENTRYPOINT") for i in final)
+    assert "ARG" in (CONTAINER / engine / "Dockerfile").read_text()  # base image pinned through an ARG
+    for f, _ in stages:
+        assert ":latest" not in f
+
+
+def test_entrypoints_are_posix_shell_and_reference_what_the_images_copy() -> None:
+    for script in (CONTAINER / "entrypoint.sh", CONTAINER / "ollama" / "entrypoint.sh"):
+        text = script.read_text()
+        assert text.startswith("#!/bin/sh") and "set -eu" in text
+    assert "api/generate" in (CONTAINER / "ollama" / "entrypoint.sh").read_text()  # preloads before the port opens
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_generated_cloud_build_config_is_valid(stack: str) -> None:
+    vs = load_stack(stack, ROOT)
+    cfg = yaml.safe_load(yaml.safe_dump(cloudbuild_config(vs)))
+    assert cfg["options"]["machineType"] == "E2_HIGHCPU_32"  # the seed's example (L3)
+    assert 100 <= cfg["options"]["diskSizeGb"] <= 1000
+    assert cfg["images"] == [image_uri(vs)]
+    build = cfg["steps"][-1]
+    assert build["name"] == "gcr.io/cloud-builders/docker"
+    dockerfile = build["args"][build["args"].index("-f") + 1]
+    assert (ROOT / dockerfile).is_file()
+    assert build["args"][-1] == "container"
+    ids = [s["id"] for s in cfg["steps"]]
+    if vs.config.loading.method == "image":
+        assert ids[:2] == ["stage-model", "pin-timestamps"]  # identical model layer across builds
+    else:
+        assert "stage-model" not in ids
+    if vs.config.engine.name == "llama.cpp":
+        engine_args = next(a for a in build["args"] if a.startswith("ENGINE_ARGS="))
+        assert "-np" in engine_args and "-ngl 0" in engine_args
+
+
+def test_stack_deploys_the_image_cloud_build_produces() -> None:
+    from components.stack import build_stack
+
+    vs = load_stack("dev", ROOT)
+    r = render(lambda: build_stack(vs)["image"])
+    assert r.value == image_uri(vs)  # type: ignore[attr-defined]
