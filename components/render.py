@@ -88,13 +88,15 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def install_mocks(stack: str, config: dict[str, str], gcp_project: str = "mock-project") -> RecordingMocks:
+def install_mocks(
+    stack: str, config: dict[str, str], gcp_project: str = "mock-project", project: str = PROJECT
+) -> RecordingMocks:
     """Fresh mocks and config for one program run (Python ≥3.12 needs an event loop first)."""
     asyncio.set_event_loop(asyncio.new_event_loop())
     # The root Stack of an earlier run lives on the old loop; set_mocks keeps it unless cleared.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks(gcp_project=gcp_project)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config)
     return mocks
 
@@ -114,9 +116,10 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
-def render_program(program: Path, stack: str, config: dict[str, str]) -> list[Recorded]:
-    """Run ``program`` (a ``__main__.py``) for ``stack`` with ``config``; return what it registered."""
-    mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", "mock-project"))
+def render_program(program: Path, stack: str, config: dict[str, str], project: str = PROJECT) -> list[Recorded]:
+    """Run ``program`` (a ``__main__.py``) of Pulumi project ``project`` for ``stack`` with ``config``;
+    return what it registered."""
+    mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", "mock-project"), project=project)
     with _cwd(program.parent):
         run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))

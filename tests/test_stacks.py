@@ -1,0 +1,100 @@
+"""The real program (``__main__.py``) run under mocks for every committed stack file, and the example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components import limits
+from components.config import load_stack, read_stack_file, stack_file
+from components.render import render_program
+
+from .conftest import ROOT, Rendered
+
+STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def run(stack: str) -> Rendered:
+    return Rendered(render_program(ROOT / "__main__.py", stack, read_stack_file(stack_file(stack, ROOT))))
+
+
+def test_every_environment_is_committed() -> None:
+    assert {"dev", "prod"} <= set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_program_renders_the_service_the_sizing_plan_describes(stack: str) -> None:
+    vs = load_stack(stack, ROOT)
+    r = run(stack)
+    s = r.one("gcp:cloudrunv2/service:Service").inputs
+    t = s["template"]
+    c = t["containers"][0]
+    gpu = limits.GPU_TYPES[vs.config.gpu.type]
+    assert t["nodeSelector"]["accelerator"] == gpu.name
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert int(c["resources"]["limits"]["cpu"]) >= gpu.min_cpu
+    assert int(c["resources"]["limits"]["memory"].removesuffix("Gi")) >= gpu.min_memory_gib
+    assert c["resources"]["cpuIdle"] is False
+    assert t["executionEnvironment"] == "EXECUTION_ENVIRONMENT_GEN2"
+    assert t["maxInstanceRequestConcurrency"] == vs.concurrency
+    assert vs.concurrency >= vs.sizing.max_parallel_sequences  # R6
+    p = vs.sizing.startup_probe
+    probe = c["startupProbe"]
+    assert (
+        probe["initialDelaySeconds"],
+        probe["periodSeconds"],
+        probe["timeoutSeconds"],
+        probe["failureThreshold"],
+    ) == (p.initial_delay_seconds, p.period_seconds, p.timeout_seconds, p.failure_threshold)
+    assert "httpGet" in probe and "tcpSocket" not in probe
+    assert probe["failureThreshold"] * probe["periodSeconds"] <= limits.STARTUP_WINDOW_GPU_S.value
+    assert probe["initialDelaySeconds"] <= limits.PROBE_INITIAL_DELAY_MAX
+    assert t["vpcAccess"]["egress"] == "ALL_TRAFFIC"
+    iface = t["vpcAccess"]["networkInterfaces"][0]
+    subnet = r.one("gcp:compute/subnetwork:Subnetwork")
+    assert iface["subnetwork"] == f"projects/{vs.config.project}/regions/{vs.config.region}/subnetworks/{subnet.name}"
+    sa = r.one("gcp:serviceaccount/account:Account").inputs["accountId"]
+    assert t["serviceAccount"].startswith(f"{sa}@{vs.config.project}.")
+    invokers = [m.inputs["member"] for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")]
+    assert invokers == list(vs.config.service.invokers)
+    assert "allUsers" not in invokers and "allAuthenticatedUsers" not in invokers
+    assert s["deletionProtection"] is (stack == "prod")
+    bucket = r.one("gcp:storage/bucket:Bucket").inputs
+    assert bucket["forceDestroy"] is (stack != "prod")
+
+
+def test_prod_uses_zonal_redundancy_and_warm_instance() -> None:
+    t = run("prod").one("gcp:cloudrunv2/service:Service").inputs["template"]
+    assert t["gpuZonalRedundancyDisabled"] is False
+    assert t["scaling"]["minInstanceCount"] == 1
+
+
+def test_public_invoker_only_when_configured(tmp_path: Path) -> None:
+    text = (ROOT / "Pulumi.dev.yaml").read_text().replace("group:llm-developers@example.com", "allUsers")
+    (tmp_path / "Pulumi.public.yaml").write_text(text)
+    flat = read_stack_file(tmp_path / "Pulumi.public.yaml")
+    r = Rendered(render_program(ROOT / "__main__.py", "public", flat))
+    members = [m.inputs["member"] for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")]
+    assert members == ["allUsers"]
+
+
+def test_invalid_stack_stops_the_program_with_the_message_only(tmp_path: Path) -> None:
+    import pulumi
+
+    flat = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    flat["gcp:region"] = "us-west1"
+    with pytest.raises(pulumi.RunError) as err:
+        render_program(ROOT / "__main__.py", "bad", flat)
+    assert "region = 'us-west1'" in str(err.value) and "fix:" in str(err.value)
+
+
+def test_example_stack_imports_the_components() -> None:
+    example = ROOT / "examples" / "team_stack"
+    flat = read_stack_file(example / "Pulumi.example.yaml")
+    r = Rendered(render_program(example / "__main__.py", "example", flat, project="team-llm"))
+    assert not r.of_type("gcp:compute/network:Network")  # shared VPC passed in: nothing network-level created
+    t = r.one("gcp:cloudrunv2/service:Service").inputs["template"]
+    assert t["vpcAccess"]["networkInterfaces"][0]["network"] == "projects/shared-vpc-host/global/networks/corp"
+    assert t["containers"][0]["args"][t["containers"][0]["args"].index("--max-model-len") + 1] == "16384"
+    assert t["containers"][0]["image"] == "us-central1-docker.pkg.dev/team-llm-dev/team-llm/vllm:qwen2.5-7b"
