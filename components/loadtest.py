@@ -162,12 +162,25 @@ def recommend(levels: list[LevelResult], ttft_slo_s: float) -> tuple[int, str]:
     )
 
 
-def write_back(stack_path: Path, concurrency: int) -> None:
-    """Set ``cloudrun-gpu:scaling.max_concurrency`` in a stack file (comments are not preserved)."""
+def write_back(stack_path: Path, concurrency: int) -> list[str]:
+    """Store the recommendation in a stack file (comments are not preserved); returns what changed.
+
+    Sets ``scaling.max_concurrency``; when that is below the engine's parallel slots it lowers
+    ``engine.parallel`` too, so the engine and Cloud Run keep agreeing (R6).
+    """
+    from components.config import load_stack
+
+    stack = stack_path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    parallel = load_stack(stack, stack_path.parent).sizing.max_parallel_sequences
     data = yaml.safe_load(stack_path.read_text()) or {}
-    scaling = data.setdefault("config", {}).setdefault(f"{PROJECT}:scaling", {})
-    scaling["max_concurrency"] = concurrency
+    config = data.setdefault("config", {})
+    config.setdefault(f"{PROJECT}:scaling", {})["max_concurrency"] = concurrency
+    changed = [f"scaling.max_concurrency = {concurrency}"]
+    if concurrency < parallel:
+        config.setdefault(f"{PROJECT}:engine", {})["parallel"] = concurrency
+        changed.append(f"engine.parallel = {concurrency} (was {parallel})")
     stack_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return changed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -218,7 +231,8 @@ def main(args: argparse.Namespace) -> int:
         results.append(r)
     pick, why = recommend(results, args.ttft_slo)
     if args.write_stack:
-        write_back(Path(args.write_stack), pick)
+        for change in write_back(Path(args.write_stack), pick):
+            sys.stderr.write(f"{args.write_stack}: {change}\n")
     if args.json:
         print(
             json.dumps({"levels": [asdict(r) for r in results], "recommended_concurrency": pick, "why": why}, indent=2)
