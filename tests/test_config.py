@@ -104,6 +104,10 @@ def test_defaults_follow_the_seed() -> None:
     assert prod.deletion_protection and not prod.force_destroy
 
 
+def test_no_force_destroy_in_production() -> None:
+    only(errors_for(environment="prod", bucket={"force_destroy": True}), "bucket.force_destroy")
+
+
 def test_stack_file_is_read_like_pulumi_does(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.x.yaml").write_text(
         "config:\n  gcp:project: my-project\n  gcp:region: europe-west1\n"

@@ -19,28 +19,22 @@ from typing import Any
 import pytest
 
 from components.cli import main as cli_main
-from components.llamacpp import free_port, http_status, local_args, parse_memory, probe_accepts, run_server, wait_ready
+from components.llamacpp import (
+    free_port,
+    http_status,
+    local_args,
+    parse_memory,
+    plan_for_gguf,
+    probe_accepts,
+    run_server,
+    wait_ready,
+)
 from components.loadtest import percentile, recommend, write_back
-from components.sizing import SizingPlan, SizingRequest, read_gguf, size
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 CONTAINER = ROOT / "container"
-
-
-def plan_for(gguf: Path, context: int, parallel: int, kv: str, **extra: Any) -> SizingPlan:
-    return size(
-        SizingRequest(
-            model=read_gguf(gguf),
-            engine="llama.cpp",
-            context_length=context,
-            parallel=parallel,
-            kv_cache_type=kv,
-            model_path=str(gguf),
-            **extra,
-        )
-    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +44,7 @@ def plan_for(gguf: Path, context: int, parallel: int, kv: str, **extra: Any) -> 
 def test_kv_cache_and_model_buffer_match_the_sizing(
     engine_env: dict[str, str], smollm2_gguf: Path, tmp_path: Path, context: int, parallel: int, kv: str
 ) -> None:
-    plan = plan_for(smollm2_gguf, context, parallel, kv)
+    plan = plan_for_gguf(smollm2_gguf, context, parallel, kv)
     port = free_port()
     with run_server(
         [engine_env["LLAMA_SERVER"], *local_args(plan.engine_args, port)], port, tmp_path / "server.log"
@@ -69,7 +63,7 @@ def test_probe_passes_only_once_the_model_is_loaded(
     engine_env: dict[str, str], smollm2_gguf: Path, tmp_path: Path
 ) -> None:
     # a large f16 cache (8 slots × 8,192 cells, 1.4 GiB) makes loading last long enough to observe
-    plan = plan_for(smollm2_gguf, 8192, 8, "f16")
+    plan = plan_for_gguf(smollm2_gguf, 8192, 8, "f16")
     port = free_port()
     with run_server(
         [engine_env["LLAMA_SERVER"], *local_args(plan.engine_args, port)], port, tmp_path / "server.log"
@@ -106,7 +100,7 @@ def test_build_time_prompt_cache_is_restored_with_the_same_flags(
     slots = tmp_path / "slots"
     preamble = tmp_path / "preamble.txt"
     preamble.write_text((CONTAINER / "preamble.txt").read_text() * 40)
-    plan = plan_for(smollm2_gguf, 4096, 1, "q8_0", slot_save_path=str(slots))
+    plan = plan_for_gguf(smollm2_gguf, 4096, 1, "q8_0", slot_save_path=str(slots))
     port = free_port()
     args = local_args(plan.engine_args, port)
     assert args[args.index("--slot-save-path") + 1] == str(slots)  # the service's own flags (R2)
@@ -154,7 +148,7 @@ def test_build_time_prompt_cache_is_restored_with_the_same_flags(
 def test_loadtest_against_the_real_server(
     engine_env: dict[str, str], smollm2_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = plan_for(smollm2_gguf, 1024, 4, "q8_0")
+    plan = plan_for_gguf(smollm2_gguf, 1024, 4, "q8_0")
     port = free_port()
     with run_server(
         [engine_env["LLAMA_SERVER"], *local_args(plan.engine_args, port)], port, tmp_path / "server.log"
