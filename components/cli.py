@@ -96,11 +96,6 @@ def memory_bar(sizing: dict[str, Any]) -> str:
     return f"[{bar}]\n  {legend}"
 
 
-def _sizing_dict(plan: Any) -> dict[str, Any]:
-    d: dict[str, Any] = plan.to_dict()
-    return d
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     from components.config import load_stack, read_stack_file, stack_file
     from components.render import render_program
@@ -109,7 +104,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     vs = load_stack(args.stack, root)
     resources = render_program(root / "__main__.py", args.stack, read_stack_file(stack_file(args.stack, root)))
     custom = [r for r in resources if r.custom]
-    sizing = _sizing_dict(vs.sizing)
+    sizing = vs.sizing.to_dict()
     cfg = vs.config
     if args.json:
         out = {
@@ -177,9 +172,9 @@ def cmd_size(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        print(json.dumps({"sizing": _sizing_dict(plan)}, indent=2))
+        print(json.dumps({"sizing": plan.to_dict()}, indent=2))
     else:
-        print(memory_bar(_sizing_dict(plan)))
+        print(memory_bar(plan.to_dict()))
         for line in plan.explain:
             print(f"  - {line}")
     return 0

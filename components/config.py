@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import limits, netcalc
-from components.errors import ConfigError, ConfigErrors
+from components.errors import ConfigError, ConfigErrors, collect
 from components.limits import GIB
 from components.sizing import SizingPlan, SizingRequest, catalogue_model, read_gguf, read_hf, refuse_pickle, size
 from components.sizing.spec import ModelSpec
@@ -251,15 +251,6 @@ def validate(cfg: StackConfig, base_dir: Path | None = None) -> ValidatedStack:
     """Cross-field checks and the sizing plan; raises ConfigErrors listing every problem found."""
     errors: list[ConfigError] = []
 
-    def check(fn: Any) -> Any:
-        try:
-            return fn()
-        except ConfigErrors as e:
-            errors.extend(e.errors)
-        except ConfigError as e:
-            errors.append(e)
-        return None
-
     gpu = limits.GPU_TYPES.get(cfg.gpu.type)
     if gpu is None:
         errors.append(
@@ -351,9 +342,9 @@ def validate(cfg: StackConfig, base_dir: Path | None = None) -> ValidatedStack:
                 "0, 7..90",
             )
         )
-    check(lambda: _check_network(cfg))
+    collect(errors, lambda: _check_network(cfg))
 
-    spec = check(lambda: model_spec(cfg, base_dir))
+    spec = collect(errors, lambda: model_spec(cfg, base_dir))
     if spec is None:
         raise ConfigErrors(errors)
     model_path = f"{MOUNT_PATHS[cfg.loading.method]}/{cfg.model.file}"
@@ -378,7 +369,7 @@ def validate(cfg: StackConfig, base_dir: Path | None = None) -> ValidatedStack:
         model_path=model_path,
         slot_save_path="/slots" if cfg.engine.prompt_cache else None,
     )
-    plan: SizingPlan | None = check(lambda: size(req))
+    plan = collect(errors, lambda: size(req))
     if plan is None:
         raise ConfigErrors(errors)
 
@@ -450,11 +441,8 @@ def _check_network(cfg: StackConfig) -> None:
         psc_name=net.psc.name if net.psc.enabled else None,
         psc_address=net.psc.address if net.psc.enabled else None,
     )
-    try:
-        if net.nat.enabled:
-            _check_nat(net.nat)
-    except ConfigError as e:
-        errs.append(e)
+    if net.nat.enabled:
+        collect(errs, lambda: _check_nat(net.nat))
     if errs:
         raise ConfigErrors(errs)
 

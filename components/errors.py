@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -34,3 +37,15 @@ class ConfigErrors(ValueError):
     def render(self) -> str:
         head = f"{len(self.errors)} configuration error(s):"
         return "\n".join([head, *(f"- {e.render()}" for e in self.errors)])
+
+
+def collect(errors: list[ConfigError], check: Callable[[], T]) -> T | None:
+    """Run ``check``; record its ConfigError(s) in ``errors`` instead of raising, so one run reports
+    every mistake. Returns the check's result, or None when it failed."""
+    try:
+        return check()
+    except ConfigErrors as e:
+        errors.extend(e.errors)
+    except ConfigError as e:
+        errors.append(e)
+    return None

@@ -8,9 +8,11 @@ exactly what the Cloud Run service gets.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.limits import MIB
 from components.sizing import SizingPlan, SizingRequest, read_gguf, size
 
-MIB = 1024**2
-DEFAULT_CACHE = Path.home() / ".cache" / "cloudrun-gpu-llm"
+CACHE = Path(os.environ.get("CLOUDRUN_GPU_CACHE", Path.home() / ".cache" / "cloudrun-gpu-llm"))
+"""Where scripts/ensure_engine.sh keeps llama-server and the test models (outside the clone)."""
+CONTAINER = Path(__file__).resolve().parent.parent / "container"
 
 
-def read_engine_env(cache: Path = DEFAULT_CACHE) -> dict[str, str]:
+def read_engine_env(cache: Path = CACHE) -> dict[str, str]:
     """``LLAMA_SERVER`` and ``SMOLLM2_GGUF`` as written by ``scripts/ensure_engine.sh``."""
     pairs = (line.split("=", 1) for line in (cache / "engine.env").read_text().splitlines() if "=" in line)
     return dict(pairs)
@@ -49,6 +53,24 @@ def plan_for_gguf(gguf: Path, context: int, parallel: int, kv: str, **extra: Any
 
 _KV_LINE = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
 _MODEL_LINE = re.compile(r"load_tensors: +(\S+) model buffer size = +([\d.]+) MiB")
+
+
+def build_prompt_cache(server: str, slot_dir: Path, preamble: Path, engine_args: list[str], **run: Any) -> None:
+    """Run ``container/prompt_cache.py build`` exactly as the image build does (B4)."""
+    cmd = [
+        sys.executable,
+        str(CONTAINER / "prompt_cache.py"),
+        "build",
+        "--server",
+        server,
+        "--slot-save-path",
+        str(slot_dir),
+        "--preamble",
+        str(preamble),
+        "--",
+        *engine_args,
+    ]
+    subprocess.run(cmd, check=True, **run)
 
 
 def free_port() -> int:

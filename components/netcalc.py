@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
 from math import ceil, log2
 
 from components import limits
-from components.errors import ConfigError
+from components.errors import ConfigError, collect
 
 
 def required_prefix(max_instances: int) -> int:
@@ -118,13 +117,6 @@ def network_errors(
 ) -> list[ConfigError]:
     """Every network problem at once (field names under ``prefix``); shared by config and component."""
     errors: list[ConfigError] = []
-
-    def run(check: Callable[[], object]) -> None:
-        try:
-            check()
-        except ConfigError as e:
-            errors.append(e)
-
     byo = existing_network is not None
     if byo != (existing_subnetwork is not None):
         errors.append(
@@ -136,15 +128,16 @@ def network_errors(
             )
         )
     if not byo:
-        run(lambda: check_subnet(f"{prefix}subnet_cidr", subnet_cidr, max_instances))
+        collect(errors, lambda: check_subnet(f"{prefix}subnet_cidr", subnet_cidr, max_instances))
     if psc_name is not None:
-        run(lambda: check_psc_name(f"{prefix}psc.name", psc_name))
+        collect(errors, lambda: check_psc_name(f"{prefix}psc.name", psc_name))
     if psc_address is not None:
-        run(lambda: check_psc_address(f"{prefix}psc.address", psc_address))
+        collect(errors, lambda: check_psc_address(f"{prefix}psc.address", psc_address))
         if not byo and not errors:
-            run(
+            collect(
+                errors,
                 lambda: check_no_overlap(
                     {f"{prefix}subnet_cidr": subnet_cidr, f"{prefix}psc.address": f"{psc_address}/32"}
-                )
+                ),
             )
     return errors

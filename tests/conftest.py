@@ -8,7 +8,6 @@ so a failed assertion always fails the test).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,14 +24,15 @@ from components.render import Recorded, install_mocks, run_under_mocks  # noqa: 
 install_mocks("test", {})
 
 REFERENCE = ROOT.parent / "shared" / "reference"
-CACHE = Path(os.environ.get("CLOUDRUN_GPU_CACHE", Path.home() / ".cache" / "cloudrun-gpu-llm"))
 
 
 class Rendered:
     """What a program registered, with helpers to find resources by type and name."""
 
-    def __init__(self, resources: list[Recorded]) -> None:
+    def __init__(self, resources: list[Recorded], value: Any = None) -> None:
         self.resources = resources
+        self.value = value
+        """What the build function returned, resolved (e.g. child URNs)."""
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == typ]
@@ -57,9 +57,7 @@ def render(build: Callable[[], Any], stack: str = "test", config: dict[str, str]
         return pulumi.Output.from_input(build()).apply(lambda v: result.__setitem__("value", v))
 
     run_under_mocks(program)
-    rendered = Rendered(mocks.resources)
-    rendered.value = result.get("value")  # type: ignore[attr-defined]
-    return rendered
+    return Rendered(mocks.resources, result.get("value"))
 
 
 def urns(*resources: Any) -> Any:
@@ -77,7 +75,7 @@ def parent_type(urn: str) -> str:
 @pytest.fixture(scope="session")
 def engine_env() -> dict[str, str]:
     """Paths of the llama-server binary and the SmolLM2 GGUF; builds/fetches them on first use."""
-    from components.llamacpp import read_engine_env
+    from components.llamacpp import CACHE, read_engine_env
 
     if not (CACHE / "engine.env").is_file():
         subprocess.run(["bash", str(ROOT / "scripts" / "ensure_engine.sh")], check=True)

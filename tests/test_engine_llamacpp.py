@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 from components.cli import main as cli_main
 from components.llamacpp import (
+    build_prompt_cache,
     free_port,
     http_status,
     local_args,
@@ -104,23 +103,7 @@ def test_build_time_prompt_cache_is_restored_with_the_same_flags(
     port = free_port()
     args = local_args(plan.engine_args, port)
     assert args[args.index("--slot-save-path") + 1] == str(slots)  # the service's own flags (R2)
-    subprocess.run(
-        [
-            sys.executable,
-            str(CONTAINER / "prompt_cache.py"),
-            "build",
-            "--server",
-            engine_env["LLAMA_SERVER"],
-            "--slot-save-path",
-            str(slots),
-            "--preamble",
-            str(preamble),
-            "--",
-            *args,
-        ],
-        check=True,
-        timeout=300,
-    )
+    build_prompt_cache(engine_env["LLAMA_SERVER"], slots, preamble, args, timeout=300)
     assert (slots / "slot0.bin").stat().st_size > 0
     prompt = preamble.read_text() + "\nQuestion: what is the support desk for?"
 

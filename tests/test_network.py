@@ -111,9 +111,9 @@ def test_private_dns_sends_google_apis_and_artifact_registry_to_the_endpoint() -
 
 def test_children_are_parented_to_the_component() -> None:
     r = build(InferenceNetworkArgs(region="europe-west1"))
-    chains = {parent_type(u) for u in r.value}  # type: ignore[attr-defined]
+    chains = {parent_type(u) for u in r.value}
     assert chains and all(c.startswith("cloudrun-gpu:index:InferenceNetwork$") for c in chains), chains
-    assert len(r.value) == len(r.types()) == 6 + 3 + 6  # type: ignore[attr-defined]
+    assert len(r.value) == len(r.types()) == 6 + 3 + 6
 
 
 def test_vpc_sc_target_and_custom_nat() -> None:

@@ -151,7 +151,7 @@ def test_production_settings() -> None:
 
 def test_children_are_parented() -> None:
     r = build(invokers=["group:ml@example.com"])
-    assert all(parent_type(u).startswith("cloudrun-gpu:index:GpuInferenceService$") for u in r.value)  # type: ignore[attr-defined]
+    assert all(parent_type(u).startswith("cloudrun-gpu:index:GpuInferenceService$") for u in r.value)
 
 
 @pytest.mark.parametrize(

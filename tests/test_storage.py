@@ -43,7 +43,7 @@ def test_bucket_is_private_uniform_and_soft_deleting() -> None:
     assert r.one("random:index/randomId:RandomId").inputs["byteLength"] == 4
     iam = r.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs
     assert iam == {"bucket": "llm-models-5eed1e55", "role": "roles/storage.objectViewer", "member": SA}
-    assert all(parent_type(u).startswith("cloudrun-gpu:index:ModelBucket$") for u in r.value)  # type: ignore[attr-defined]
+    assert all(parent_type(u).startswith("cloudrun-gpu:index:ModelBucket$") for u in r.value)
 
 
 def test_registry_cleanup_remote_caches_and_reader_iam() -> None:
@@ -78,7 +78,7 @@ def test_registry_cleanup_remote_caches_and_reader_iam() -> None:
 def test_registry_without_remote_caches() -> None:
     r = render(lambda: ModelRegistry("reg", ModelRegistryArgs(location="us-central1", remote_caches=[])).registry_uri)
     assert len(r.of_type(REPO)) == 1
-    assert r.value == "us-central1-docker.pkg.dev/test-project/llm-serving"  # type: ignore[attr-defined]
+    assert r.value == "us-central1-docker.pkg.dev/test-project/llm-serving"
 
 
 def test_image_method_mounts_nothing() -> None:
@@ -232,4 +232,4 @@ def test_stack_deploys_the_image_cloud_build_produces() -> None:
 
     vs = load_stack("dev", ROOT)
     r = render(lambda: build_stack(vs)["image"])
-    assert r.value == image_uri(vs)  # type: ignore[attr-defined]
+    assert r.value == image_uri(vs)
