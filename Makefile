@@ -8,17 +8,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: plan plan-json test lint unit engine clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
 ## The main job, offline: sizing + the resources the stack would create (no cloud, no Pulumi CLI).
 plan: $(STAMP)
-	$(BIN)/python -m components plan --stack $(STACK)
+	$(BIN)/python -m stack plan --stack $(STACK)
 
 plan-json: $(STAMP)
-	$(BIN)/python -m components plan --stack $(STACK) --json
+	$(BIN)/python -m stack plan --stack $(STACK) --json
 
 ## Every check CI runs: lint, types, and the whole test suite (real llama.cpp tests included).
 test: lint engine

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.stack import build_stack, load_from_pulumi
+from stack.compose import build_stack, load_from_pulumi
 
 for key, value in build_stack(load_from_pulumi()).items():
     pulumi.export(key, value)

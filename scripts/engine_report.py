@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.llamacpp import (  # noqa: E402
+from harness.llamacpp import (  # noqa: E402
     CACHE,
     build_prompt_cache,
     free_port,
@@ -31,7 +31,7 @@ from components.llamacpp import (  # noqa: E402
     run_server,
     wait_ready,
 )
-from components.loadtest import recommend, run_level  # noqa: E402
+from stack.loadtest import recommend, run_level  # noqa: E402
 
 KV_CONFIGS = [
     (2048, 1, "f16"),
@@ -144,7 +144,7 @@ def main() -> int:
         for level in (1, 2, 4, 8):
             rows.append(run_level(srv.base, level, requests=16, max_seconds=120, body=body, headers={}, timeout_s=120))
     print(
-        "`python -m components loadtest URL --concurrency 1,2,4,8 --requests 16 --max-tokens 32` against "
+        "`python -m stack loadtest URL --concurrency 1,2,4,8 --requests 16 --max-tokens 32` against "
         "the server with -np 4 (sizing: Cloud Run concurrency 8 by A2):\n"
     )
     print("| concurrency | requests | errors | tok/s | TTFT p50 (s) | TTFT p95 (s) | latency p50 (s) |")

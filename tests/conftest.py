@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.render import Recorded, install_mocks, run_under_mocks  # noqa: E402
+from stack.render import Recorded, install_mocks, run_under_mocks  # noqa: E402
 
 install_mocks("test", {})
 
@@ -75,7 +75,7 @@ def parent_type(urn: str) -> str:
 @pytest.fixture(scope="session")
 def engine_env() -> dict[str, str]:
     """Paths of the llama-server binary and the SmolLM2 GGUF; builds/fetches them on first use."""
-    from components.llamacpp import CACHE, read_engine_env
+    from harness.llamacpp import CACHE, read_engine_env
 
     if not (CACHE / "engine.env").is_file():
         subprocess.run(["bash", str(ROOT / "scripts" / "ensure_engine.sh")], check=True)

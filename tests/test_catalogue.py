@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
-
-from components.errors import ConfigError
-from components.sizing import catalogue_model, catalogue_names
-from components.sizing.engines import kv_bytes_per_token_full
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.sizing import catalogue_model, catalogue_names
+from cloudrun_gpu.sizing.engines import kv_bytes_per_token_full
 
 from .conftest import REFERENCE
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudrun_gpu.errors import ConfigErrors
 
-from components.cli import main
-from components.config import parse_config, raw_from_flat, read_stack_file, validate
-from components.errors import ConfigErrors
+from stack.cli import main
+from stack.config import parse_config, raw_from_flat, read_stack_file, validate
 
 from .conftest import ROOT
 

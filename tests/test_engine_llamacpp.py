@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from components.cli import main as cli_main
-from components.llamacpp import (
+from harness.llamacpp import (
     build_prompt_cache,
     free_port,
     http_status,
@@ -28,7 +27,8 @@ from components.llamacpp import (
     run_server,
     wait_ready,
 )
-from components.loadtest import percentile, recommend, write_back
+from stack.cli import main as cli_main
+from stack.loadtest import percentile, recommend, write_back
 
 from .conftest import ROOT
 
@@ -165,7 +165,7 @@ def test_loadtest_against_the_real_server(
     assert all(lv["requests"] == 4 and lv["errors"] == 0 and lv["tokens_per_s"] > 0 for lv in levels)
     assert all(lv["ttft_p50_s"] <= lv["ttft_p95_s"] for lv in levels)
     assert out["recommended_concurrency"] in (1, 2, 4)
-    from components.config import load_stack
+    from stack.config import load_stack
 
     written = load_stack("dev", tmp_path)  # the stack file stays valid with the recommendation in it
     assert written.concurrency == out["recommended_concurrency"]
@@ -173,7 +173,7 @@ def test_loadtest_against_the_real_server(
 
 
 def test_recommendation_rule() -> None:
-    from components.loadtest import LevelResult
+    from stack.loadtest import LevelResult
 
     def lv(c: int, tps: float, p95: float, err: int = 0) -> LevelResult:
         return LevelResult(c, 10, err, 1.0, 1.0, tps, p95 / 2, p95, 1.0, 2.0)

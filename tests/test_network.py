@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from components import netcalc
-from components.errors import ConfigErrors
-from components.network import InferenceNetwork, InferenceNetworkArgs, NatArgs, PscArgs
+from cloudrun_gpu import netcalc
+from cloudrun_gpu.errors import ConfigErrors
+from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs, NatArgs, PscArgs
 
 from .conftest import Rendered, parent_type, render, urns
 

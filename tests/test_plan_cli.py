@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from components.cli import main
+from stack.cli import main
 
 from .conftest import ROOT
 
 
 def test_plan_json_on_the_committed_dev_stack() -> None:
-    # a subprocess, exactly as the README runs it (python -m components plan …)
+    # a subprocess, exactly as the README runs it (python -m stack plan …)
     out = subprocess.run(
-        [sys.executable, "-m", "components", "plan", "--stack", "dev", "--json"],
+        [sys.executable, "-m", "stack", "plan", "--stack", "dev", "--json"],
         cwd=ROOT,
         check=True,
         capture_output=True,

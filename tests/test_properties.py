@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.sizing import SizingPlan, SizingRequest, catalogue_model, catalogue_names, size
+from cloudrun_gpu.sizing.engines import ENGINES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components import limits
-from components.config import parse_config, validate
-from components.errors import ConfigError, ConfigErrors
-from components.sizing import SizingPlan, SizingRequest, catalogue_model, catalogue_names, size
-from components.sizing.engines import ENGINES
+from stack.config import parse_config, validate
 
 ENGINE_KV = [(e, kv) for e, eng in ENGINES.items() for kv in eng.kv_types]
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-
-from components.errors import ConfigError
-from components.sizing import SizingRequest, read_gguf, read_hf, size
-from components.sizing.engines import kv_bytes_per_token_full
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.sizing import SizingRequest, read_gguf, read_hf, size
+from cloudrun_gpu.sizing.engines import kv_bytes_per_token_full
 
 
 def _write_gguf(

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from components import limits
-from components.errors import ConfigErrors
-from components.loading import model_delivery
-from components.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
-from components.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigErrors
+from cloudrun_gpu.loading import model_delivery
+from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
 
 from .conftest import Rendered, parent_type, render, urns
 

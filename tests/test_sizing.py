@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
-from components import limits
-from components.errors import ConfigError
-from components.limits import GIB, MIB
-from components.sizing import SizingRequest, catalogue_model, size
-from components.sizing.engines import (
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.limits import GIB, MIB
+from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu.sizing.engines import (
     engine_parallel_from_config,
     kv_bytes_per_sequence,
     kv_bytes_per_token_full,
     runtime_overhead_bytes,
 )
-from components.sizing.plan import a2_concurrency
-from components.sizing.quant import kv_row_bytes
+from cloudrun_gpu.sizing.plan import a2_concurrency
+from cloudrun_gpu.sizing.quant import kv_row_bytes
 
 LLAMA8 = catalogue_model("llama-3.1-8b")
 

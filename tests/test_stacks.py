@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cloudrun_gpu import limits
 
-from components import limits
-from components.config import load_stack, read_stack_file, stack_file
-from components.render import render_program
+from stack.config import load_stack, read_stack_file, stack_file
+from stack.render import render_program
 
 from .conftest import ROOT, Rendered
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
+from cloudrun_gpu.errors import ConfigErrors
+from cloudrun_gpu.loading import GCS_FUSE_MOUNT_OPTIONS, model_delivery
+from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 
-from components.bucket import ModelBucket, ModelBucketArgs
-from components.cloudbuild import cloudbuild_config, image_uri
-from components.config import load_stack, parse_config, validate
-from components.errors import ConfigErrors
-from components.loading import GCS_FUSE_MOUNT_OPTIONS, model_delivery
-from components.registry import ModelRegistry, ModelRegistryArgs
+from stack.cloudbuild import cloudbuild_config, image_uri
+from stack.config import load_stack, parse_config, validate
 
 from .conftest import ROOT, parent_type, render, urns
 
@@ -133,7 +133,7 @@ BASE: dict[str, Any] = {"project": "my-project", "region": "europe-west1", "mode
 def test_service_gets_the_volume_and_mount_of_each_method(
     method: str, volume_key: str | None, mount: str | None
 ) -> None:
-    from components.stack import build_stack
+    from stack.compose import build_stack
 
     vs = validate(parse_config({**BASE, "loading": {"method": method}}))
     r = render(lambda: build_stack(vs)["url"])
@@ -228,7 +228,7 @@ def test_generated_cloud_build_config_is_valid(stack: str) -> None:
 
 
 def test_stack_deploys_the_image_cloud_build_produces() -> None:
-    from components.stack import build_stack
+    from stack.compose import build_stack
 
     vs = load_stack("dev", ROOT)
     r = render(lambda: build_stack(vs)["image"])

@@ -6,11 +6,10 @@ keeps images in its own registry, and deploys one GPU service with its own ident
 """
 
 import pulumi
-
-from components.network import InferenceNetwork, InferenceNetworkArgs
-from components.registry import ModelRegistry, ModelRegistryArgs
-from components.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
-from components.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
+from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
+from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
 
 config = pulumi.Config()
 gcp_config = pulumi.Config("gcp")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from components.errors import ConfigError
+from cloudrun_gpu.errors import ConfigError
 
 TOKEN = "cloudrun-gpu:index:RuntimeIdentity"
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.limits import MIB
-from components.sizing import SizingPlan, SizingRequest, read_gguf, size
+from cloudrun_gpu.limits import MIB
+from cloudrun_gpu.sizing import SizingPlan, SizingRequest, read_gguf, size
 
 CACHE = Path(os.environ.get("CLOUDRUN_GPU_CACHE", Path.home() / ".cache" / "cloudrun-gpu-llm"))
 """Where scripts/ensure_engine.sh keeps llama-server and the test models (outside the clone)."""

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
-from components.config import PROJECT
+from stack.config import PROJECT
 
 MOCK_PROJECT_NUMBER = "123456789012"
 

@@ -9,8 +9,8 @@ import ipaddress
 import re
 from math import ceil, log2
 
-from components import limits
-from components.errors import ConfigError, collect
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError, collect
 
 
 def required_prefix(max_instances: int) -> int:

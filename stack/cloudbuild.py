@@ -15,9 +15,10 @@ import shlex
 from math import ceil
 from typing import Any
 
-from components import limits
-from components.config import ValidatedStack
-from components.limits import GIB
+from cloudrun_gpu import limits
+from cloudrun_gpu.limits import GIB
+
+from stack.config import ValidatedStack
 
 CLOUD_SDK = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
 DOCKER = "gcr.io/cloud-builders/docker"

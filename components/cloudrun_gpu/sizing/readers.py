@@ -13,8 +13,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from components.errors import ConfigError
-from components.sizing.spec import ModelSpec, windows_from_pattern
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.sizing.spec import ModelSpec, windows_from_pattern
 
 # llama.cpp hard-codes some sliding-window patterns that the GGUF does not carry
 # (llm-sizing §2.1: gemma3 files have sliding_window but no pattern key).

@@ -19,8 +19,8 @@ from typing import Literal
 import pulumi
 import pulumi_gcp as gcp
 
-from components import netcalc
-from components.errors import ConfigErrors
+from cloudrun_gpu import netcalc
+from cloudrun_gpu.errors import ConfigErrors
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
 

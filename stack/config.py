@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from cloudrun_gpu import limits, netcalc
+from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing import SizingPlan, SizingRequest, catalogue_model, read_gguf, read_hf, refuse_pickle, size
+from cloudrun_gpu.sizing.spec import ModelSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from components import limits, netcalc
-from components.errors import ConfigError, ConfigErrors, collect
-from components.limits import GIB
-from components.sizing import SizingPlan, SizingRequest, catalogue_model, read_gguf, read_hf, refuse_pickle, size
-from components.sizing.spec import ModelSpec
 
 PROJECT = "cloudrun-gpu"
 """The Pulumi project name, and so the config namespace (``cloudrun-gpu:<section>``)."""
@@ -59,7 +58,7 @@ class GpuConfig(_Model):
 
 class ModelConfig(_Model):
     name: str | None = None
-    """A built-in catalogue model (``python -m components size --list``)."""
+    """A built-in catalogue model (``python -m stack size --list``)."""
     gguf: str | None = None
     """A local GGUF file read for its real geometry and tensor sizes."""
     hf_config: str | None = None

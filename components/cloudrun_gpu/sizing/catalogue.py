@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.errors import ConfigError
-from components.sizing.spec import ModelSpec, windows_from_pattern
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.sizing.spec import ModelSpec, windows_from_pattern
 
 
 @dataclass(frozen=True)

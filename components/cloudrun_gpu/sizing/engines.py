@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from components.limits import GIB
-from components.sizing.quant import kv_row_bytes
-from components.sizing.spec import ModelSpec
+from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing.quant import kv_row_bytes
+from cloudrun_gpu.sizing.spec import ModelSpec
 
 PORT = 8080
 OLLAMA_INTERNAL_PORT = 11434

@@ -6,16 +6,16 @@ from dataclasses import replace
 from typing import Any
 
 import pulumi
+from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
+from cloudrun_gpu.loading import model_delivery
+from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs, NatArgs, PscArgs
+from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
+from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
 
-from components.bucket import ModelBucket, ModelBucketArgs
-from components.cloudbuild import image_repository, image_tag
-from components.config import MOUNT_PATHS, PROJECT, SECTIONS, ValidatedStack, parse_config, raw_from_flat, validate
-from components.errors import ConfigError, ConfigErrors
-from components.identity import RuntimeIdentity, RuntimeIdentityArgs
-from components.loading import model_delivery
-from components.network import InferenceNetwork, InferenceNetworkArgs, NatArgs, PscArgs
-from components.registry import ModelRegistry, ModelRegistryArgs
-from components.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from stack.cloudbuild import image_repository, image_tag
+from stack.config import MOUNT_PATHS, PROJECT, SECTIONS, ValidatedStack, parse_config, raw_from_flat, validate
 
 
 def load_from_pulumi() -> ValidatedStack:
@@ -98,7 +98,7 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
     if cfg.engine.name == "ollama":  # Ollama reads its own blob store from the mount (or the image's /models)
         delivery = replace(delivery, env={**delivery.env, "OLLAMA_MODELS": mount_path})
     image = cfg.engine.image or registry.registry_uri.apply(
-        lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m components cloudbuild` tags
+        lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m stack cloudbuild` tags
     )
     service = GpuInferenceService(
         svc,

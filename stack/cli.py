@@ -1,4 +1,4 @@
-"""Command line: ``python -m components plan|size|loadtest``.
+"""Command line: ``python -m stack plan|size|loadtest``.
 
 ``plan`` is the main job, offline: it validates a stack file, explains the sizing, and renders
 the resources the stack would create under Pulumi mocks (no Pulumi CLI, no cloud account).
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.errors import ConfigError, ConfigErrors
-from components.limits import GIB
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.limits import GIB
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR_WIDTH = 60
@@ -96,34 +96,43 @@ def memory_bar(sizing: dict[str, Any]) -> str:
     return f"[{bar}]\n  {legend}"
 
 
+def plan_json(stack: str, root: Path) -> dict[str, Any]:
+    """Everything ``plan --json`` prints for ``stack``: sizing, service numbers and every resource."""
+    from stack.config import load_stack, read_stack_file, stack_file
+    from stack.render import render_program
+
+    vs = load_stack(stack, root)
+    resources = render_program(root / "__main__.py", stack, read_stack_file(stack_file(stack, root)))
+    cfg = vs.config
+    return {
+        "stack": stack,
+        "project": cfg.project,
+        "region": cfg.region,
+        "sizing": vs.sizing.to_dict(),
+        "service": {
+            "cpu": vs.cpu,
+            "memory_gib": vs.memory_gib,
+            "max_instance_request_concurrency": vs.concurrency,
+            "in_memory_volume_gib": vs.in_memory_volume_gib,
+            "model_path": vs.model_path,
+        },
+        "resources": [r.to_dict() for r in resources if r.custom],
+        "components": [r.to_dict() for r in resources if not r.custom],
+    }
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    from components.config import load_stack, read_stack_file, stack_file
-    from components.render import render_program
+    from stack.config import load_stack
 
     root = Path(args.root).resolve()
-    vs = load_stack(args.stack, root)
-    resources = render_program(root / "__main__.py", args.stack, read_stack_file(stack_file(args.stack, root)))
-    custom = [r for r in resources if r.custom]
-    sizing = vs.sizing.to_dict()
-    cfg = vs.config
     if args.json:
-        out = {
-            "stack": args.stack,
-            "project": cfg.project,
-            "region": cfg.region,
-            "sizing": sizing,
-            "service": {
-                "cpu": vs.cpu,
-                "memory_gib": vs.memory_gib,
-                "max_instance_request_concurrency": vs.concurrency,
-                "in_memory_volume_gib": vs.in_memory_volume_gib,
-                "model_path": vs.model_path,
-            },
-            "resources": [r.to_dict() for r in custom],
-            "components": [r.to_dict() for r in resources if not r.custom],
-        }
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps(plan_json(args.stack, root), indent=2, default=str))
         return 0
+    vs = load_stack(args.stack, root)
+    out = plan_json(args.stack, root)
+    custom = out["resources"]
+    sizing = out["sizing"]
+    cfg = vs.config
     p = vs.sizing
     print(f"Stack {args.stack}: project {cfg.project}, region {cfg.region}, environment {cfg.environment}")
     print(f"Model {p.model} ({p.weights_quant}) on {p.gpu} with {p.engine}; loading: {cfg.loading.method}\n")
@@ -140,16 +149,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     print(f"\nResources ({len(custom)})")
     for r in custom:
-        print(f"  + {r.type}  {r.name}")
-        for key in KEY_SETTINGS.get(r.type, ()):
-            value = _dig(r.inputs, key)
+        print(f"  + {r['type']}  {r['name']}")
+        for key in KEY_SETTINGS.get(r["type"], ()):
+            value = _dig(r["inputs"], key)
             if value is not None:
                 print(f"      {key}: {json.dumps(value, default=str)}")
     return 0
 
 
 def cmd_size(args: argparse.Namespace) -> int:
-    from components.sizing import SizingRequest, catalogue_model, catalogue_names, read_gguf, read_hf, size
+    from cloudrun_gpu.sizing import SizingRequest, catalogue_model, catalogue_names, read_gguf, read_hf, size
 
     if args.list:
         print("\n".join(catalogue_names()))
@@ -183,8 +192,8 @@ def cmd_size(args: argparse.Namespace) -> int:
 def cmd_cloudbuild(args: argparse.Namespace) -> int:
     import yaml
 
-    from components.cloudbuild import cloudbuild_config
-    from components.config import load_stack
+    from stack.cloudbuild import cloudbuild_config
+    from stack.config import load_stack
 
     vs = load_stack(args.stack, Path(args.root).resolve())
     print(yaml.safe_dump(cloudbuild_config(vs), sort_keys=False, width=1000), end="")
@@ -192,13 +201,13 @@ def cmd_cloudbuild(args: argparse.Namespace) -> int:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from components.loadtest import main as loadtest_main
+    from stack.loadtest import main as loadtest_main
 
     return loadtest_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="explain sizing and list the resources a stack would create (offline)")
     p.add_argument("--stack", default="dev")
@@ -225,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--root", default=str(ROOT))
     cb.set_defaults(func=cmd_cloudbuild)
     lt = sub.add_parser("loadtest", help="drive an OpenAI-compatible endpoint and recommend concurrency (A3)")
-    from components.loadtest import add_arguments
+    from stack.loadtest import add_arguments
 
     add_arguments(lt)
     lt.set_defaults(func=cmd_loadtest)

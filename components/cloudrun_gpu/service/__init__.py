@@ -22,12 +22,12 @@ from typing import Any, cast
 import pulumi
 import pulumi_gcp as gcp
 
-from components import limits
-from components.errors import ConfigError, ConfigErrors
-from components.identity import RuntimeIdentity, RuntimeIdentityArgs
-from components.loading import ModelDelivery
-from components.sizing import SizingPlan
-from components.sizing.engines import PORT
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
+from cloudrun_gpu.loading import ModelDelivery
+from cloudrun_gpu.sizing import SizingPlan
+from cloudrun_gpu.sizing.engines import PORT
 
 TOKEN = "cloudrun-gpu:index:GpuInferenceService"
 INVOKER_ROLE = "roles/run.invoker"

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 from math import ceil, floor
 from typing import Any
 
-from components import limits
-from components.errors import ConfigError
-from components.limits import GIB
-from components.sizing.engines import (
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing.engines import (
     ENGINES,
     engine_parallel_from_config,
     kv_bytes_per_sequence,
@@ -23,8 +23,8 @@ from components.sizing.engines import (
     runtime_overhead_bytes,
     seconds_to_load,
 )
-from components.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS
-from components.sizing.spec import ModelSpec
+from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS
+from cloudrun_gpu.sizing.spec import ModelSpec
 
 DEFAULT_CONTEXT = 8192
 PROBE_SAFETY_FACTOR = 1.5

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from components.config import PROJECT
+from stack.config import PROJECT
 
 GOOD_ENOUGH = 0.9
 
@@ -168,7 +168,7 @@ def write_back(stack_path: Path, concurrency: int) -> list[str]:
     Sets ``scaling.max_concurrency``; when that is below the engine's parallel slots it lowers
     ``engine.parallel`` too, so the engine and Cloud Run keep agreeing (R6).
     """
-    from components.config import load_stack
+    from stack.config import load_stack
 
     stack = stack_path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     parallel = load_stack(stack, stack_path.parent).sizing.max_parallel_sequences
