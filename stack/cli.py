@@ -157,7 +157,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+SIZE_FLAGS = {
+    "engine.context_length": "--context",
+    "engine.parallel": "--parallel",
+    "engine.kv_cache_type": "--kv-type",
+    "engine.name": "--engine",
+    "model.quantization": "--quant",
+    "model.gguf": "--gguf",
+    "model.hf_config": "--hf-config",
+    "model": "MODEL",
+    "gpu.type": "--gpu",
+    "loading.method": "--loading",
+    "loading.throughput_gib_per_s": "--loading",
+    "model_path": "--model-path",
+}
+"""Library field → the ``size`` flag a user typed, so errors name what the user wrote."""
+
+
 def cmd_size(args: argparse.Namespace) -> int:
+    from cloudrun_gpu.settings import as_errors, rename_fields
+
+    try:
+        return _size(args)
+    except (ConfigError, ConfigErrors) as exc:
+        raise rename_fields(as_errors(exc), SIZE_FLAGS, "--") from None
+
+
+def _size(args: argparse.Namespace) -> int:
     from cloudrun_gpu.sizing import SizingRequest, catalogue_model, catalogue_names, read_gguf, read_hf, size
 
     if args.list:
@@ -166,7 +192,12 @@ def cmd_size(args: argparse.Namespace) -> int:
     sources = [x for x in (args.model, args.gguf, args.hf_config) if x]
     if len(sources) != 1:
         raise ConfigError("model", sources or None, "give exactly one model", "a catalogue name, --gguf or --hf-config")
-    spec = catalogue_model(args.model) if args.model else read_gguf(args.gguf) if args.gguf else read_hf(args.hf_config)
+    if args.model:
+        spec = catalogue_model(args.model)
+    elif args.gguf:
+        spec = read_gguf(Path(args.gguf), field="model.gguf")
+    else:
+        spec = read_hf(Path(args.hf_config), field="model.hf_config")
     plan = size(
         SizingRequest(
             model=spec,

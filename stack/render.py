@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import runpy
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,10 +116,26 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+@contextlib.contextmanager
+def _program_path(path: Path) -> Iterator[None]:
+    """The program's directory first on ``sys.path``, as Pulumi's Python host runs it, so the program's
+    own packages (a consumer's ``components``) win; modules it imported are forgotten afterwards."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(path))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(path))
+        for name in set(sys.modules) - before:
+            file = str(getattr(sys.modules.get(name), "__file__", "") or "")
+            if file.startswith(str(path) + os.sep) and "site-packages" not in file:
+                del sys.modules[name]
+
+
 def render_program(program: Path, stack: str, config: dict[str, str], project: str = PROJECT) -> list[Recorded]:
     """Run ``program`` (a ``__main__.py``) of Pulumi project ``project`` for ``stack`` with ``config``;
     return what it registered."""
     mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", "mock-project"), project=project)
-    with _cwd(program.parent):
+    with _cwd(program.parent), _program_path(program.parent):
         run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))

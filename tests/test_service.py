@@ -7,13 +7,24 @@ from typing import Any
 import pytest
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigErrors
-from cloudrun_gpu.loading import model_delivery
-from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from cloudrun_gpu.service import (
+    GpuInferenceService,
+    GpuInferenceServiceArgs,
+    GpuSettings,
+    ResourcesSettings,
+    ScalingSettings,
+    ServiceSettings,
+    VpcEgressArgs,
+)
 from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu.sizing.settings import EngineName, EngineSettings, LoadingMethod, LoadingSettings, ModelSettings
 
 from .conftest import Rendered, parent_type, render, urns
 
 SVC = "gcp:cloudrunv2/service:Service"
+MODEL = ModelSettings(name="llama-3.1-8b", file="m.gguf")
+ENGINE = EngineSettings(name=EngineName.LLAMA_CPP, context_length=8192)
+LOADING = LoadingSettings(method=LoadingMethod.GCS_FUSE)
 PLAN = size(
     SizingRequest(
         model=catalogue_model("llama-3.1-8b"),
@@ -29,16 +40,17 @@ def build(**overrides: Any) -> Rendered:
     kwargs: dict[str, Any] = {
         "region": "europe-west1",
         "image": "europe-west1-docker.pkg.dev/p/r/llama-cpp:x",
-        "sizing": PLAN,
-        "cpu": 8,
-        "memory_gib": 32,
-        "service_name": "chat",
+        "model": MODEL,
+        "engine": ENGINE,
+        "loading": LOADING,
+        "resources": ResourcesSettings(cpu=8, memory_gib=32),
+        "service": ServiceSettings(name="chat"),
+        "bucket_name": "models-bucket",
         "vpc": VpcEgressArgs(
             network="projects/p/global/networks/n",
             subnetwork="projects/p/regions/europe-west1/subnetworks/s",
             tags=["llm"],
         ),
-        "delivery": model_delivery("gcs-fuse", mount_path="/mnt/models", bucket="models-bucket"),
         **overrides,
     }
 
@@ -107,15 +119,17 @@ def test_direct_vpc_egress_all_traffic_and_model_volume() -> None:
 def test_dedicated_identity_and_no_public_invoker_by_default() -> None:
     r = build()
     sa = r.one("gcp:serviceaccount/account:Account").inputs
-    assert sa["accountId"] == "chat-run"
-    assert r.one(SVC).inputs["template"]["serviceAccount"] == "chat-run@test-project.iam.gserviceaccount.com"
+    assert sa["accountId"] == "chat-runtime"
+    assert r.one(SVC).inputs["template"]["serviceAccount"] == "chat-runtime@test-project.iam.gserviceaccount.com"
     assert not r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     assert not r.of_type("gcp:projects/iAMMember:IAMMember")  # no project-wide roles
 
 
 def test_invokers_are_exactly_the_listed_members() -> None:
     r = build(
-        invokers=["group:ml@example.com", "serviceAccount:gw@p.iam.gserviceaccount.com"],
+        service=ServiceSettings(
+            name="chat", invokers=["group:ml@example.com", "serviceAccount:gw@p.iam.gserviceaccount.com"]
+        ),
         service_account_email="existing@p.iam.gserviceaccount.com",
     )
     members = [
@@ -133,11 +147,9 @@ def test_invokers_are_exactly_the_listed_members() -> None:
 def test_production_settings() -> None:
     s = (
         build(
-            deletion_protection=True,
-            gpu_zonal_redundancy_disabled=False,
-            min_instances=1,
-            max_instances=3,
-            concurrency=PLAN.max_parallel_sequences,
+            service=ServiceSettings(name="chat", deletion_protection=True),
+            gpu=GpuSettings(zonal_redundancy=True),
+            scaling=ScalingSettings(min_instances=1, max_instances=3, max_concurrency=PLAN.max_parallel_sequences),
         )
         .one(SVC)
         .inputs
@@ -149,22 +161,114 @@ def test_production_settings() -> None:
 
 
 def test_children_are_parented() -> None:
-    r = build(invokers=["group:ml@example.com"])
+    r = build(service=ServiceSettings(name="chat", invokers=["group:ml@example.com"]))
     assert all(parent_type(u).startswith("cloudrun-gpu:index:GpuInferenceService$") for u in r.value)
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"cpu": 2}, "cpu"),
-        ({"memory_gib": 8}, "memory_gib"),
-        ({"max_instances": 9}, "max_instances"),
-        ({"concurrency": 1}, "concurrency"),
-        ({"concurrency": 5000}, "concurrency"),
-        ({"gpu_type": "nvidia-rtx-pro-6000", "cpu": 20, "memory_gib": 80}, "sizing"),
+        ({"resources": ResourcesSettings(cpu=4, memory_gib=8)}, "GpuInferenceServiceArgs.resources.memory_gib"),
+        ({"scaling": ScalingSettings(max_instances=9)}, "GpuInferenceServiceArgs.scaling.max_instances"),
+        ({"scaling": ScalingSettings(max_concurrency=1)}, "GpuInferenceServiceArgs.scaling.max_concurrency"),
+        ({"region": "us-west1"}, "GpuInferenceServiceArgs.region"),
+        ({"engine": EngineSettings(context_length=400_000)}, "GpuInferenceServiceArgs.engine.context_length"),
+        ({"bucket_name": None}, "GpuInferenceServiceArgs.bucket_name"),
+        ({"vpc": None}, "GpuInferenceServiceArgs.vpc"),
     ],
 )
 def test_invalid_args_fail_before_registration(overrides: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigErrors) as err:
         build(**overrides)
-    assert field in [e.field for e in err.value.errors]
+    assert field in [e.field for e in err.value.errors], err.value.render()
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: ResourcesSettings(cpu=7), "ResourcesSettings.cpu"),
+        (lambda: ScalingSettings(min_instances=3, max_instances=2), "ScalingSettings.min_instances"),
+        (lambda: ServiceSettings(invokers=["bob"]), "ServiceSettings.invokers.0"),
+        (lambda: ServiceSettings(name="Bad_Name"), "ServiceSettings.name"),
+        (lambda: EngineSettings(image="Not An Image"), "EngineSettings.image"),
+        (lambda: EngineSettings(name=EngineName.VLLM, prompt_cache=True), "EngineSettings.prompt_cache"),
+        (lambda: GpuSettings(type="nvidia-h100"), "GpuSettings.type"),  # type: ignore[arg-type]
+        (lambda: LoadingSettings(method="ftp"), "LoadingSettings.method"),  # type: ignore[arg-type]
+        (lambda: ModelSettings(), "ModelSettings.name"),
+        (lambda: ModelSettings(name="llama-3.1-8b", file="model.pt"), "ModelSettings.file"),
+    ],
+)
+def test_settings_validate_themselves_for_python_importers(make: Any, field: str) -> None:
+    with pytest.raises(ConfigErrors) as err:
+        make()
+    assert [e.field for e in err.value.errors] == [field], err.value.render()
+    assert all(e.fix for e in err.value.errors)
+
+
+def test_ollama_gets_its_store_and_a_model_name() -> None:
+    t = (
+        build(
+            model=ModelSettings(name="llama-3.1-8b", file="llama3.1:8b", object_prefix="ollama"),
+            engine=EngineSettings(name=EngineName.OLLAMA, context_length=8192),
+            image="ollama/ollama:0.6.5",
+        )
+        .one(SVC)
+        .inputs["template"]
+    )
+    env = {e["name"]: e["value"] for e in t["containers"][0]["envs"]}
+    assert env["OLLAMA_MODELS"] == "/mnt/models"  # the FUSE mount holds Ollama's manifests/ and blobs/
+    vram = limits.GPU_TYPES["nvidia-l4"].vram_bytes
+    assert int(env["OLLAMA_GPU_OVERHEAD"]) == int(vram * (1 - 0.95))  # bytes kept free: VRAM × (1 − fraction)
+    assert env["OLLAMA_MODEL"] == "llama3.1:8b"  # Ollama gets its model name, not a file path
+    # Ollama's entrypoint preloads the model before it serves /api/version (D2)
+    assert t["containers"][0]["startupProbe"]["httpGet"] == {"path": "/api/version", "port": 8080}
+
+
+def test_engine_specific_model_paths() -> None:
+    llama = build().one(SVC).inputs["template"]["containers"][0]["args"]
+    assert llama[llama.index("-m") + 1] == "/mnt/models/m.gguf"  # llama.cpp: a file under the mount
+    vllm = (
+        build(
+            model=ModelSettings(name="llama-3.1-8b", quantization="awq-int4", file="llama-3.1-8b-awq"),
+            engine=EngineSettings(name=EngineName.VLLM, context_length=8192),
+        )
+        .one(SVC)
+        .inputs["template"]["containers"][0]["args"]
+    )
+    assert "/mnt/models/llama-3.1-8b-awq" in vllm  # vLLM: the model directory under the mount
+
+
+def test_download_method_volume_is_the_weights_plus_five_percent() -> None:
+    r = build(
+        loading=LoadingSettings(method=LoadingMethod.GCS_DOWNLOAD), resources=ResourcesSettings(cpu=8, memory_gib=32)
+    )
+    t = r.one(SVC).inputs["template"]
+    weights = PLAN.weights_bytes
+    want = -(-weights * 105 // 100 // 1024**3)  # ceil(weights × 1.05) in GiB
+    assert t["volumes"] == [{"name": "model", "emptyDir": {"medium": "MEMORY", "sizeLimit": f"{want}Gi"}}]
+    assert want * 1024**3 >= weights * 1.05
+    env = {e["name"]: e["value"] for e in t["containers"][0]["envs"]}
+    assert env["MODEL_DOWNLOAD_URI"] == "gs://models-bucket/models/*" and env["MODEL_DIR"] == "/models-mem"
+
+
+def test_labels_reach_the_service_and_its_revisions() -> None:
+    s = build(labels={"team": "ml"}).one(SVC).inputs
+    assert s["labels"] == {"team": "ml"} and s["template"]["labels"] == {"team": "ml"}
+
+
+def test_invoker_bindings_are_named_by_member_not_position() -> None:
+    both = build(service=ServiceSettings(name="chat", invokers=["group:a@example.com", "group:b@example.com"]))
+    one = build(service=ServiceSettings(name="chat", invokers=["group:b@example.com"]))
+    name_of = {m.inputs["member"]: m.name for m in both.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")}
+    assert [m.name for m in one.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")] == [
+        name_of["group:b@example.com"]
+    ]
+
+
+def test_enums_match_the_facts_they_name() -> None:
+    from cloudrun_gpu.service.settings import Accelerator
+    from cloudrun_gpu.sizing.engines import ENGINES
+
+    assert {a.value for a in Accelerator} == set(limits.GPU_TYPES)
+    assert {e.value for e in EngineName} == set(ENGINES)
+    assert {m.value for m in LoadingMethod} == set(limits.LOADING_METHODS)

@@ -10,7 +10,7 @@ import re
 from math import ceil, log2
 
 from cloudrun_gpu import limits
-from cloudrun_gpu.errors import ConfigError, collect
+from cloudrun_gpu.errors import ConfigError
 
 
 def required_prefix(max_instances: int) -> int:
@@ -41,9 +41,33 @@ def parse_cidr(field: str, value: str) -> ipaddress.IPv4Network:
     return net
 
 
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "240.0.0.0/4")
+)
+"""Ranges Cloud Run Direct VPC subnets may use: RFC 1918, RFC 6598 and Class E (facts §5.1)."""
+ENDPOINT_RANGES = PRIVATE_RANGES[:4]
+"""Ranges we accept for a PSC endpoint address: the private subnet ranges minus Class E. GCP takes an
+endpoint address from the VPC's internal space; loopback, link-local, multicast, broadcast and
+public addresses are never valid for it, and Class E is not routable from every peer."""
+
+
+def check_subnet_range(field: str, cidr: str) -> ipaddress.IPv4Network:
+    """A parseable IPv4 CIDR inside a range Cloud Run Direct VPC accepts."""
+    net = parse_cidr(field, cidr)
+    if not any(net.subnet_of(a) for a in PRIVATE_RANGES):
+        raise ConfigError(
+            field,
+            cidr,
+            "is not an RFC 1918, RFC 6598 or Class E range",
+            "use a private range; 100.64.0.0/10 is recommended first for Cloud Run",
+            "10/8, 172.16/12, 192.168/16, 100.64/10, 240/4",
+        )
+    return net
+
+
 def check_subnet(field: str, cidr: str, max_instances: int) -> ipaddress.IPv4Network:
     """The subnet must be a private range big enough for Direct VPC at ``max_instances``."""
-    net = parse_cidr(field, cidr)
+    net = check_subnet_range(field, cidr)
     need = required_prefix(max_instances)
     if net.prefixlen > need:
         raise ConfigError(
@@ -54,19 +78,28 @@ def check_subnet(field: str, cidr: str, max_instances: int) -> ipaddress.IPv4Net
             f"use a /{need} or larger range, e.g. {net.supernet(new_prefix=need)}",
             f"/{need} or larger",
         )
-    allowed = [
-        ipaddress.IPv4Network(r)
-        for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "240.0.0.0/4")
-    ]
-    if not any(net.subnet_of(a) for a in allowed):
+    return net
+
+
+TAG_PATTERN = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+"""GCP network tags: 1-63 characters, lowercase letters, digits and hyphens, starting with a letter and
+not ending with a hyphen (RFC 1035 label)."""
+
+
+def check_tag(field: str, tag: str) -> None:
+    if not re.fullmatch(TAG_PATTERN, tag):
         raise ConfigError(
             field,
-            cidr,
-            "is not an RFC 1918, RFC 6598 or Class E range",
-            "use a private range; 100.64.0.0/10 is recommended first for Cloud Run",
-            "10/8, 172.16/12, 192.168/16, 100.64/10, 240/4",
+            tag,
+            "is not a valid network tag",
+            "use 1-63 lowercase letters, digits and hyphens, starting with a letter, e.g. 'llm-inference'",
+            TAG_PATTERN,
         )
-    return net
+
+
+def is_dns_name(name: str) -> bool:
+    labels = name.split(".")
+    return len(name) <= 253 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", lab) for lab in labels)
 
 
 def check_no_overlap(ranges: dict[str, str]) -> None:
@@ -84,12 +117,13 @@ def check_psc_address(field: str, address: str) -> None:
         ip = ipaddress.ip_address(address)
     except ValueError as exc:
         raise ConfigError(field, address, "is not an IPv4 address", "use e.g. 10.255.255.254") from exc
-    if not ip.is_private or ip.version != 4:
+    if ip.version != 4 or not any(ip in r for r in ENDPOINT_RANGES):
         raise ConfigError(
             field,
             address,
-            "must be an internal IPv4 address outside every subnet",
-            "use an unused private address such as 10.255.255.254",
+            "must be a private IPv4 address (not loopback, link-local, multicast, broadcast or public)",
+            "use an unused private address outside every subnet, such as 10.255.255.254",
+            "10/8, 172.16/12, 192.168/16, 100.64/10",
         )
 
 
@@ -103,41 +137,3 @@ def check_psc_name(field: str, name: str) -> None:
             "use 1-20 lowercase letters and digits starting with a letter (no hyphens), e.g. 'llmapis'",
             limits.PSC_NAME_PATTERN,
         )
-
-
-def network_errors(
-    *,
-    prefix: str,
-    subnet_cidr: str,
-    max_instances: int,
-    existing_network: object | None,
-    existing_subnetwork: object | None,
-    psc_name: str | None,
-    psc_address: str | None,
-) -> list[ConfigError]:
-    """Every network problem at once (field names under ``prefix``); shared by config and component."""
-    errors: list[ConfigError] = []
-    byo = existing_network is not None
-    if byo != (existing_subnetwork is not None):
-        errors.append(
-            ConfigError(
-                f"{prefix}existing_subnetwork",
-                existing_subnetwork,
-                "bring-your-own needs both existing_network and existing_subnetwork",
-                "set both, or neither to let the stack create them",
-            )
-        )
-    if not byo:
-        collect(errors, lambda: check_subnet(f"{prefix}subnet_cidr", subnet_cidr, max_instances))
-    if psc_name is not None:
-        collect(errors, lambda: check_psc_name(f"{prefix}psc.name", psc_name))
-    if psc_address is not None:
-        collect(errors, lambda: check_psc_address(f"{prefix}psc.address", psc_address))
-        if not byo and not errors:
-            collect(
-                errors,
-                lambda: check_no_overlap(
-                    {f"{prefix}subnet_cidr": subnet_cidr, f"{prefix}psc.address": f"{psc_address}/32"}
-                ),
-            )
-    return errors

@@ -6,32 +6,81 @@ keeps the name unique and stable across updates. The runtime identity gets objec
 this bucket only.
 """
 
-from __future__ import annotations
-
+import re
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
+from pydantic import Field
+
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.settings import parse, settings
 
 TOKEN = "cloudrun-gpu:index:ModelBucket"
 READER_ROLE = "roles/storage.objectViewer"
 DAY_S = 86_400
+SUFFIX_HEX = 8
+"""The bucket name is ``<name_prefix>-<8 hex digits>``: globally unique without a naming scheme."""
+
+
+@settings
+class BucketSettings:
+    """The private model bucket (L1, L2, L4): uniform access, public access prevention, soft delete."""
+
+    name_prefix: str = Field(default="llm-models", pattern=r"^[a-z0-9][-a-z0-9]{2,40}$")
+    """Bucket name prefix; a random suffix makes the name globally unique."""
+    versioning: bool = False
+    """Keep replaced model objects (noncurrent copies are deleted after 30 days)."""
+    soft_delete_days: int = Field(default=7, ge=0, le=90)
+    """Days deleted objects stay recoverable: 0 (off) or 7-90, as Cloud Storage allows."""
+    force_destroy: bool | None = None
+    """Delete the objects with the bucket on destroy; the stack defaults it to false in prod, true elsewhere."""
+
+    def problems(self) -> list[ConfigError]:
+        errors: list[ConfigError] = []
+        if 0 < self.soft_delete_days < 7:
+            errors.append(
+                ConfigError(
+                    "soft_delete_days",
+                    self.soft_delete_days,
+                    "Cloud Storage keeps soft-deleted objects 7-90 days, or not at all",
+                    "set 0 (off) or 7..90",
+                    "0, 7..90",
+                )
+            )
+        if "goog" in self.name_prefix or re.search(r"g[o0]{2}gle", self.name_prefix):
+            errors.append(
+                ConfigError(
+                    "name_prefix",
+                    self.name_prefix,
+                    "Cloud Storage refuses bucket names that contain 'goog' or look like 'google'",
+                    "choose a prefix without 'goog', e.g. 'llm-models'",
+                )
+            )
+        return errors
 
 
 @dataclass
 class ModelBucketArgs:
+    """Inputs of :class:`ModelBucket`."""
+
     location: str
-    name_prefix: str = "llm-models"
-    versioning: bool = False
-    soft_delete_days: int = 7
-    """0 disables soft delete; GCS accepts 7-90 days otherwise."""
-    force_destroy: bool = False
-    """Never true in production: destroying the stack must not delete the model silently."""
+    """Bucket location: the service's region, so weights never cross regions at start-up."""
+    settings: BucketSettings = field(default_factory=BucketSettings)
+    """Name prefix, versioning, soft delete, force destroy (the ``cloudrun-gpu:bucket`` stack section)."""
     hierarchical_namespace: bool = False
-    reader_members: list[pulumi.Input[str]] = field(default_factory=list)
+    """Hierarchical namespace (faster listing and folder renames for very large trees)."""
+    reader_members: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """IAM members granted object read on this bucket only, by a stable key (e.g. ``{"runtime": …}``)."""
     labels: dict[str, str] = field(default_factory=dict)
+    """Labels on the bucket."""
     project: str | None = None
+    """The project; defaults to the provider's."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.settings, dict):
+            self.settings = parse(BucketSettings, self.settings, "ModelBucketArgs.settings.")
 
 
 class ModelBucket(pulumi.ComponentResource):
@@ -40,11 +89,14 @@ class ModelBucket(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ModelBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if isinstance(args, dict):
+            args = ModelBucketArgs(**args)
         super().__init__(TOKEN, name, None, opts)
+        cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        self.suffix = random.RandomId(f"{name}-suffix", byte_length=4, opts=child)
+        self.suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_HEX // 2, opts=child)
         lifecycle = []
-        if args.versioning:
+        if cfg.versioning:
             lifecycle.append(
                 gcp.storage.BucketLifecycleRuleArgs(
                     action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
@@ -53,20 +105,20 @@ class ModelBucket(pulumi.ComponentResource):
             )
         self.bucket = gcp.storage.Bucket(
             f"{name}-bucket",
-            name=self.suffix.hex.apply(lambda h: f"{args.name_prefix}-{h}"),
+            name=self.suffix.hex.apply(lambda h: f"{cfg.name_prefix}-{h}"),
             location=args.location,
             storage_class="STANDARD",
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
-            versioning=gcp.storage.BucketVersioningArgs(enabled=args.versioning),
+            versioning=gcp.storage.BucketVersioningArgs(enabled=cfg.versioning),
             soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
-                retention_duration_seconds=args.soft_delete_days * DAY_S
+                retention_duration_seconds=cfg.soft_delete_days * DAY_S
             ),
             hierarchical_namespace=gcp.storage.BucketHierarchicalNamespaceArgs(enabled=True)
             if args.hierarchical_namespace
             else None,
             lifecycle_rules=lifecycle or None,
-            force_destroy=args.force_destroy,
+            force_destroy=bool(cfg.force_destroy),
             labels=args.labels or None,
             project=args.project,
             opts=child,
@@ -75,12 +127,15 @@ class ModelBucket(pulumi.ComponentResource):
         self.url = self.bucket.url
         self.reader_bindings = [
             gcp.storage.BucketIAMMember(
-                f"{name}-reader-{i}",
+                f"{name}-reader-{who}",
                 bucket=self.bucket.name,
                 role=READER_ROLE,
                 member=member,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-reader-{i}")]),
             )
-            for i, member in enumerate(args.reader_members)
+            for i, (who, member) in enumerate(args.reader_members.items())
         ]
         self.register_outputs({"bucket_name": self.bucket_name, "url": self.url})
+
+
+__all__ = ["BucketSettings", "ModelBucket", "ModelBucketArgs"]

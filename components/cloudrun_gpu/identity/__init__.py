@@ -4,8 +4,7 @@ Access is granted on single resources by the components that own them (object re
 model bucket, read on the image repository), never project-wide: least privilege by default.
 """
 
-from __future__ import annotations
-
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -18,17 +17,19 @@ TOKEN = "cloudrun-gpu:index:RuntimeIdentity"
 
 @dataclass
 class RuntimeIdentityArgs:
+    """Inputs of :class:`RuntimeIdentity`."""
+
     account_id: str
     """6-30 characters, lowercase letters, digits and hyphens (GCP rule); changing it replaces the account."""
     display_name: str = "LLM inference runtime"
+    """Shown in the console's IAM pages."""
     project: str | None = None
+    """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        import re
-
         if not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
             raise ConfigError(
-                "account_id",
+                "RuntimeIdentityArgs.account_id",
                 self.account_id,
                 "is not a valid service account id",
                 "use 6-30 lowercase letters, digits and hyphens, starting with a letter",
@@ -36,11 +37,15 @@ class RuntimeIdentityArgs:
 
 
 class RuntimeIdentity(pulumi.ComponentResource):
+    """A dedicated service account with no project roles (least privilege)."""
+
     account: gcp.serviceaccount.Account
     email: pulumi.Output[str]
     member: pulumi.Output[str]
 
     def __init__(self, name: str, args: RuntimeIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if isinstance(args, dict):
+            args = RuntimeIdentityArgs(**args)
         super().__init__(TOKEN, name, None, opts)
         self.account = gcp.serviceaccount.Account(
             f"{name}-sa",

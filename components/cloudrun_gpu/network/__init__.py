@@ -11,68 +11,52 @@ Bring your own network: pass ``existing_network``/``existing_subnetwork`` and th
 creates no network or subnet, only what you leave enabled around them.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
-from cloudrun_gpu import netcalc
-from cloudrun_gpu.errors import ConfigErrors
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.network.settings import (
+    PSC_DNS_ZONES,
+    NatLogFilter,
+    NatSettings,
+    NetworkSettings,
+    PscSettings,
+    PscTarget,
+)
+from cloudrun_gpu.settings import parse, raise_if, with_prefix
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
-
-# Private zones that point Google API hostnames at the PSC endpoint: apex A record → endpoint,
-# wildcard CNAME → apex (the gcloud recipe in facts §5.4). pkg.dev and gcr.io keep image pulls private.
-PSC_DNS_ZONES = ("googleapis.com.", "pkg.dev.", "gcr.io.")
-
-
-@dataclass
-class PscArgs:
-    address: str = "10.255.255.254"
-    target: Literal["all-apis", "vpc-sc"] = "all-apis"
-    name: str = "llmapis"
-    """Forwarding-rule name: 1-20 lowercase letters/digits starting with a letter (set explicitly)."""
-    dns_zones: tuple[str, ...] = PSC_DNS_ZONES
-
-
-@dataclass
-class NatArgs:
-    dynamic_port_allocation: bool = True
-    min_ports_per_vm: int = 64
-    max_ports_per_vm: int = 4096
-    log_filter: Literal["ERRORS_ONLY", "TRANSLATIONS_ONLY", "ALL"] = "ERRORS_ONLY"
 
 
 @dataclass
 class InferenceNetworkArgs:
-    region: str
-    max_instances: int = 1
-    subnet_cidr: str = "10.8.0.0/26"
-    existing_network: pulumi.Input[str] | None = None
-    existing_subnetwork: pulumi.Input[str] | None = None
-    psc: PscArgs | None = field(default_factory=PscArgs)
-    """None: no PSC endpoint (e.g. when the VPC already has one)."""
-    nat: NatArgs | None = field(default_factory=NatArgs)
-    """None: no Cloud NAT (no internet from the service)."""
-    tags: list[str] = field(default_factory=lambda: ["llm-inference"])
-    project: str | None = None
+    """Inputs of :class:`InferenceNetwork`: where, how many instances, and its settings."""
 
-    def validate(self) -> None:
-        """Raise every problem at once, before any child is registered."""
-        errors = netcalc.network_errors(
-            prefix="",
-            subnet_cidr=self.subnet_cidr,
-            max_instances=self.max_instances,
-            existing_network=self.existing_network,
-            existing_subnetwork=self.existing_subnetwork,
-            psc_name=self.psc.name if self.psc else None,
-            psc_address=self.psc.address if self.psc else None,
-        )
-        if errors:
-            raise ConfigErrors(errors)
+    region: str
+    """The region of the subnet, router and NAT (the Cloud Run service's region)."""
+    settings: NetworkSettings = field(default_factory=NetworkSettings)
+    """Subnet, PSC, NAT and tags (the ``cloudrun-gpu:network`` section of a stack file)."""
+    max_instances: int = 1
+    """The service's max instances: the subnet must hold Direct VPC's addresses for them."""
+    project: str | None = None
+    """The project; defaults to the provider's."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.settings, dict):  # from another Pulumi language: a plain input bag
+            self.settings = parse(NetworkSettings, self.settings, "InferenceNetworkArgs.settings.")
+        errors = [
+            with_prefix(e, "InferenceNetworkArgs.settings.") for e in self.settings.sizing_problems(self.max_instances)
+        ]
+        if not self.region:
+            errors.append(ConfigError("InferenceNetworkArgs.region", self.region, "is empty", "set the region"))
+        raise_if(errors)
+
+    @classmethod
+    def from_input(cls, args: "InferenceNetworkArgs | dict[str, Any]") -> "InferenceNetworkArgs":
+        return args if isinstance(args, InferenceNetworkArgs) else cls(**args)
 
 
 class InferenceNetwork(pulumi.ComponentResource):
@@ -82,14 +66,15 @@ class InferenceNetwork(pulumi.ComponentResource):
     tags: list[str]
 
     def __init__(self, name: str, args: InferenceNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        args.validate()
+        args = InferenceNetworkArgs.from_input(args)
         super().__init__(TOKEN, name, None, opts)
+        net = args.settings
         child = pulumi.ResourceOptions(parent=self)
         self.network: gcp.compute.Network | None = None
         self.subnetwork: gcp.compute.Subnetwork | None = None
-        if args.existing_network is not None and args.existing_subnetwork is not None:
-            network_id = pulumi.Output.from_input(args.existing_network)
-            subnet_id = pulumi.Output.from_input(args.existing_subnetwork)
+        if net.existing_network is not None and net.existing_subnetwork is not None:
+            network_id = pulumi.Output.from_input(net.existing_network)
+            subnet_id = pulumi.Output.from_input(net.existing_subnetwork)
         else:
             self.network = gcp.compute.Network(
                 f"{name}-vpc",
@@ -103,7 +88,7 @@ class InferenceNetwork(pulumi.ComponentResource):
                 f"{name}-subnet",
                 network=self.network.id,
                 region=args.region,
-                ip_cidr_range=args.subnet_cidr,
+                ip_cidr_range=net.subnet_cidr,
                 private_ip_google_access=True,
                 stack_type="IPV4_ONLY",
                 description=f"Direct VPC egress; sized for {args.max_instances} max instances",
@@ -113,20 +98,20 @@ class InferenceNetwork(pulumi.ComponentResource):
             network_id, subnet_id = self.network.id, self.subnetwork.id
         self.network_id = network_id
         self.subnetwork_id = subnet_id
-        self.tags = list(args.tags)
+        self.tags = list(net.tags)
 
         self.psc_address: gcp.compute.GlobalAddress | None = None
         self.psc_rule: gcp.compute.GlobalForwardingRule | None = None
         self.dns_zones: list[gcp.dns.ManagedZone] = []
         self.dns_records: list[gcp.dns.RecordSet] = []
         self.psc_ip = None
-        if args.psc is not None:
-            self._psc(name, args.psc, network_id, args.project, child)
+        if net.psc.enabled:
+            self._psc(name, net.psc, network_id, args.project, child)
 
         self.router: gcp.compute.Router | None = None
         self.nat: gcp.compute.RouterNat | None = None
-        if args.nat is not None:
-            self._nat(name, args, args.nat, network_id, subnet_id, child)
+        if net.nat.enabled:
+            self._nat(name, args, net.nat, network_id, subnet_id, child)
 
         self.register_outputs(
             {
@@ -140,7 +125,7 @@ class InferenceNetwork(pulumi.ComponentResource):
     def _psc(
         self,
         name: str,
-        psc: PscArgs,
+        psc: PscSettings,
         network_id: pulumi.Output[str],
         project: str | None,
         child: pulumi.ResourceOptions,
@@ -158,7 +143,7 @@ class InferenceNetwork(pulumi.ComponentResource):
         self.psc_rule = gcp.compute.GlobalForwardingRule(
             f"{name}-psc",
             name=psc.name,  # explicit: auto-naming adds '-xxxxxxx', which PSC rules to Google APIs reject
-            target=psc.target,
+            target=psc.target.value,
             network=network_id,
             ip_address=self.psc_address.id,
             load_balancing_scheme="",
@@ -210,7 +195,7 @@ class InferenceNetwork(pulumi.ComponentResource):
         self,
         name: str,
         args: InferenceNetworkArgs,
-        nat: NatArgs,
+        nat: NatSettings,
         network_id: pulumi.Output[str],
         subnet_id: pulumi.Output[str],
         child: pulumi.ResourceOptions,
@@ -237,7 +222,19 @@ class InferenceNetwork(pulumi.ComponentResource):
             enable_endpoint_independent_mapping=False if dpa else None,
             min_ports_per_vm=nat.min_ports_per_vm,
             max_ports_per_vm=nat.max_ports_per_vm if dpa else None,
-            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter=nat.log_filter),
+            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter=nat.log_filter.value),
             project=args.project,
             opts=child,
         )
+
+
+__all__ = [
+    "PSC_DNS_ZONES",
+    "InferenceNetwork",
+    "InferenceNetworkArgs",
+    "NatLogFilter",
+    "NatSettings",
+    "NetworkSettings",
+    "PscSettings",
+    "PscTarget",
+]

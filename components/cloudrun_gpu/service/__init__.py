@@ -14,119 +14,146 @@ lower price and draws on the ``…NoZonalRedundancy…`` quota; False reserves f
 in another zone at a higher price and uses the zonal-redundancy quota (``limits.GPU_TYPES``).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
+from pulumi_gcp import cloudrunv2 as run
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
-from cloudrun_gpu.loading import ModelDelivery
-from cloudrun_gpu.sizing import SizingPlan
+from cloudrun_gpu.loading import ModelDelivery, model_delivery
+from cloudrun_gpu.service.plan import MOUNT_PATHS, ServicePlan, plan_service
+from cloudrun_gpu.service.settings import (
+    PUBLIC_MEMBERS,
+    Accelerator,
+    GpuSettings,
+    Ingress,
+    ResourcesSettings,
+    ScalingSettings,
+    ServiceSettings,
+)
+from cloudrun_gpu.settings import parse, rename_fields
 from cloudrun_gpu.sizing.engines import PORT
+from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
 TOKEN = "cloudrun-gpu:index:GpuInferenceService"
 INVOKER_ROLE = "roles/run.invoker"
-PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+ARGS = "GpuInferenceServiceArgs."
+_SETTINGS: dict[str, Any] = {
+    "model": ModelSettings,
+    "engine": EngineSettings,
+    "loading": LoadingSettings,
+    "gpu": GpuSettings,
+    "resources": ResourcesSettings,
+    "scaling": ScalingSettings,
+    "service": ServiceSettings,
+}
 
 
 @dataclass
 class VpcEgressArgs:
+    """Direct VPC egress: the network interface the service's instances get."""
+
     network: pulumi.Input[str]
+    """Network id or self-link."""
     subnetwork: pulumi.Input[str]
+    """Subnetwork id or self-link (sized for the service's max instances)."""
     tags: list[str] = field(default_factory=list)
-    egress: str = "ALL_TRAFFIC"
+    """Network tags on the interface."""
 
 
 @dataclass
 class GpuInferenceServiceArgs:
-    region: str
-    image: pulumi.Input[str]
-    sizing: SizingPlan
-    cpu: int
-    memory_gib: int
-    service_name: str = "llm"
-    gpu_type: str = "nvidia-l4"
-    gpu_zonal_redundancy_disabled: bool = True
-    concurrency: int | None = None
-    """Override the plan's A2 value (e.g. after a load test); must cover the engine's parallel slots."""
-    min_instances: int = 0
-    max_instances: int = 1
-    gpu_quota: int = int(limits.DEFAULT_GPU_QUOTA.value)
-    request_timeout_s: int = 600
-    vpc: VpcEgressArgs | None = None
-    delivery: ModelDelivery | None = None
-    service_account_email: pulumi.Input[str] | None = None
-    """An existing identity; None creates a dedicated one with no project roles."""
-    invokers: list[str] = field(default_factory=list)
-    ingress: str = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
-    deletion_protection: bool = False
-    liveness_probe: bool = True
-    labels: dict[str, str] = field(default_factory=dict)
-    project: str | None = None
+    """Inputs of :class:`GpuInferenceService`: the model and engine settings it sizes itself from,
+    and the wiring (image, network, bucket, identity) other components provide."""
 
-    def validate(self) -> None:
+    region: str
+    """Cloud Run region (must offer the GPU type)."""
+    image: pulumi.Input[str]
+    """Serving image (engine, and the model when loading.method is image)."""
+    model: ModelSettings
+    """Which model and where its files sit."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """Serving engine and the knobs the memory plan depends on."""
+    loading: LoadingSettings = field(default_factory=LoadingSettings)
+    """How the weights reach the GPU."""
+    gpu: GpuSettings = field(default_factory=GpuSettings)
+    """GPU type, redundancy mode and quota."""
+    resources: ResourcesSettings = field(default_factory=ResourcesSettings)
+    """CPU and memory per instance."""
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    """Instances, timeout, concurrency override."""
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    """Name, invokers, ingress, deletion protection."""
+    vpc: VpcEgressArgs | None = None
+    """Direct VPC egress (ALL_TRAFFIC); required for the gcs-* and internet loading methods."""
+    bucket_name: pulumi.Input[str] | None = None
+    """The model bucket, for the gcs-fuse and gcs-download methods."""
+    service_account_email: pulumi.Input[str] | None = None
+    """An existing runtime identity; None creates a dedicated one with no project roles."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels on the service and its revisions."""
+    project: str | None = None
+    """The project; defaults to the provider's."""
+
+    def __post_init__(self) -> None:
         errors: list[ConfigError] = []
-        gpu = limits.GPU_TYPES.get(self.gpu_type)
-        if gpu is None:
-            raise ConfigError(
-                "gpu_type",
-                self.gpu_type,
-                "not a Cloud Run GPU type",
-                "use a supported GPU",
-                ", ".join(limits.GPU_TYPES),
-            )
-        if self.sizing.gpu != self.gpu_type:
+        for name, cls in _SETTINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):  # another Pulumi language passes plain input bags
+                try:
+                    setattr(self, name, parse(cls, value, f"{ARGS}{name}."))
+                except ConfigErrors as exc:
+                    errors.extend(exc.errors)
+        if isinstance(self.vpc, dict):
+            self.vpc = VpcEgressArgs(**self.vpc)
+        if self.loading.method != "image" and self.vpc is None:
             errors.append(
                 ConfigError(
-                    "sizing",
-                    self.sizing.gpu,
-                    f"was computed for another GPU than {self.gpu_type}",
-                    "size the model for the GPU the service uses",
+                    f"{ARGS}vpc",
+                    None,
+                    f"loading.method {self.loading.method} reads over the network, which needs Direct VPC with "
+                    "ALL_TRAFFIC egress (L4, L5)",
+                    "pass vpc=VpcEgressArgs(network=…, subnetwork=…) from an InferenceNetwork",
                 )
             )
-        if self.cpu < gpu.min_cpu:
-            errors.append(
-                ConfigError("cpu", self.cpu, f"{gpu.name} needs ≥ {gpu.min_cpu} vCPU", f"set cpu ≥ {gpu.min_cpu}")
-            )
-        if self.memory_gib < gpu.min_memory_gib:
+        if self.loading.method in ("gcs-fuse", "gcs-download") and self.bucket_name is None:
             errors.append(
                 ConfigError(
-                    "memory_gib",
-                    self.memory_gib,
-                    f"{gpu.name} needs ≥ {gpu.min_memory_gib} GiB",
-                    f"set memory_gib ≥ {gpu.min_memory_gib}",
-                )
-            )
-        if self.max_instances > self.gpu_quota:
-            errors.append(
-                ConfigError(
-                    "max_instances",
-                    self.max_instances,
-                    f"exceeds the GPU quota ({self.gpu_quota})",
-                    "lower it or raise the quota",
-                )
-            )
-        c = self.concurrency
-        if c is not None and not (self.sizing.max_parallel_sequences <= c <= limits.CONCURRENCY_MAX.value):
-            errors.append(
-                ConfigError(
-                    "concurrency",
-                    c,
-                    "must cover the engine's parallel slots and stay ≤ 1000 (R6)",
-                    f"use {self.sizing.max_parallel_sequences}..{int(limits.CONCURRENCY_MAX.value)}",
+                    f"{ARGS}bucket_name",
+                    None,
+                    f"loading.method {self.loading.method} reads the model from a bucket",
+                    "pass bucket_name (e.g. ModelBucket(...).bucket_name)",
                 )
             )
         if errors:
             raise ConfigErrors(errors)
 
+    def plan(self, base_dir: Path | None = None) -> ServicePlan:
+        """Every number the revision needs, or ConfigErrors naming this class's fields."""
+        try:
+            return plan_service(
+                region=self.region,
+                model=self.model,
+                engine=self.engine,
+                loading=self.loading,
+                gpu=self.gpu,
+                resources=self.resources,
+                scaling=self.scaling,
+                base_dir=base_dir,
+            )
+        except ConfigErrors as exc:
+            raise rename_fields(exc.errors, {}, ARGS) from None
+        except ConfigError as exc:
+            raise rename_fields([exc], {}, ARGS) from None
 
-def _probe_timing(plan: SizingPlan) -> dict[str, int]:
-    p = plan.startup_probe
+
+def _probe(plan: ServicePlan) -> dict[str, int]:
+    p = plan.sizing.startup_probe
     return {
         "initial_delay_seconds": p.initial_delay_seconds,
         "period_seconds": p.period_seconds,
@@ -135,100 +162,164 @@ def _probe_timing(plan: SizingPlan) -> dict[str, int]:
     }
 
 
+def _volumes(delivery: ModelDelivery) -> list[run.ServiceTemplateVolumeArgs]:
+    out = []
+    for v in delivery.volumes:
+        gcs, mem = v.get("gcs"), v.get("empty_dir")
+        out.append(
+            run.ServiceTemplateVolumeArgs(
+                name=v["name"],
+                gcs=run.ServiceTemplateVolumeGcsArgs(
+                    bucket=gcs["bucket"], read_only=gcs["read_only"], mount_options=gcs["mount_options"]
+                )
+                if gcs
+                else None,
+                empty_dir=run.ServiceTemplateVolumeEmptyDirArgs(medium=mem["medium"], size_limit=mem["size_limit"])
+                if mem
+                else None,
+            )
+        )
+    return out
+
+
+def member_key(member: str) -> str:
+    """A stable logical-name key for an IAM member: the member itself, so removing one binding never
+    renames (and so replaces) the others."""
+    return member
+
+
 class GpuInferenceService(pulumi.ComponentResource):
+    """A Cloud Run v2 service with one GPU, sized from its model (D1, D2, R6, A1, A4, L4)."""
+
     service: gcp.cloudrunv2.Service
     url: pulumi.Output[str]
+    """The service's HTTPS URL."""
     service_name: pulumi.Output[str]
+    """The Cloud Run service name."""
     service_account_email: pulumi.Output[str]
+    """The runtime identity's email."""
     concurrency: int
     startup_probe: dict[str, Any]
 
     def __init__(self, name: str, args: GpuInferenceServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        args.validate()
+        if isinstance(args, dict):
+            args = GpuInferenceServiceArgs(**args)
+        plan = args.plan(Path.cwd())
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = args.sizing
-        gpu = limits.GPU_TYPES[args.gpu_type]
+        sizing = plan.sizing
+        svc = args.service
+        gpu = limits.GPU_TYPES[args.gpu.type]
+        self.plan = plan
         self.identity: RuntimeIdentity | None = None
         if args.service_account_email is None:
             self.identity = RuntimeIdentity(
-                f"{name}-identity",
-                RuntimeIdentityArgs(account_id=f"{args.service_name}-run"[:30], project=args.project),
-                opts=child,
+                f"{name}-identity", RuntimeIdentityArgs(account_id=svc.account_id, project=args.project), opts=child
             )
             sa_email: pulumi.Input[str] = self.identity.email
         else:
             sa_email = args.service_account_email
-        delivery = args.delivery or ModelDelivery("image")
-        self.concurrency = args.concurrency or plan.max_instance_request_concurrency
-        self.startup_probe = {**_probe_timing(plan), "path": plan.startup_probe.path}
-        env = {**plan.engine_env, **delivery.env}
-        container: dict[str, Any] = {
-            "name": plan.engine.replace(".", ""),
-            "image": args.image,
-            "args": plan.engine_args or None,
-            "envs": [{"name": k, "value": v} for k, v in env.items()] or None,
-            "ports": {"container_port": PORT, "name": "http1"},
-            "resources": {
-                "limits": {"cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi", "nvidia.com/gpu": "1"},
-                "cpu_idle": False,
-                "startup_cpu_boost": True,
-            },
-            "startup_probe": {**_probe_timing(plan), "http_get": {"path": plan.startup_probe.path, "port": PORT}},
-            "volume_mounts": delivery.mounts or None,
-        }
-        if args.liveness_probe:
-            container["liveness_probe"] = {
-                "period_seconds": 30,
-                "timeout_seconds": 5,
-                "failure_threshold": 3,
-                "http_get": {"path": plan.startup_probe.path, "port": PORT},
-            }
-        template: dict[str, Any] = {
-            "service_account": sa_email,
-            "execution_environment": "EXECUTION_ENVIRONMENT_GEN2",
-            "timeout": f"{args.request_timeout_s}s",
-            "max_instance_request_concurrency": self.concurrency,
-            "node_selector": {"accelerator": args.gpu_type},
-            "gpu_zonal_redundancy_disabled": args.gpu_zonal_redundancy_disabled,
-            "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
-            "containers": [container],
-            "volumes": delivery.volumes or None,
-            "labels": args.labels or None,
-        }
-        if args.vpc is not None:
-            template["vpc_access"] = {
-                "egress": args.vpc.egress,
-                "network_interfaces": [
-                    {"network": args.vpc.network, "subnetwork": args.vpc.subnetwork, "tags": args.vpc.tags or None}
+        delivery = model_delivery(
+            args.loading.method,
+            mount_path=plan.mount_path,
+            bucket=args.bucket_name,
+            object_prefix=args.model.object_prefix,
+            in_memory_gib=plan.in_memory_volume_gib,
+            hub_url=args.model.hub_id,
+        )
+        env = {**sizing.engine_env, **delivery.env}
+        if args.engine.name == "ollama":  # Ollama reads its own blob store from the mount (or the image's /models)
+            env["OLLAMA_MODELS"] = plan.mount_path
+        self.concurrency = plan.concurrency
+        self.startup_probe = {**_probe(plan), "path": sizing.startup_probe.path}
+        probe = sizing.startup_probe
+        health = probe.path
+        container = run.ServiceTemplateContainerArgs(
+            name=str(args.engine.name).replace(".", ""),
+            image=args.image,
+            args=sizing.engine_args or None,
+            envs=[run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in env.items()] or None,
+            ports=run.ServiceTemplateContainerPortsArgs(container_port=PORT, name="http1"),
+            resources=run.ServiceTemplateContainerResourcesArgs(
+                limits={"cpu": str(plan.cpu), "memory": f"{plan.memory_gib}Gi", "nvidia.com/gpu": "1"},
+                cpu_idle=False,
+                startup_cpu_boost=True,
+            ),
+            startup_probe=run.ServiceTemplateContainerStartupProbeArgs(
+                initial_delay_seconds=probe.initial_delay_seconds,
+                period_seconds=probe.period_seconds,
+                timeout_seconds=probe.timeout_seconds,
+                failure_threshold=probe.failure_threshold,
+                http_get=run.ServiceTemplateContainerStartupProbeHttpGetArgs(path=health, port=PORT),
+            ),
+            liveness_probe=run.ServiceTemplateContainerLivenessProbeArgs(
+                period_seconds=30,
+                timeout_seconds=5,
+                failure_threshold=3,
+                http_get=run.ServiceTemplateContainerLivenessProbeHttpGetArgs(path=health, port=PORT),
+            )
+            if svc.liveness_probe
+            else None,
+            volume_mounts=[
+                run.ServiceTemplateContainerVolumeMountArgs(name=m["name"], mount_path=m["mount_path"])
+                for m in delivery.mounts
+            ]
+            or None,
+        )
+        vpc = (
+            run.ServiceTemplateVpcAccessArgs(
+                egress="ALL_TRAFFIC",
+                network_interfaces=[
+                    run.ServiceTemplateVpcAccessNetworkInterfaceArgs(
+                        network=args.vpc.network, subnetwork=args.vpc.subnetwork, tags=args.vpc.tags or None
+                    )
                 ],
-            }
+            )
+            if args.vpc is not None
+            else None
+        )
+        template = run.ServiceTemplateArgs(
+            service_account=sa_email,
+            execution_environment="EXECUTION_ENVIRONMENT_GEN2",
+            timeout=f"{args.scaling.request_timeout_s}s",
+            max_instance_request_concurrency=self.concurrency,
+            node_selector=run.ServiceTemplateNodeSelectorArgs(accelerator=str(args.gpu.type)),
+            gpu_zonal_redundancy_disabled=not args.gpu.zonal_redundancy,
+            scaling=run.ServiceTemplateScalingArgs(
+                min_instance_count=args.scaling.min_instances, max_instance_count=args.scaling.max_instances
+            ),
+            containers=[container],
+            volumes=_volumes(delivery) or None,
+            labels=args.labels or None,
+            vpc_access=vpc,
+        )
         self.service = gcp.cloudrunv2.Service(
             f"{name}-svc",
-            name=args.service_name,
+            name=svc.name,
             location=args.region,
-            ingress=args.ingress,
-            deletion_protection=args.deletion_protection,
+            ingress=str(svc.ingress),
+            deletion_protection=bool(svc.deletion_protection),
             invoker_iam_disabled=False,
             launch_stage=gpu.launch_stage,
             labels=args.labels or None,
-            template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, template),
+            template=template,
             project=args.project,
             opts=child,
         )
         self.invoker_bindings = [
             gcp.cloudrunv2.ServiceIamMember(
-                f"{name}-invoker-{i}",
+                f"{name}-invoker-{member_key(member)}",
                 name=self.service.name,
                 location=args.region,
                 role=INVOKER_ROLE,
                 member=member,
                 project=args.project,
-                opts=child,
+                # Bindings were named by list position before 0.2; the alias adopts them without a replace.
+                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-invoker-{i}")]),
             )
-            for i, member in enumerate(args.invokers)
+            for i, member in enumerate(svc.invokers)
         ]
-        if any(m in PUBLIC_MEMBERS for m in args.invokers):
+        if any(m in PUBLIC_MEMBERS for m in svc.invokers):
             pulumi.log.warn(f"{name}: invokers include a public member; anyone can call this GPU service", self)
         self.url = self.service.uri
         self.service_name = self.service.name
@@ -242,3 +333,19 @@ class GpuInferenceService(pulumi.ComponentResource):
                 "startup_probe": self.startup_probe,
             }
         )
+
+
+__all__ = [
+    "MOUNT_PATHS",
+    "Accelerator",
+    "GpuInferenceService",
+    "GpuInferenceServiceArgs",
+    "GpuSettings",
+    "Ingress",
+    "ResourcesSettings",
+    "ScalingSettings",
+    "ServicePlan",
+    "ServiceSettings",
+    "VpcEgressArgs",
+    "plan_service",
+]

@@ -120,15 +120,20 @@ def catalogue_names() -> list[str]:
     return sorted(_ROWS)
 
 
-def catalogue_model(name: str) -> ModelSpec:
-    """The catalogue entry ``name`` (case-insensitive) as a :class:`ModelSpec`."""
-    key = name.strip().lower()
-    row = _ROWS.get(key)
+def catalogue_model(name: str, *, field: str = "model.name") -> ModelSpec:
+    """The catalogue entry ``name`` (case-insensitive) as a :class:`ModelSpec`.
+
+    ``field`` is what the user wrote (``model.name`` in a stack file, ``--model`` on the CLI), so
+    the error points at it. A non-string name (``name: 8`` in YAML parses as an int) is refused
+    here rather than failing with an AttributeError on ``.strip()``.
+    """
+    key = name.strip().lower() if isinstance(name, str) else None
+    row = _ROWS.get(key) if key is not None else None
     if row is None:
         raise ConfigError(
-            "model.name",
+            field,
             name,
-            "not in the built-in catalogue",
+            "not in the built-in catalogue" if key is not None else "is not a model name (a string)",
             "use a catalogue name, or point model.gguf / model.hf_config at the model's own files",
             allowed=", ".join(catalogue_names()),
         )

@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from cloudrun_gpu.errors import ConfigError
+
+# Upper bounds far above any published model (the largest have < 200 layers, 128 heads, hidden
+# 16-25 k, vocabularies of 262 k, ~2 T parameters). They exist so that a corrupt or hostile file
+# declaring e.g. 10**12 layers is refused with a ConfigError instead of building a 10**12-entry
+# tuple (MemoryError) or overflowing a float in the weights formula.
+MAX_LAYERS = 4096
+MAX_HEADS = 65_536
+MAX_DIM = 1 << 20
+"""Hidden size, head dimension, MLA latent and FFN width."""
+MAX_VOCAB = 1 << 24
+MAX_CONTEXT = 1 << 30
+MAX_PARAMS = 10**15
+MAX_WEIGHTS_BYTES = 1 << 52
+"""4 PiB: anything larger is a corrupt header, not a model."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +55,42 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if len(self.kv_heads) != self.n_layers or len(self.layer_windows) != self.n_layers:
-            raise ValueError(f"{self.name}: per-layer tuples must have n_layers={self.n_layers} entries")
+        """Refuse a geometry that cannot be a model, whichever source built it.
+
+        Readers, the catalogue and Python users all construct specs here, so this is the one place
+        that guarantees the sizing engine never sizes a zero-layer model as 0 bytes, never divides
+        by zero heads, and never meets a per-layer tuple of the wrong length. The error names the
+        dataclass field; readers re-raise it under the field the user wrote (``model.gguf``, …).
+        """
+        _check_str("name", self.name)
+        _check_str("architecture", self.architecture)
+        _check_int("n_layers", self.n_layers, 1, MAX_LAYERS, "a model has at least one layer")
+        _check_int("hidden_size", self.hidden_size, 1, MAX_DIM, "the embedding width of the model")
+        _check_int("n_heads", self.n_heads, 1, MAX_HEADS, "attention needs at least one query head")
+        _check_int("mla_latent_dim", self.mla_latent_dim, 0, MAX_DIM, "0 unless the model uses MLA")
+        # MLA caches one latent instead of K and V heads, so head dimensions may then be 0.
+        low_dim = 0 if self.mla_latent_dim else 1
+        _check_int("head_dim_k", self.head_dim_k, low_dim, MAX_DIM, "elements per K head")
+        _check_int("head_dim_v", self.head_dim_v, low_dim, MAX_DIM, "elements per V head")
+        _check_int("vocab_size", self.vocab_size, 0, MAX_VOCAB, "0 when unknown")
+        _check_int("max_context", self.max_context, 0, MAX_CONTEXT, "0 when unknown")
+        _check_int("n_params", self.n_params, 1, MAX_PARAMS, "a model has parameters")
+        _check_per_layer("kv_heads", self.kv_heads, self.n_layers)
+        for kv in self.kv_heads:
+            _check_int("kv_heads", kv, 0, MAX_HEADS, "KV heads per layer, 0 for a layer without its own cache")
+        _check_per_layer("layer_windows", self.layer_windows, self.n_layers)
+        for w in self.layer_windows:
+            if w is not None:
+                _check_int("layer_windows", w, 1, MAX_CONTEXT, "a sliding window in tokens, or None for full attention")
+        if self.weights_bytes is not None:
+            _check_int("weights_bytes", self.weights_bytes, 1, MAX_WEIGHTS_BYTES, "None to derive from parameters")
+        if self.weights_quant is not None:
+            _check_str("weights_quant", self.weights_quant)
+        if not isinstance(self.tied_embeddings, bool):
+            _refuse("tied_embeddings", self.tied_embeddings, "must be True or False", "True or False")
+        _check_str("source", self.source)
+        if not isinstance(self.notes, tuple) or not all(isinstance(n, str) for n in self.notes):
+            _refuse("notes", self.notes, "must be a tuple of strings", "a tuple of str")
 
     @property
     def is_mla(self) -> bool:
@@ -74,3 +125,41 @@ def windows_from_pattern(
         is_global = (i % pattern == 0) if full_first else (i % pattern == pattern - 1)
         out.append(None if is_global else window)
     return tuple(out)
+
+
+def _refuse(name: str, value: Any, problem: str, allowed: str, want: str = "") -> NoReturn:
+    raise ConfigError(
+        name,
+        value,
+        problem,
+        f"build the ModelSpec with {name} = {want or allowed}, as the model's config.json or GGUF header gives it",
+        allowed=allowed,
+    )
+
+
+def _check_int(name: str, value: Any, low: int, high: int, meaning: str) -> None:
+    """Whole numbers only: bools and floats are refused because ``int(True)`` or ``int(2.5)``
+    would size a different model than the one written down."""
+    allowed = f"{low}..{high} ({meaning})"
+    want = f"a whole number in {low}..{high}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        _refuse(name, value, f"must be a whole number, not {type(value).__name__}", allowed, want)
+    elif not low <= value <= high:
+        _refuse(name, value, f"is out of range ({meaning})", allowed, want)
+
+
+def _check_str(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        _refuse(name, value, f"must be a string, not {type(value).__name__}", "a str")
+
+
+def _check_per_layer(name: str, value: Any, n_layers: int) -> None:
+    if not isinstance(value, tuple):
+        _refuse(name, value, "must be a tuple with one entry per layer", f"a tuple of {n_layers} entries")
+    elif len(value) != n_layers:
+        _refuse(
+            name,
+            f"<{len(value)} entries>",
+            f"has {len(value)} entries but the model has n_layers = {n_layers}",
+            f"a tuple of {n_layers} entries",
+        )

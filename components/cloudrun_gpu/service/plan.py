@@ -1,0 +1,174 @@
+"""From a service's settings to every number its revision needs (pure: no Pulumi).
+
+``GpuInferenceService`` calls :func:`plan_service` before it registers anything, and the stack's
+``plan`` command calls the same function to explain the numbers, so the rules that span the GPU,
+the model, the engine, loading, resources and scaling are written once, here. Errors name fields
+relative to the service's arguments (``engine.context_length``, ``resources.memory_gib``, ``region``);
+each boundary renames them to what its user wrote.
+"""
+
+from dataclasses import dataclass
+from math import ceil
+from pathlib import Path
+
+from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings
+from cloudrun_gpu.sizing import SizingPlan, SizingRequest, size
+from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
+
+HOST_RAM_RESERVE_GIB = 4
+"""Instance memory the engine process itself needs besides any in-memory model copy."""
+IN_MEMORY_HEADROOM = 1.05
+"""An in-memory volume 5 % larger than the weights: file-system overhead and tokenizer/config files."""
+MOUNT_PATHS = {"image": "/models", "gcs-fuse": "/mnt/models", "gcs-download": "/models-mem", "internet": "/models-mem"}
+"""Where each loading method puts the model inside the container."""
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """A service configuration that passed every check, with the numbers derived from it."""
+
+    sizing: SizingPlan
+    cpu: int
+    memory_gib: int
+    in_memory_volume_gib: int
+    mount_path: str
+    model_path: str
+    concurrency: int
+
+
+def model_path(model: ModelSettings, engine: EngineSettings, loading: LoadingSettings) -> str:
+    """What the engine is told to load: a file under the method's mount, an Ollama model name (its
+    store is found through OLLAMA_MODELS), or the hub id for the internet method."""
+    if engine.name == "ollama":
+        return model.file
+    if loading.method == "internet" and model.hub_id:
+        return model.hub_id
+    return f"{MOUNT_PATHS[loading.method]}/{model.file}"
+
+
+def plan_service(
+    *,
+    region: str,
+    model: ModelSettings,
+    engine: EngineSettings,
+    loading: LoadingSettings,
+    gpu: GpuSettings,
+    resources: ResourcesSettings,
+    scaling: ScalingSettings,
+    base_dir: Path | None = None,
+) -> ServicePlan:
+    """Cross-setting checks and the sizing plan; raises ConfigErrors listing every problem found."""
+    errors: list[ConfigError] = []
+    facts = limits.GPU_TYPES[gpu.type]
+    if region not in facts.regions:
+        errors.append(
+            ConfigError(
+                "region",
+                region,
+                f"has no {facts.name} GPUs on Cloud Run",
+                f"deploy to one of {', '.join(facts.regions)}",
+                ", ".join(facts.regions),
+            )
+        )
+    cpu = resources.cpu or facts.default_cpu
+    if cpu < facts.min_cpu and cpu in limits.ALLOWED_CPU:  # not-allowed values are reported by the settings
+        errors.append(
+            ConfigError(
+                "resources.cpu",
+                cpu,
+                f"{facts.name} needs at least {facts.min_cpu} vCPU",
+                f"set resources.cpu ≥ {facts.min_cpu}",
+                ", ".join(str(c) for c in limits.ALLOWED_CPU if c >= facts.min_cpu),
+            )
+        )
+    if scaling.max_instances > gpu.quota:
+        quota_id = facts.quota_zonal if gpu.zonal_redundancy else facts.quota_no_zonal
+        errors.append(
+            ConfigError(
+                "scaling.max_instances",
+                scaling.max_instances,
+                f"exceeds the stated GPU quota ({gpu.quota}, quota {quota_id})",
+                "lower scaling.max_instances, or request more quota and raise gpu.quota",
+                f"1..{gpu.quota}",
+            )
+        )
+    spec = collect(errors, lambda: model.spec(base_dir))
+    if spec is None:
+        raise ConfigErrors(errors)
+    path = model_path(model, engine, loading)
+    rate = loading.throughput_gib_per_s * GIB if loading.throughput_gib_per_s else None
+    req = SizingRequest(
+        model=spec,
+        engine=engine.name,
+        gpu=gpu.type,
+        context_length=engine.context_length,
+        kv_cache_type=engine.kv_cache_type,
+        weights_quant=model.quantization,
+        parallel=engine.parallel,
+        max_parallel=engine.max_parallel,
+        ideal_batch_size=engine.ideal_batch_size,
+        memory_fraction=engine.memory_fraction,
+        loading_method=loading.method,
+        load_bytes_per_s=rate,
+        model_path=path,
+        slot_save_path="/slots" if engine.prompt_cache else None,
+    )
+    plan = collect(errors, lambda: size(req))
+    if plan is None:
+        raise ConfigErrors(errors)
+
+    volume_gib = 0
+    if loading.method in ("gcs-download", "internet"):
+        volume_gib = ceil(plan.weights_bytes * IN_MEMORY_HEADROOM / GIB)
+    need_mem = max(facts.min_memory_gib, volume_gib + HOST_RAM_RESERVE_GIB)
+    memory = resources.memory_gib or max(need_mem, facts.default_memory_gib)
+    if memory < need_mem:
+        why = f"{facts.name} needs ≥ {facts.min_memory_gib} GiB"
+        if volume_gib:
+            why += f"; the in-memory model copy needs {volume_gib} GiB + {HOST_RAM_RESERVE_GIB} GiB for the engine"
+        errors.append(
+            ConfigError(
+                "resources.memory_gib",
+                memory,
+                why,
+                f"set resources.memory_gib ≥ {need_mem}",
+                f"{need_mem}..{int(limits.MAX_MEMORY_GIB.value)}",
+            )
+        )
+    elif memory > limits.MAX_MEMORY_GIB.value:
+        errors.append(
+            ConfigError(
+                "resources.memory_gib",
+                memory,
+                "is above the largest GPU instance we allow",
+                f"set resources.memory_gib ≤ {int(limits.MAX_MEMORY_GIB.value)}",
+                f"{need_mem}..{int(limits.MAX_MEMORY_GIB.value)}",
+            )
+        )
+    concurrency = plan.max_instance_request_concurrency
+    if scaling.max_concurrency is not None:
+        if scaling.max_concurrency < plan.max_parallel_sequences:
+            errors.append(
+                ConfigError(
+                    "scaling.max_concurrency",
+                    scaling.max_concurrency,
+                    f"is below the engine's {plan.max_parallel_sequences} parallel sequences, so GPU slots idle (R6)",
+                    f"set scaling.max_concurrency ≥ {plan.max_parallel_sequences}, or lower engine.parallel to match",
+                    f"{plan.max_parallel_sequences}..{int(limits.CONCURRENCY_MAX.value)}",
+                )
+            )
+        concurrency = scaling.max_concurrency
+    if errors:
+        raise ConfigErrors(errors)
+    return ServicePlan(
+        sizing=plan,
+        cpu=cpu,
+        memory_gib=memory,
+        in_memory_volume_gib=volume_gib,
+        mount_path=MOUNT_PATHS[loading.method],
+        model_path=path,
+        concurrency=concurrency,
+    )

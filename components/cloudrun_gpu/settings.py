@@ -1,0 +1,232 @@
+"""One way to declare, document and validate a component's settings.
+
+Every component owns one frozen *settings* type per concern (``NetworkSettings``,
+``ServiceSettings`` …). The same class is a section of the stack file (``cloudrun-gpu:network``)
+and a field of the component's ``…Args``, so a rule is written once and applies to YAML users,
+Python importers and, through the component package schema, to other Pulumi languages.
+
+Why pydantic dataclasses: they validate types and ranges on construction, keep attribute
+docstrings (``use_attribute_docstrings``) that become the field's documentation and the
+schema's description, and — unlike ``BaseModel`` — carry no extra annotations that Pulumi's
+component-schema analyzer would trip over.
+
+Errors always leave as :class:`~cloudrun_gpu.errors.ConfigErrors` naming the field *the user
+wrote*: a boundary (stack reader, CLI, component constructor) passes a ``prefix``; pydantic's
+own wording (Python type names, "set X to a valid value") never reaches a user.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+from typing_extensions import dataclass_transform
+
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+
+T = TypeVar("T")
+
+SETTINGS_CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(pydantic.Field, FieldInfo))
+def settings(cls: type[T]) -> type[T]:
+    """Make ``cls`` a frozen, self-validating settings type.
+
+    Constructing it directly (the Python API) runs type/range validation and then the class's
+    ``problems()`` cross-field checks; either kind of failure raises ``ConfigErrors`` whose
+    fields read ``ClassName.field``.
+    """
+    dc: Any = pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS_CONFIG)(cls)
+    init = dc.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise validation_errors(exc, f"{cls.__name__}.", dc) from None
+        errs = problems_of(self, f"{cls.__name__}.")
+        if errs:
+            raise ConfigErrors(errs)
+
+    dc.__init__ = __init__
+    return dc  # type: ignore[no-any-return]
+
+
+def problems_of(value: Any, prefix: str) -> list[ConfigError]:
+    """Cross-field problems of a settings object, with fields under ``prefix`` (recursive through
+    each class's own ``problems()``)."""
+    check: Callable[[], list[ConfigError]] | None = getattr(value, "problems", None)
+    if check is None:
+        return []
+    return [with_prefix(e, prefix) for e in check()]
+
+
+def nested(value: Any, name: str) -> list[ConfigError]:
+    """``problems()`` of a nested settings field, named ``name.…`` (for a parent's ``problems``)."""
+    return problems_of(value, f"{name}.")
+
+
+def with_prefix(err: ConfigError, prefix: str) -> ConfigError:
+    return ConfigError(prefix + err.field, err.value, err.problem, rename_fix(err.fix, err.field, prefix), err.allowed)
+
+
+def rename_fix(fix: str, field: str, prefix: str) -> str:
+    """Fixes mention the field they fix; keep that mention in step with the field's new name."""
+    return fix.replace(f"set {field} ", f"set {prefix}{field} ") if field else fix
+
+
+def rename_fields(errors: Iterable[ConfigError], names: Mapping[str, str], prefix: str = "") -> ConfigErrors:
+    """Rename library field paths to what a boundary's user wrote (``engine.context_length`` →
+    ``--context`` for the CLI); unmapped fields get ``prefix``."""
+    out = []
+    for e in errors:
+        new = names.get(e.field)
+        if new is None:
+            new = next((names[k] + e.field[len(k) :] for k in names if e.field.startswith(k + ".")), None)
+        new = new if new is not None else prefix + e.field
+        fix = e.fix.replace(e.field, new) if e.field else e.fix
+        out.append(ConfigError(new, e.value, e.problem, fix, e.allowed))
+    return ConfigErrors(out)
+
+
+def raise_if(errors: list[ConfigError]) -> None:
+    if errors:
+        raise ConfigErrors(errors)
+
+
+def as_errors(exc: ConfigError | ConfigErrors) -> list[ConfigError]:
+    return list(exc.errors) if isinstance(exc, ConfigErrors) else [exc]
+
+
+def parse(cls: type[T], raw: Any, prefix: str, problems: list[ConfigError] | None = None) -> T:
+    """Validate untrusted data (a stack file section, a provider input bag) into ``cls``;
+    every problem comes back at once, named ``prefix`` + path.
+
+    Type and range errors always raise (there is no object to go on with). Cross-field problems
+    raise too, unless the caller passes a ``problems`` list to collect them in, so that rules across
+    sections can still run and one run reports every mistake."""
+    try:
+        value = TypeAdapter(cls).validate_python(raw)
+    except ValidationError as exc:
+        raise validation_errors(exc, prefix, cls) from None
+    errs = problems_of(value, prefix)
+    if problems is not None:
+        problems.extend(errs)
+    elif errs:
+        raise ConfigErrors(errs)
+    return value
+
+
+def field_names(cls: Any) -> list[str]:
+    fields = getattr(cls, "__pydantic_fields__", None) or getattr(cls, "__dataclass_fields__", {})
+    return list(fields)
+
+
+def suggest(word: str, options: Iterable[str]) -> str | None:
+    """The closest known name to a misspelt one (``scalling`` → ``scaling``)."""
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _owner(cls: Any, loc: tuple[int | str, ...]) -> Any:
+    """The settings class that holds the field at ``loc`` (to list its known keys)."""
+    for part in loc[:-1]:
+        fields = getattr(cls, "__pydantic_fields__", None)
+        if not fields or not isinstance(part, str) or part not in fields:
+            return None
+        ann = fields[part].annotation
+        args = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]
+        cls = args[0] if args and not isinstance(ann, type) else ann
+    return cls
+
+
+def _allowed_of(ctx: dict[str, Any], err_type: str) -> str:
+    bounds = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    parts = [f"{sym} {ctx[k]}" for k, sym in bounds.items() if k in ctx]
+    if "pattern" in ctx:
+        parts.append(f"matching {ctx['pattern']}")
+    if "expected" in ctx:
+        parts.append(str(ctx["expected"]).replace("'", ""))
+    if "min_length" in ctx:
+        parts.append(f"at least {ctx['min_length']} item(s)/character(s)")
+    if "max_length" in ctx:
+        parts.append(f"at most {ctx['max_length']} item(s)/character(s)")
+    return ", ".join(parts)
+
+
+_TYPE_WORDS = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "dataclass_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "finite_number": "a finite number",
+}
+
+
+def validation_errors(exc: ValidationError, prefix: str, cls: Any) -> ConfigErrors:
+    """pydantic's errors, reworded: the field the user wrote, their value, what is allowed, the fix."""
+    out: list[ConfigError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        typ = err["type"]
+        if typ == "dataclass_arguments_type" or (loc and loc[-1] == "[dataclass-fields]"):
+            loc = loc[:-1]
+        path = ".".join(str(p) for p in loc)
+        field = prefix + path if path else prefix.rstrip(".:") or "config"
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        if typ in ("extra_forbidden", "unexpected_keyword_argument"):
+            owner = _owner(cls, loc)
+            known = field_names(owner) if owner is not None else []
+            guess = suggest(str(loc[-1]), known) if loc else None
+            fix = f"did you mean {prefix}{'.'.join(str(p) for p in (*loc[:-1], guess))}?" if guess else "remove it"
+            out.append(ConfigError(field, value, "is not a known setting", fix, ", ".join(known) if known else ""))
+            continue
+        if typ in ("missing", "missing_argument"):
+            out.append(ConfigError(field, None, "is required", f"set {field}"))
+            continue
+        if typ == "enum":
+            allowed = str(ctx.get("expected", "")).replace("'", "")
+            guess = suggest(str(value), [a.strip() for a in allowed.replace(" or ", ",").split(",")])
+            fix = f"did you mean {guess!r}?" if guess else f"set {field} to one of: {allowed}"
+            out.append(ConfigError(field, value, "is not one of the allowed values", fix, allowed))
+            continue
+        allowed = _allowed_of(ctx, typ)
+        want = _TYPE_WORDS.get(typ)
+        if want is not None:
+            problem = f"must be {want}"
+            allowed = allowed or want
+        elif typ.startswith(("greater", "less")):
+            problem = "is out of range"
+        elif typ.startswith("string_pattern"):
+            problem = "has characters or a shape that is not allowed"
+        elif typ.startswith("too_"):
+            problem = "has the wrong length"
+        else:
+            problem = "is not valid"
+        fix = f"set {field} to {allowed}" if allowed else f"check {field} against the docs"
+        out.append(ConfigError(field, _plain(value), problem, fix, allowed))
+    return ConfigErrors(out)
+
+
+def _plain(value: Any) -> Any:
+    """Values as the user wrote them (enum members and dataclasses shown by value)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value

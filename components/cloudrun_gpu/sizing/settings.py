@@ -1,0 +1,166 @@
+"""The sizing request's settings: which model, which engine, how it loads.
+
+These are the ``cloudrun-gpu:model``, ``cloudrun-gpu:engine`` and ``cloudrun-gpu:loading`` stack
+sections and fields of ``GpuInferenceServiceArgs``: declared and validated once, here.
+"""
+
+import enum
+import re
+from pathlib import Path
+
+from pydantic import Field
+
+from cloudrun_gpu.errors import ConfigError, collect
+from cloudrun_gpu.settings import settings
+from cloudrun_gpu.sizing.catalogue import catalogue_model
+from cloudrun_gpu.sizing.readers import read_gguf, read_hf, refuse_pickle
+from cloudrun_gpu.sizing.spec import ModelSpec
+
+
+class EngineName(enum.StrEnum):
+    """The serving engines the sizing engine models (``sizing.engines.ENGINES``; a test keeps them equal)."""
+
+    LLAMA_CPP = "llama.cpp"
+    """llama.cpp's llama-server (GGUF)."""
+    OLLAMA = "ollama"
+    """Ollama (llama.cpp runner, its own model store)."""
+    VLLM = "vllm"
+    """vLLM (safetensors; AWQ, GPTQ, FP8 …)."""
+
+
+class LoadingMethod(enum.StrEnum):
+    """The seed's loading methods (L2; ``limits.LOADING_METHODS``; a test keeps them equal)."""
+
+    IMAGE = "image"
+    """Baked into the serving image (L1, L3)."""
+    GCS_FUSE = "gcs-fuse"
+    """A read-only Cloud Storage FUSE volume (not parallel)."""
+    GCS_DOWNLOAD = "gcs-download"
+    """A parallel copy from Cloud Storage into an in-memory volume at start."""
+    INTERNET = "internet"
+    """A download from a model hub at start (needs Cloud NAT; the seed prefers your own bucket)."""
+
+
+IMAGE_REF = re.compile(
+    r"(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+"""A container image reference: [registry/]path[:tag][@sha256:digest] (OCI distribution spec grammar)."""
+
+
+@settings
+class ModelSettings:
+    """Which model to serve and where its files sit. Exactly one of ``name``, ``gguf``, ``hf_config``."""
+
+    name: str | None = None
+    """A built-in catalogue model (``python -m stack size --list``)."""
+    gguf: str | None = None
+    """A local GGUF file, read for its real geometry and tensor sizes."""
+    hf_config: str | None = None
+    """A local Hugging Face config.json (safetensors headers beside it are read for sizes)."""
+    quantization: str | None = None
+    """Weight format when no file is given; 4-bit by default (B2)."""
+    file: str = "model.gguf"
+    """File or directory the engine loads under the loading method's mount path; for Ollama, the model
+    name in its store (e.g. ``llama3.1:8b-instruct-q4_K_M``)."""
+    object_prefix: str = "models"
+    """Bucket folder holding the model for the gcs-* methods."""
+    hub_id: str | None = None
+    """Hub reference for the internet method (e.g. an HF repo or an Ollama tag)."""
+
+    def problems(self) -> list[ConfigError]:
+        errors: list[ConfigError] = []
+        given = [k for k in ("name", "gguf", "hf_config") if getattr(self, k)]
+        if len(given) != 1:
+            errors.append(
+                ConfigError(
+                    "name" if not given else given[-1],
+                    {k: getattr(self, k) for k in given} or None,
+                    "exactly one of name, gguf, hf_config must be set",
+                    "keep one model source",
+                    "name | gguf | hf_config",
+                )
+            )
+        collect(errors, lambda: refuse_pickle("file", self.file))
+        if not self.file.strip() or "\x00" in self.file:
+            errors.append(ConfigError("file", self.file, "is empty", "name the file or directory the engine loads"))
+        prefix = self.object_prefix.strip("/")
+        if not prefix or "//" in prefix or any(c in prefix for c in "*?[]#\x00\n"):
+            errors.append(
+                ConfigError(
+                    "object_prefix",
+                    self.object_prefix,
+                    "is not a usable Cloud Storage folder",
+                    "use a folder path such as 'models/llama-3.2-3b' (no wildcards, no empty segments)",
+                )
+            )
+        return errors
+
+    def spec(self, base_dir: Path | None = None) -> ModelSpec:
+        """Read the model: catalogue, GGUF header or HF config (relative paths from ``base_dir``)."""
+        if self.name:
+            return catalogue_model(self.name)
+        path = Path(self.gguf or self.hf_config or "")
+        if base_dir and not path.is_absolute():
+            path = base_dir / path
+        return read_gguf(path, field="model.gguf") if self.gguf else read_hf(path, field="model.hf_config")
+
+
+@settings
+class EngineSettings:
+    """The serving engine and the knobs the memory plan depends on (R1, R4, R5, R6)."""
+
+    name: EngineName = EngineName.LLAMA_CPP
+    """``llama.cpp``, ``ollama`` or ``vllm``."""
+    context_length: int | None = Field(default=None, ge=256, le=1_048_576)
+    """Tokens per request (R1); default 8192, capped at the model's trained context."""
+    kv_cache_type: str | None = None
+    """KV-cache element type (R4); the engine's quantised default when unset."""
+    parallel: int | None = Field(default=None, ge=1, le=1000)
+    """Parallel sequences; default: as many as fit (capped by ``max_parallel``)."""
+    max_parallel: int | None = Field(default=None, ge=1, le=1000)
+    """Cap on the derived parallel sequences (e.g. from a load test, A3)."""
+    ideal_batch_size: int | None = Field(default=None, ge=1, le=1000)
+    """A2's ideal batch size per model instance; default: the parallel sequences."""
+    memory_fraction: float | None = Field(default=None, gt=0.5, le=0.98)
+    """Share of GPU memory the engine may use (R5); the engine's default when unset."""
+    image: str | None = None
+    """Serving image; defaults to the image built from ``container/<engine>`` in our registry."""
+    prompt_cache: bool = False
+    """llama.cpp: restore the slot cache saved at build time (B4, R2)."""
+
+    def problems(self) -> list[ConfigError]:
+        errors: list[ConfigError] = []
+        if self.prompt_cache and self.name != "llama.cpp":
+            errors.append(
+                ConfigError(
+                    "prompt_cache",
+                    True,
+                    "is implemented for llama.cpp's slot cache only",
+                    "set name: llama.cpp or prompt_cache: false",
+                )
+            )
+        if self.image is not None and (len(self.image) > 1024 or not IMAGE_REF.fullmatch(self.image)):
+            errors.append(
+                ConfigError(
+                    "image",
+                    self.image,
+                    "is not a container image reference",
+                    "write [registry/]path[:tag][@sha256:digest], e.g. "
+                    "europe-west1-docker.pkg.dev/my-project/llm-serving/llama-cpp:b5000",
+                )
+            )
+        return errors
+
+
+@settings
+class LoadingSettings:
+    """How the weights reach the GPU (L1-L5)."""
+
+    method: LoadingMethod = LoadingMethod.IMAGE
+    """``image``, ``gcs-fuse``, ``gcs-download`` or ``internet``."""
+    throughput_gib_per_s: float | None = Field(default=None, ge=0.001, le=100)
+    """Override the method's assumed read rate after measuring your own (L2)."""
+
+
+__all__ = ["IMAGE_REF", "EngineName", "EngineSettings", "LoadingMethod", "LoadingSettings", "ModelSettings"]
