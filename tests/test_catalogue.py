@@ -1,4 +1,4 @@
-"""The built-in catalogue, re-checked against the research CSV's own KV columns."""
+"""The built-in catalogue, re-checked against the research CSV's own KV columns (tests/data/architectures.csv)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.sizing import catalogue_model, catalogue_names
 from cloudrun_gpu.sizing.engines import kv_bytes_per_token_full
 
-from .conftest import REFERENCE
+from .conftest import DATA
 
 CSV_TO_CATALOGUE = {
     "Llama-3.1-8B": "llama-3.1-8b",
@@ -41,10 +41,8 @@ CSV_TO_CATALOGUE = {
 
 
 def _rows() -> list[dict[str, str]]:
-    path = REFERENCE / "architectures.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not present (the shared reference sits beside the clone)")
-    with path.open() as fh:
+    """The CSV's rows, from the copy kept in the clone (tests/data/README.md names its source)."""
+    with (DATA / "architectures.csv").open(newline="") as fh:
         return list(csv.DictReader(fh))
 
 

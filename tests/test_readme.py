@@ -5,14 +5,15 @@ from __future__ import annotations
 import ast
 import re
 
-from .conftest import REFERENCE, ROOT
+from .conftest import ROOT
+
+DATA = ROOT / "tests" / "data"
 
 
 def test_every_practice_id_has_a_row_and_every_referenced_test_exists() -> None:
     readme = (ROOT / "README.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| ([LBDRSA]\d) \|.*$", readme, re.MULTILINE)}
-    practices = REFERENCE / "practices.md"
-    ids = set(re.findall(r"\*\*([LBDRSA]\d)\*\*", practices.read_text())) if practices.is_file() else set(rows)
+    ids = set(re.findall(r"\*\*([LBDRSA]\d)\*\*", (DATA / "practices.md").read_text()))
     assert ids and ids <= set(rows), sorted(ids - set(rows))
     for ref in re.findall(r"`(tests/[\w/]+\.py)((?:::\w+)?)`", readme):
         path, name = ROOT / ref[0], ref[1].removeprefix("::")
