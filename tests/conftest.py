@@ -26,7 +26,6 @@ install_mocks("test", {})
 
 DATA = ROOT / "tests" / "data"
 """Every file the tests read lives in the clone (tests/data/README.md names each copy's source)."""
-"""Where the copied research references sit (``practices.md`` for test_readme.py)."""
 MODELS_REQUIREMENTS = DATA / "requirements-models.txt"
 ENGINE_FIXTURES = frozenset({"engine_env"})
 """Fixtures that build or start llama-server: only tests marked ``slow`` may use them."""

@@ -49,13 +49,15 @@ class BucketSettings:
                     "0, 7..90",
                 )
             )
-        if "goog" in self.name_prefix or re.search(r"g[o0]{2}gle", self.name_prefix):
+        # Cloud Storage naming rules: no name may begin with "goog" or contain "google" or a close
+        # misspelling such as "g00gle" (cloud.google.com/storage/docs/buckets#naming).
+        if self.name_prefix.startswith("goog") or re.search(r"g[o0]{2}g[l1]e", self.name_prefix):
             errors.append(
                 ConfigError(
                     "name_prefix",
                     self.name_prefix,
-                    "Cloud Storage refuses bucket names that contain 'goog' or look like 'google'",
-                    "choose a prefix without 'goog', e.g. 'llm-models'",
+                    "Cloud Storage refuses bucket names that begin with 'goog' or contain 'google' (or a look-alike)",
+                    "choose another prefix, e.g. 'llm-models'",
                 )
             )
         return errors
@@ -84,9 +86,15 @@ class ModelBucketArgs:
 
 
 class ModelBucket(pulumi.ComponentResource):
+    """A private model bucket in your own project: uniform access, public access prevention, soft delete
+    (L1, L2, L4)."""
+
     bucket: gcp.storage.Bucket
+    """The Cloud Storage bucket resource."""
     bucket_name: pulumi.Output[str]
+    """The bucket's globally unique name (``<name_prefix>-<8 hex digits>``)."""
     url: pulumi.Output[str]
+    """The bucket's ``gs://`` URL."""
 
     def __init__(self, name: str, args: ModelBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if isinstance(args, dict):

@@ -40,8 +40,11 @@ class RuntimeIdentity(pulumi.ComponentResource):
     """A dedicated service account with no project roles (least privilege)."""
 
     account: gcp.serviceaccount.Account
+    """The service account resource."""
     email: pulumi.Output[str]
+    """The service account's email."""
     member: pulumi.Output[str]
+    """The IAM member string (``serviceAccount:<email>``) for bindings on single resources."""
 
     def __init__(self, name: str, args: RuntimeIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if isinstance(args, dict):

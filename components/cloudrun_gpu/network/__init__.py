@@ -60,10 +60,17 @@ class InferenceNetworkArgs:
 
 
 class InferenceNetwork(pulumi.ComponentResource):
+    """The network a GPU Cloud Run service needs: Direct VPC egress into a sized subnet, a Private Service
+    Connect endpoint for Google APIs, and Cloud NAT (L4, L5)."""
+
     network_id: pulumi.Output[str]
+    """The VPC network's id (created, or the one brought with ``existing_network``)."""
     subnetwork_id: pulumi.Output[str]
+    """The Direct VPC subnetwork's id (created, or the one brought with ``existing_subnetwork``)."""
     psc_ip: pulumi.Output[str] | None
+    """The Private Service Connect endpoint's internal address; unset when PSC is disabled."""
     tags: list[str]
+    """Network tags for the service's Direct VPC interface."""
 
     def __init__(self, name: str, args: InferenceNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         args = InferenceNetworkArgs.from_input(args)
@@ -155,7 +162,7 @@ class InferenceNetwork(pulumi.ComponentResource):
             slug = zone_dns.rstrip(".").replace(".", "-")
             zone = gcp.dns.ManagedZone(
                 f"{name}-dns-{slug}",
-                name=f"{name}-{slug}"[:63],
+                name=f"{name[: 62 - len(slug)].rstrip('-')}-{slug}",  # ≤ 63, ends with a letter/digit, one per zone
                 dns_name=zone_dns,
                 visibility="private",
                 description=f"{zone_dns} → Private Service Connect endpoint {psc.name}",

@@ -98,9 +98,15 @@ class ModelRegistryArgs:
 
 
 class ModelRegistry(pulumi.ComponentResource):
+    """Artifact Registry for the serving images: a cleaned-up Docker repository with immutable tags and
+    optional pull-through caches (L3, B1)."""
+
     repository: gcp.artifactregistry.Repository
+    """The Docker repository for the serving images."""
     registry_uri: pulumi.Output[str]
+    """The repository's URI to tag and pull images with (``<region>-docker.pkg.dev/<project>/<id>``)."""
     remote_uris: dict[str, pulumi.Output[str]]
+    """Each pull-through cache's URI, by cache name (``docker-hub``, ``ghcr``)."""
 
     def __init__(self, name: str, args: ModelRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if isinstance(args, dict):

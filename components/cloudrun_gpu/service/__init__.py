@@ -192,6 +192,7 @@ class GpuInferenceService(pulumi.ComponentResource):
     """A Cloud Run v2 service with one GPU, sized from its model (D1, D2, R6, A1, A4, L4)."""
 
     service: gcp.cloudrunv2.Service
+    """The Cloud Run v2 service resource."""
     url: pulumi.Output[str]
     """The service's HTTPS URL."""
     service_name: pulumi.Output[str]
@@ -199,7 +200,10 @@ class GpuInferenceService(pulumi.ComponentResource):
     service_account_email: pulumi.Output[str]
     """The runtime identity's email."""
     concurrency: int
+    """Requests per instance (``max_instance_request_concurrency``), from the sizing plan (A1, A2)."""
     startup_probe: dict[str, Any]
+    """The HTTP startup probe from the sizing plan: ``initial_delay_seconds``, ``period_seconds``,
+    ``timeout_seconds``, ``failure_threshold`` and ``path``."""
 
     def __init__(self, name: str, args: GpuInferenceServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if isinstance(args, dict):
