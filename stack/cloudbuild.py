@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from math import ceil
 from typing import Any
@@ -42,7 +43,18 @@ def image_tag(vs: ValidatedStack) -> str:
         "prompt_cache": cfg.engine.prompt_cache,
     }
     digest = hashlib.sha256(json.dumps(baked, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{vs.sizing.model.lower().replace(' ', '-')}-{digest}"
+    return f"{tag_safe(vs.sizing.model)[:116]}-{digest}"
+
+
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+"""Docker tag grammar (OCI distribution spec): at most 128 characters of [A-Za-z0-9_.-], not starting with . or -."""
+
+
+def tag_safe(model: str) -> str:
+    """A model name as a tag component: ``Qwen/Qwen2.5-7B`` → ``qwen-qwen2.5-7b`` (a ``/`` or space would
+    make the tag invalid, and the build or the deploy would fail far from the model name)."""
+    safe = re.sub(r"[^a-z0-9_.-]+", "-", model.lower()).strip(".-")
+    return safe or "model"
 
 
 def image_repository(vs: ValidatedStack) -> str:

@@ -422,3 +422,12 @@ def test_stack_deploys_the_image_cloud_build_produces() -> None:
     vs = load_stack("dev", ROOT)
     r = render(lambda: build_stack(vs)["image"])
     assert r.value == image_uri(vs)
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen2.5-7B-Instruct", "my model", "..x", "a" * 300, "/"])
+def test_image_tags_from_any_model_name_are_valid(model: str) -> None:
+    from stack.cloudbuild import TAG_PATTERN, tag_safe
+
+    tag = f"{tag_safe(model)[:116]}-0123456789"
+    assert TAG_PATTERN.fullmatch(tag), tag
+    assert "/" not in tag and " " not in tag
