@@ -120,7 +120,7 @@ section_or_junk = {k: st.one_of(v, junk) for k, v in sections.items()}
 
 def _oracle(cfg: dict[str, Any]) -> set[str]:
     """Keys that must appear in the errors, by rules stated here independently of the code. (The quota
-rule is checked by targeted tests: it runs only once every section parses.)"""
+    rule is checked by targeted tests: it runs only once every section parses.)"""
     must: set[str] = set()
     for key in cfg:
         name = key.removeprefix(NS)
