@@ -283,8 +283,9 @@ def read_gguf(path: str | Path, *, field: str = "model.gguf") -> ModelSpec:
     _stat_file(src)
     try:
         # numpy overflow warnings on corrupt counts are failures, not noise to print and carry on.
+        # Only RuntimeWarning: a future numpy DeprecationWarning must not make valid files unreadable.
         with warnings.catch_warnings():
-            warnings.simplefilter("error")
+            warnings.simplefilter("error", RuntimeWarning)
             reader = _strict_reader()(str(p), "r")
     except OSError as exc:
         src.os_error(exc)
@@ -323,7 +324,7 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
     else:
         heads = src.whole(f"{arch}.attention.head_count", heads_raw, 0, MAX_HEADS, "query heads", required=True) or 0
     if heads < 1:
-        src.fail(f"{arch}.attention.head_count = 0: attention needs at least one head", allowed="1..65536")
+        src.fail(f"{arch}.attention.head_count = 0: attention needs at least one head", allowed=f"1..{MAX_HEADS}")
     kv_raw = key("attention.head_count_kv")
     kv_name = f"{arch}.attention.head_count_kv"
     if kv_raw is None:
