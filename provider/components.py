@@ -3,6 +3,7 @@
 from importlib import metadata
 
 import pulumi
+from cloudrun_gpu.apis import ProjectApis
 from cloudrun_gpu.bucket import ModelBucket
 from cloudrun_gpu.identity import RuntimeIdentity
 from cloudrun_gpu.network import InferenceNetwork
@@ -22,5 +23,6 @@ COMPONENTS: list[type[pulumi.ComponentResource]] = [
     ModelRegistry,
     ModelBucket,
     RuntimeIdentity,
+    ProjectApis,
 ]
 """Every component another language can construct; their ``__init__(name, args, opts)`` annotations are the schema."""

@@ -17,6 +17,7 @@ from cloudrun_gpu.limits import GIB
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR_WIDTH = 60
+API_TYPE = "gcp:projects/service:Service"
 
 # Inputs worth showing per resource type in the text plan (wire names, dotted paths).
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -62,6 +63,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ("role", "member"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("role", "member"),
     "gcp:serviceaccount/account:Account": ("accountId",),
+    API_TYPE: ("service", "disableOnDestroy"),
 }
 
 
@@ -99,10 +101,16 @@ def memory_bar(sizing: dict[str, Any]) -> str:
 def plan_json(stack: str, root: Path) -> dict[str, Any]:
     """Everything ``plan --json`` prints for ``stack``: sizing, service numbers and every resource."""
     from stack.config import load_stack, read_stack_file, stack_file
-    from stack.render import render_program
+    from stack.render import Recorded, effective_dependencies, render_program, urn_name
 
     vs = load_stack(stack, root)
     resources = render_program(root / "__main__.py", stack, read_stack_file(stack_file(stack, root)))
+    deps = effective_dependencies(resources)
+
+    def entry(r: Recorded) -> dict[str, Any]:
+        # What the resource waits for, own and inherited through its parents, by logical name.
+        return {**r.to_dict(), "dependencies": sorted({urn_name(u) for u in deps.get(r.urn, ())})}
+
     cfg = vs.config
     return {
         "stack": stack,
@@ -116,8 +124,8 @@ def plan_json(stack: str, root: Path) -> dict[str, Any]:
             "in_memory_volume_gib": vs.in_memory_volume_gib,
             "model_path": vs.model_path,
         },
-        "resources": [r.to_dict() for r in resources if r.custom],
-        "components": [r.to_dict() for r in resources if not r.custom],
+        "resources": [entry(r) for r in resources if r.custom],
+        "components": [entry(r) for r in resources if not r.custom],
     }
 
 
@@ -147,6 +155,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"startup probe GET {sp.path} delay {sp.initial_delay_seconds}s period {sp.period_seconds}s "
         f"timeout {sp.timeout_seconds}s × {sp.failure_threshold}"
     )
+    apis = [r["inputs"]["service"] for r in custom if r["type"] == API_TYPE]
+    if apis:
+        print(f"\nAPIs enabled first, everything else waits for them ({len(apis)}): {', '.join(sorted(apis))}")
     print(f"\nResources ({len(custom)})")
     for r in custom:
         print(f"  + {r['type']}  {r['name']}")

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pulumi
+from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
 from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
@@ -39,18 +40,32 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
     cfg = vs.config
     svc = cfg.service.name
     labels = {"app": "llm-inference", "environment": cfg.environment, "engine": image_repository(vs)}
-    identity = RuntimeIdentity(svc, RuntimeIdentityArgs(account_id=cfg.service.account_id, project=cfg.project))
+    # First: on a fresh project every other call fails with SERVICE_DISABLED until its API is on.
+    apis = ProjectApis(f"{svc}-apis", ProjectApisArgs(project=cfg.project))
+    # Every component below waits for every API. depends_on=[apis] expands to the API resources
+    # (pulumi/runtime/rpc.py `_add_dependency`: a local component stands for its children); the component
+    # registers only once they are created, and each child awaits its parent's URN before registering
+    # (pulumi/runtime/resource.py `prepare_resource`), so the children wait too (tests/test_apis.py).
+
+    def after_apis() -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(depends_on=[apis])
+
+    identity = RuntimeIdentity(
+        svc, RuntimeIdentityArgs(account_id=cfg.service.account_id, project=cfg.project), opts=after_apis()
+    )
     network = InferenceNetwork(
         f"{svc}-net",
         InferenceNetworkArgs(
             region=cfg.region, settings=cfg.network, max_instances=cfg.scaling.max_instances, project=cfg.project
         ),
+        opts=after_apis(),
     )
     registry = ModelRegistry(
         f"{svc}-registry",
         ModelRegistryArgs(
             location=cfg.region, settings=cfg.registry, reader_members={"runtime": identity.member}, project=cfg.project
         ),
+        opts=after_apis(),
     )
     reads_bucket = cfg.loading.method in ("gcs-fuse", "gcs-download")
     bucket = ModelBucket(
@@ -62,6 +77,7 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
             labels=labels,
             project=cfg.project,
         ),
+        opts=after_apis(),
     )
     image = cfg.engine.image or registry.registry_uri.apply(
         lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m stack cloudbuild` tags
@@ -84,7 +100,7 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
             labels=labels,
             project=cfg.project,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[registry, bucket]),
+        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket]),
     )
     return {
         "url": service.url,
@@ -97,4 +113,5 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         "registry_uri": registry.registry_uri,
         "model_bucket": bucket.bucket_name,
         "psc_ip": network.psc_ip,
+        "enabled_apis": apis.services,
     }

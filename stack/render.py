@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +21,26 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockMonitor
 
 from stack.config import PROJECT
 
 MOCK_PROJECT_NUMBER = "123456789012"
+
+
+@dataclass
+class Registration:
+    """What the SDK sent with one ``RegisterResource`` besides the inputs (``pulumi/runtime/resource.py``,
+    ``prepare_resource``): the parent's URN and the URNs the resource waits for. ``dependencies`` holds the
+    explicit ``depends_on`` and every resource an input came from; a ``depends_on`` or input naming a local
+    component is expanded to that component's resources (``pulumi/runtime/rpc.py``, ``_add_dependency``)."""
+
+    urn: str
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    order: int
+    """Position among all registrations: the order the engine would have received them."""
 
 
 @dataclass
@@ -31,9 +49,68 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    registration: Registration | None = None
+
+    @property
+    def urn(self) -> str:
+        return self.registration.urn if self.registration else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "inputs": self.inputs}
+
+
+def urn_name(urn: str) -> str:
+    """The logical name at the end of a URN (``urn:pulumi:stack::project::type$type::name``)."""
+    return urn.split("::", 3)[3]
+
+
+def effective_dependencies(resources: list[Recorded]) -> dict[str, set[str]]:
+    """URN → every URN the resource waits for: its own dependencies and those of each ancestor.
+
+    The Python SDK does not copy a component's ``depends_on`` onto its children; a child waits because it
+    awaits its parent's URN before it registers (``pulumi/runtime/resource.py``, ``prepare_resource``:
+    ``parent_urn = await opts.parent.urn.future()``), and the parent's URN resolves only after the parent's
+    own dependencies did. So what a resource waits for is what it and its parent chain declared."""
+    by_urn = {r.urn: r.registration for r in resources if r.registration}
+    out: dict[str, set[str]] = {}
+    for urn in by_urn:
+        deps: set[str] = set()
+        seen: set[str] = set()
+        reg = by_urn.get(urn)
+        while reg is not None and reg.urn not in seen:
+            seen.add(reg.urn)
+            deps.update(reg.dependencies)
+            reg = by_urn.get(reg.parent)
+        out[urn] = deps
+    return out
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also recording each request's parent and dependencies (``MockMonitor``
+    passes only type, name and inputs to ``Mocks.new_resource``: ``pulumi/runtime/mocks.py``,
+    ``RegisterResource``). Registrations are serialised so each one's extras meet its ``Recorded``."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+
+    def RegisterResource(self, request: Any) -> Any:
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        with self._lock:
+            self.recording.pending = Registration(
+                urn=self.make_urn(request.parent, request.type, request.name),
+                parent=request.parent,
+                dependencies=sorted(request.dependencies),
+                property_dependencies={k: sorted(v.urns) for k, v in request.propertyDependencies.items()},
+                order=next(self._order),
+            )
+            try:
+                return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+            finally:
+                self.recording.pending = None
 
 
 @dataclass
@@ -42,6 +119,8 @@ class RecordingMocks(Mocks):
 
     gcp_project: str = "mock-project"
     resources: list[Recorded] = field(default_factory=list)
+    pending: Registration | None = None
+    """Set by :class:`RecordingMonitor` around the ``new_resource`` call of the request it describes."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         out = dict(args.inputs)
@@ -70,7 +149,9 @@ class RecordingMocks(Mocks):
         else:
             rid = f"{args.name}-id"
         out.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{rid}")
-        self.resources.append(Recorded(typ, args.name, _ints(dict(args.inputs)), bool(args.custom)))
+        self.resources.append(
+            Recorded(typ, args.name, _ints(dict(args.inputs)), bool(args.custom), registration=self.pending)
+        )
         return rid, out
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -96,7 +177,7 @@ def install_mocks(
     # The root Stack of an earlier run lives on the old loop; set_mocks keeps it unless cleared.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks(gcp_project=gcp_project)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(config)
     return mocks
 

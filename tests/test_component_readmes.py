@@ -16,6 +16,7 @@ EXPECT = {
     "registry": "cloudrun-gpu:index:ModelRegistry",
     "bucket": "cloudrun-gpu:index:ModelBucket",
     "identity": "cloudrun-gpu:index:RuntimeIdentity",
+    "apis": "cloudrun-gpu:index:ProjectApis",
 }
 
 

@@ -26,7 +26,7 @@ from provider.components import COMPONENTS, NAME, NAMESPACE, VERSION
 
 PKG = "cloudrun-gpu"
 TYPE_REF = f"#/types/{PKG}:index:"
-CLASSES = ["GpuInferenceService", "InferenceNetwork", "ModelRegistry", "ModelBucket", "RuntimeIdentity"]
+CLASSES = ["GpuInferenceService", "InferenceNetwork", "ModelRegistry", "ModelBucket", "RuntimeIdentity", "ProjectApis"]
 
 
 @contextmanager
@@ -91,7 +91,7 @@ def test_printer_serves_what_the_host_serves() -> None:
     assert printed["name"] == PKG and printed["version"] == VERSION
 
 
-def test_five_components_under_the_package_tokens() -> None:
+def test_every_component_under_the_package_tokens() -> None:
     assert sorted(schema()["resources"]) == sorted(f"{PKG}:index:{c}" for c in CLASSES)
     assert [c.__name__ for c in COMPONENTS] == CLASSES
     for cls in CLASSES:
