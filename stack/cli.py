@@ -14,6 +14,7 @@ from typing import Any
 
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.quota import quota_need
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR_WIDTH = 60
@@ -126,6 +127,9 @@ def plan_json(stack: str, root: Path) -> dict[str, Any]:
         },
         "resources": [entry(r) for r in resources if r.custom],
         "components": [entry(r) for r in resources if not r.custom],
+        "quota_need": quota_need(
+            cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib
+        ).to_dict(),
     }
 
 
@@ -154,6 +158,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"\nCloud Run: {vs.cpu} vCPU, {vs.memory_gib} GiB, concurrency {vs.concurrency}, "
         f"startup probe GET {sp.path} delay {sp.initial_delay_seconds}s period {sp.period_seconds}s "
         f"timeout {sp.timeout_seconds}s × {sp.failure_threshold}"
+    )
+    print(
+        quota_need(cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib).summary()
     )
     apis = [r["inputs"]["service"] for r in custom if r["type"] == API_TYPE]
     if apis:

@@ -11,6 +11,7 @@ from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
 from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
+from cloudrun_gpu.quota import preflight
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
 
@@ -31,6 +32,17 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
     """Register every resource of one environment; returns the stack outputs. A component that still
     refuses its arguments stops the program the same way (no traceback)."""
     try:
+        cfg = vs.config
+        if cfg.gpu.quota_preflight:  # before anything registers: a short quota stops here, named (issue 10)
+            preflight(
+                cfg.project,
+                cfg.region,
+                cfg.gpu.type,
+                cfg.gpu.zonal_redundancy,
+                cfg.scaling.max_instances,
+                vs.cpu,
+                vs.memory_gib,
+            )
         return _build(vs)
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None

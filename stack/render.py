@@ -155,7 +155,11 @@ class RecordingMocks(Mocks):
         return rid, out
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        from cloudrun_gpu import quota
+
+        if args.token == quota.INVOKE_TOKEN:  # plan is offline: the quota lookup answers "unlimited"
+            return quota.quota_info_wire(args.args["quotaId"], {"": "-1"}), []
+        return {}, []
 
 
 def _ints(value: Any) -> Any:

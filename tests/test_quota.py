@@ -270,3 +270,19 @@ def test_issue_numbers() -> None:
     assert (prod.gpus, prod.vcpu, prod.memory_gib, prod.gpu_quota_id) == (3, 60, 240, RTX_ZONAL)
     staging = quota_need("nvidia-l4", False, 2, 8, 32)
     assert (staging.vcpu, staging.memory_gib) == (16, 64)
+
+
+def test_unreadable_quota_warns_in_the_stack_but_a_short_one_still_stops(restore_mocks: None) -> None:
+    """On a fresh project the same `pulumi up` enables the Cloud Quotas API, so an unreadable quota is a
+    warning there (the stack passes ``warn``); a quota that was read and is short still stops the run."""
+    warnings: list[str] = []
+    answers = infos()
+    del answers[L4_NO_ZONAL]
+    _, result = run_preflight(answers, warn=warnings.append)
+    assert isinstance(result, QuotaNeed)
+    assert len(warnings) == 1 and L4_NO_ZONAL in warnings[0] and "could not be read" in warnings[0]
+    warnings.clear()
+    short = infos(gpus="1")
+    del short[CPU_QUOTA_ID]
+    _, result = run_preflight(short, warn=warnings.append)
+    assert L4_NO_ZONAL in one_error(result).render() and len(warnings) == 1 and CPU_QUOTA_ID in warnings[0]

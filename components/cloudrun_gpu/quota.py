@@ -28,7 +28,7 @@ clean ``pulumi.RunError``. The ``_output`` form would raise inside an ``apply``,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,11 +261,23 @@ def preflight(
     max_instances: int,
     cpu: int,
     memory_gib: int,
+    warn: Callable[[str], None] | None = None,
 ) -> QuotaNeed:
     """Raise ConfigErrors naming every quota that cannot hold the service at ``max_instances``;
-    return the need when all fit."""
+    return the need when all fit.
+
+    With ``warn``, a quota that could not be *read* is reported through it instead of stopping the run:
+    on a fresh project the Cloud Quotas API is itself one of the APIs the same ``pulumi up`` enables, so
+    the first run cannot read quotas yet; a quota that was read and is short always stops the run."""
     need = quota_need(gpu_type, zonal_redundancy, max_instances, cpu, memory_gib)
-    problems = quota_problems(need, read_quotas(project, region, gpu_type, zonal_redundancy), project, region)
+    answers = read_quotas(project, region, gpu_type, zonal_redundancy)
+    problems = quota_problems(need, answers, project, region)
+    if warn is not None:
+        unread = {q for q, a in answers.items() if a.value is None}
+        for e in problems:
+            if any(q in e.problem and "could not be read" in e.problem for q in unread):
+                warn(e.render())
+        problems = [e for e in problems if "could not be read" not in e.problem]
     if problems:
         raise ConfigErrors(problems)
     return need

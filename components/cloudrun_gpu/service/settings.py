@@ -87,7 +87,12 @@ class GpuSettings:
     """False = cheaper best-effort GPUs with their own quota (``…NoZonalRedundancy…``); true reserves
     failover capacity in another zone at a higher price."""
     quota: int = Field(default=int(limits.DEFAULT_GPU_QUOTA.value), ge=1, le=1000)
-    """The project's GPU quota in this region for the chosen redundancy mode: bounds max instances."""
+    """The project's GPU quota in this region for the chosen redundancy mode: bounds max instances offline
+    (``plan``); ``pulumi up`` also reads the real quotas (see ``quota_preflight``)."""
+    quota_preflight: bool = True
+    """Before registering anything, read the project's Cloud Run GPU, CPU and memory quotas for the region
+    (Cloud Quotas API) and stop, naming the quota, when max instances would not fit. Needs
+    ``roles/cloudquotas.viewer``; turn off only where the deploying identity cannot read quotas."""
 
 
 @settings
