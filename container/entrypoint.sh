@@ -4,13 +4,34 @@
 set -eu
 PORT="${PORT:-8080}"
 
+# The path the engine is started with: the value of -m (llama.cpp) or --model (vLLM) in its command line.
+engine_model_path() {
+  prev=""
+  for a in "$@"; do
+    case "$prev" in -m | --model) printf '%s\n' "$a"; return 0 ;; esac
+    case "$a" in --model=*) printf '%s\n' "${a#--model=}"; return 0 ;; esac
+    prev="$a"
+  done
+  return 1
+}
+
 if [ -n "${MODEL_DOWNLOAD_URI:-}" ]; then
-  # gcs-download: gcloud storage cp downloads objects (and slices of large ones) in parallel (L2).
-  echo "entrypoint: copying $MODEL_DOWNLOAD_URI to $MODEL_DIR"
+  # gcs-download: gs://bucket/<object_prefix>/* must arrive at exactly the path the engine loads.
+  # MODEL_LAYOUT=directory (vLLM): the prefix *is* the model directory (config.json, *.safetensors, tokenizer),
+  # so it is copied to the engine's --model path. MODEL_LAYOUT=file (llama.cpp): the prefix holds the GGUF,
+  # so it is copied into the folder of the engine's -m path. Without a model flag: into MODEL_DIR.
+  model_path="$(engine_model_path "$@" || true)"
+  dest="${MODEL_DIR:?MODEL_DIR is not set}"
+  if [ -n "$model_path" ]; then
+    if [ "${MODEL_LAYOUT:-file}" = "directory" ]; then dest="$model_path"; else dest="$(dirname "$model_path")"; fi
+  fi
+  mkdir -p "$dest"
+  echo "entrypoint: copying $MODEL_DOWNLOAD_URI to $dest"
   if command -v gcloud >/dev/null 2>&1; then
-    gcloud storage cp --recursive "$MODEL_DOWNLOAD_URI" "$MODEL_DIR/"
+    # rsync copies the prefix's *contents* (nested folders too) into dest, like the Python path below.
+    gcloud storage rsync --recursive "${MODEL_DOWNLOAD_URI%/\*}" "$dest"
   else  # images with Python instead of the CLI: the Storage API's transfer manager (also parallel)
-    python3 /opt/llm/download_gcs.py "$MODEL_DOWNLOAD_URI" "$MODEL_DIR"
+    python3 "$(dirname "$0")/download_gcs.py" "$MODEL_DOWNLOAD_URI" "$dest"
   fi
 fi
 if [ -n "${MODEL_DOWNLOAD_URL:-}" ]; then

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -241,11 +242,12 @@ def _size(args: argparse.Namespace) -> int:
 def cmd_cloudbuild(args: argparse.Namespace) -> int:
     import yaml
 
-    from stack.cloudbuild import cloudbuild_config
+    from stack.cloudbuild import cloudbuild_config, submit_command
     from stack.config import load_stack
 
     vs = load_stack(args.stack, Path(args.root).resolve())
     print(yaml.safe_dump(cloudbuild_config(vs), sort_keys=False, width=1000), end="")
+    print(f"# submit with: {shlex.join(submit_command(vs))}", file=sys.stderr)
     return 0
 
 

@@ -250,3 +250,20 @@ def test_size_errors_name_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["size", "llama-3.2-3b", "--context", "400000"]) == 2
     err = capsys.readouterr().err
     assert "--context = 400000" in err and "engine.context_length" not in err
+
+
+def test_ollama_cannot_download_its_model() -> None:
+    errs = errors_for(engine={"name": "ollama"}, loading={"method": "gcs-download"})
+    text = only(errs, f"{NS}loading.method")
+    assert errs.errors[0].value == "gcs-download" and "gcs-fuse" in text
+
+
+def test_vllm_through_fuse_loads_the_mounted_directory() -> None:
+    vs = read_config(
+        flat(
+            model={"name": "llama-3.1-8b", "quantization": "awq-int4", "file": "x"},
+            engine={"name": "vllm"},
+            loading={"method": "gcs-fuse"},
+        )
+    )
+    assert vs.model_path == "/mnt/models"  # only-dir=<object_prefix> mounts the model directory itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, problem: str, fix: str, allowed: str = "") -> None:
         self.field = field
-        self.value = value
+        self.value = value.value if isinstance(value, enum.Enum) else value  # as the user wrote it
         self.problem = problem
         self.fix = fix
         self.allowed = allowed

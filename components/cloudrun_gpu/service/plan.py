@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.images import pinned_image
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings
 from cloudrun_gpu.sizing import SizingPlan, SizingRequest, size
@@ -46,6 +47,8 @@ def model_path(model: ModelSettings, engine: EngineSettings, loading: LoadingSet
         return model.file
     if loading.method == "internet" and model.hub_id:
         return model.hub_id
+    if engine.name == "vllm" and loading.method == "gcs-fuse":
+        return MOUNT_PATHS["gcs-fuse"]  # only-dir=<object_prefix> mounts the model directory itself
     return f"{MOUNT_PATHS[loading.method]}/{model.file}"
 
 
@@ -95,6 +98,20 @@ def plan_service(
                 f"1..{gpu.quota}",
             )
         )
+    if engine.name == "ollama" and loading.method in ("gcs-download", "internet"):
+        errors.append(
+            ConfigError(
+                "loading.method",
+                loading.method,
+                "the Ollama image has no downloader (neither gcloud nor Python): it reads its model store from the "
+                "image or a Cloud Storage FUSE mount",
+                "use loading.method gcs-fuse (an Ollama store: manifests/ and blobs/ under model.object_prefix) "
+                "or image",
+                "image, gcs-fuse",
+            )
+        )
+    if engine.image is None:  # we build the image: its pinned engine must run on this GPU's driver
+        collect(errors, lambda: pinned_image(engine.name, gpu.type))
     spec = collect(errors, lambda: model.spec(base_dir))
     if spec is None:
         raise ConfigErrors(errors)
