@@ -116,6 +116,7 @@ def plan_json(stack: str, root: Path) -> dict[str, Any]:
     cfg = vs.config
     return {
         "stack": stack,
+        "warnings": list(vs.warnings),
         "project": cfg.project,
         "region": cfg.region,
         "sizing": vs.sizing.to_dict(),
@@ -143,6 +144,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     vs = load_stack(args.stack, root)
     out = plan_json(args.stack, root)
+    for warning in vs.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     custom = out["resources"]
     sizing = out["sizing"]
     cfg = vs.config

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Any
 
 import pulumi
@@ -14,16 +16,17 @@ from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
 from cloudrun_gpu.quota import preflight
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from pulumiverse_time import Sleep
 
 from stack.cloudbuild import image_repository, image_tag
-from stack.config import ValidatedStack, config_from_pulumi, read_config
+from stack.config import PLAN_ONLY_ENV, ValidatedStack, config_from_pulumi, read_config
 
 
 def load_from_pulumi() -> ValidatedStack:
     """Read every config key the engine passed and validate it through the same reader as ``plan``;
     errors stop the program with the message only (``pulumi.RunError`` prints no traceback)."""
     try:
-        return read_config(config_from_pulumi())
+        return read_config(config_from_pulumi(), plan_only=os.environ.get(PLAN_ONLY_ENV) == "1")
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
 
@@ -42,10 +45,27 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
                 cfg.scaling.max_instances,
                 vs.cpu,
                 vs.memory_gib,
+                warn=pulumi.log.warn,  # unreadable on a fresh project until ProjectApis enables Cloud Quotas
             )
         return _build(vs)
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
+
+
+IAM_PROPAGATION_S = 180
+"""Seconds the first revision waits after its identity's bindings: past IAM's typical 2 minutes."""
+
+
+def call_command(url: str, vs: ValidatedStack) -> str:
+    """A copy-paste request to the deployed endpoint (OpenAI-compatible chat on every engine), signed with
+    the caller's identity token: the service is IAM-protected, so the caller must be a listed invoker."""
+    body = json.dumps(
+        {"model": vs.model_path, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32}
+    )
+    return (
+        'curl -sS -H "Authorization: Bearer $(gcloud auth print-identity-token)" '
+        f"-H 'Content-Type: application/json' {url}/v1/chat/completions -d '{body}'"
+    )
 
 
 def _build(vs: ValidatedStack) -> dict[str, Any]:
@@ -91,6 +111,19 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         ),
         opts=after_apis(),
     )
+    # IAM is eventually consistent: "typically 2 minutes, potentially 7 minutes or longer"
+    # (https://cloud.google.com/iam/docs/access-change-propagation). The first revision must not start
+    # before its identity can read the bucket and the images, so the service waits after the bindings; the
+    # pause runs on create and whenever a binding is replaced (triggers), not on every update.
+    iam_settled = Sleep(
+        f"{svc}-iam-propagation",
+        create_duration=f"{IAM_PROPAGATION_S}s",
+        triggers={
+            "bucket_readers": pulumi.Output.all(*[b.id for b in bucket.reader_bindings]).apply(",".join),
+            "registry_readers": pulumi.Output.all(*[b.id for b in registry.reader_bindings]).apply(",".join),
+        },
+        opts=pulumi.ResourceOptions(depends_on=[apis, *bucket.reader_bindings, *registry.reader_bindings]),
+    )
     image = cfg.engine.image or registry.registry_uri.apply(
         lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m stack cloudbuild` tags
     )
@@ -112,9 +145,10 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
             labels=labels,
             project=cfg.project,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket]),
+        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket, iam_settled]),
     )
     return {
+        "call": service.url.apply(lambda url: call_command(url, vs)),
         "url": service.url,
         "service_name": service.service_name,
         "service_account": service.service_account_email,

@@ -10,6 +10,7 @@ caller alike: ``plan`` and ``pulumi up`` can no longer disagree about a misspelt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -32,6 +33,11 @@ PROJECT = "cloudrun-gpu"
 NS = f"{PROJECT}:"
 ENVIRONMENTS = ("dev", "staging", "prod")
 PROJECT_PATTERN = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
+PLAN_PROJECT = "your-project-id"
+"""The project ``plan`` renders with while ``gcp:project`` is unset (committed stacks name none)."""
+PLAN_ONLY_ENV = "CLOUDRUN_GPU_PLAN_ONLY"
+"""Set to 1 by the offline renderer (``plan``): deploy-only requirements become warnings there."""
+SET_INVOKER = "pulumi config set --path 'cloudrun-gpu:service.invokers[0]' \"user:$(gcloud config get-value account)\""
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -79,6 +85,8 @@ class ValidatedStack:
 
     config: StackConfig
     plan: ServicePlan
+    warnings: tuple[str, ...] = ()
+    """What ``plan`` let through that ``pulumi up`` will refuse (a missing project or invoker)."""
 
     @property
     def sizing(self) -> Any:
@@ -225,10 +233,30 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def read_config(flat: dict[str, Any], base_dir: Path | None = None) -> ValidatedStack:
-    """The one reader: ``plan``, ``cloudbuild`` and the Pulumi program all come through here."""
+def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only: bool = False) -> ValidatedStack:
+    """The one reader: ``plan``, ``cloudbuild`` and the Pulumi program all come through here.
+
+    Committed stacks name no project and no invoker (neither would exist in your account). ``pulumi up``
+    stops on each with the exact ``pulumi config set`` to run; ``plan`` (``plan_only``) renders with a
+    placeholder project and reports both as warnings, so it works on a fresh machine."""
     problems: list[ConfigError] = []
-    return validate(parse_config(flat, problems), base_dir, problems)
+    warnings: list[str] = []
+    flat = dict(flat)
+    if plan_only and not flat.get("gcp:project"):
+        flat["gcp:project"] = PLAN_PROJECT
+        warnings.append(
+            f"gcp:project is not set: plan renders with {PLAN_PROJECT!r}; before pulumi up run "
+            "`pulumi config set gcp:project <your-project-id>`"
+        )
+    vs = validate(parse_config(flat, problems), base_dir, problems)
+    if not vs.config.service.invokers:
+        why = "cloudrun-gpu:service.invokers is empty: nobody could call the service (no public invoker by default)"
+        if not plan_only:
+            raise ConfigErrors(
+                [ConfigError(NS + "service.invokers", [], why.split(": ", 1)[1], f"add yourself: {SET_INVOKER}")]
+            )
+        warnings.append(f"{why}; before pulumi up run {SET_INVOKER}")
+    return dataclasses.replace(vs, warnings=tuple(warnings))
 
 
 def validate(
@@ -244,6 +272,17 @@ def validate(
                 "internet",
                 "needs Cloud NAT to reach the hub (L5)",
                 "set network.nat.enabled: true, or load from your own bucket (gcs-download)",
+            )
+        )
+    if cfg.service.ingress == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER":
+        errors.append(
+            ConfigError(
+                "service.ingress",
+                cfg.service.ingress,
+                "admits only a load balancer, and this stack creates none: the endpoint could not be called",
+                "use INGRESS_TRAFFIC_ALL (callers still need roles/run.invoker) or INGRESS_TRAFFIC_INTERNAL_ONLY "
+                "(callers inside the VPC); put your own load balancer in front with the components instead",
+                "INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY",
             )
         )
     if cfg.is_prod and cfg.bucket.force_destroy:
@@ -369,9 +408,9 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def load_stack(stack: str, root: Path) -> ValidatedStack:
-    """Offline: read ``Pulumi.<stack>.yaml`` and validate it (what ``plan`` uses)."""
-    return read_config(read_stack_file(stack_file(stack, root)), base_dir=root)
+def load_stack(stack: str, root: Path, *, plan_only: bool = True) -> ValidatedStack:
+    """Offline: read ``Pulumi.<stack>.yaml`` and validate it (what ``plan`` and ``cloudbuild`` use)."""
+    return read_config(read_stack_file(stack_file(stack, root)), base_dir=root, plan_only=plan_only)
 
 
 def config_from_pulumi() -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.mocks import MockMonitor
 
-from stack.config import PROJECT
+from stack.config import PLAN_ONLY_ENV, PLAN_PROJECT, PROJECT
 
 MOCK_PROJECT_NUMBER = "123456789012"
 
@@ -202,6 +202,19 @@ def _cwd(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _env(name: str, value: str | None) -> Iterator[None]:
+    old = os.environ.pop(name, None)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if old is not None:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
 def _program_path(path: Path) -> Iterator[None]:
     """The program's directory first on ``sys.path``, as Pulumi's Python host runs it, so the program's
     own packages (a consumer's ``components``) win; modules it imported are forgotten afterwards."""
@@ -217,10 +230,13 @@ def _program_path(path: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def render_program(program: Path, stack: str, config: dict[str, str], project: str = PROJECT) -> list[Recorded]:
+def render_program(
+    program: Path, stack: str, config: dict[str, str], project: str = PROJECT, *, plan_only: bool = True
+) -> list[Recorded]:
     """Run ``program`` (a ``__main__.py``) of Pulumi project ``project`` for ``stack`` with ``config``;
-    return what it registered."""
-    mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", "mock-project"), project=project)
-    with _cwd(program.parent), _program_path(program.parent):
+    return what it registered. ``plan_only`` (the default: this is how ``plan`` renders) lets the program
+    render without a project or invoker and warn instead; False runs it exactly as ``pulumi up`` would."""
+    mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", PLAN_PROJECT), project=project)
+    with _cwd(program.parent), _program_path(program.parent), _env(PLAN_ONLY_ENV, "1" if plan_only else None):
         run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))

@@ -22,6 +22,7 @@ BASE: dict[str, Any] = {
     "gcp:project": "my-project",
     "gcp:region": "europe-west1",
     f"{NS}model": {"name": "llama-3.2-3b"},
+    f"{NS}service": {"invokers": ["user:me@example.com"]},
 }
 
 

@@ -291,7 +291,7 @@ def build_args(cfg: dict[str, Any]) -> dict[str, str]:
 def test_dev_build_steps_exactly() -> None:
     vs = load_stack("dev", ROOT)
     cfg = cloudbuild_config(vs)
-    cache = "europe-west1-docker.pkg.dev/my-llm-dev/llm-serving-docker-hub"
+    cache = "europe-west1-docker.pkg.dev/your-project-id/llm-serving-docker-hub"
     engine_args = shlex.join([a if a != "999" else "0" for a in vs.sizing.engine_args])
     assert cfg["steps"] == [
         {
@@ -342,7 +342,7 @@ def test_staging_ollama_from_a_bucket_mount_builds_without_a_model() -> None:
                 *("build", "-f", "container/ollama/Dockerfile", "-t", image_uri(vs)),
                 *("--build-arg", "WITH_GCLOUD=0"),
                 *("--build-arg", "OLLAMA_TAG=0.12.3"),
-                *("--build-arg", "REGISTRY=us-central1-docker.pkg.dev/my-llm-staging/llm-serving-docker-hub"),
+                *("--build-arg", "REGISTRY=us-central1-docker.pkg.dev/your-project-id/llm-serving-docker-hub"),
                 *("--build-arg", "MODEL_NAME=llama3.1:8b-instruct-q4_K_M"),
                 "container",
             ],
@@ -365,7 +365,7 @@ def test_prod_vllm_build_uses_the_blackwell_pin() -> None:
                 *("--build-arg", "WITH_GCLOUD=1"),
                 *(
                     "--build-arg",
-                    "VLLM_IMAGE=europe-west4-docker.pkg.dev/my-llm-prod/llm-serving-docker-hub/vllm/vllm-openai:v0.14.1",
+                    "VLLM_IMAGE=europe-west4-docker.pkg.dev/your-project-id/llm-serving-docker-hub/vllm/vllm-openai:v0.14.1",
                 ),
                 "container",
             ],

@@ -75,7 +75,7 @@ def test_gpu_resources_billing_and_execution_environment() -> None:
     assert t["timeout"] == "600s"
     assert s["deletionProtection"] is False
     assert s["launchStage"] == "GA"
-    assert s["ingress"] == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+    assert s["ingress"] == "INGRESS_TRAFFIC_ALL"  # reachable by default; IAM decides who may call
 
 
 def test_concurrency_probe_and_engine_flags_come_from_the_plan() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,47 @@ def test_prod_uses_zonal_redundancy_and_warm_instance() -> None:
     assert t["scaling"]["minInstanceCount"] == 1
 
 
-def test_public_invoker_only_when_configured(tmp_path: Path) -> None:
-    text = (ROOT / "Pulumi.dev.yaml").read_text().replace("group:llm-developers@example.com", "allUsers")
-    (tmp_path / "Pulumi.public.yaml").write_text(text)
-    flat = read_stack_file(tmp_path / "Pulumi.public.yaml")
+def test_public_invoker_only_when_configured() -> None:
+    flat = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    r = Rendered(render_program(ROOT / "__main__.py", "dev", flat))
+    assert not r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")  # committed: nobody, not public
+    flat["cloudrun-gpu:service"] = json.dumps({"name": "llm-dev", "invokers": ["allUsers"]})
     r = Rendered(render_program(ROOT / "__main__.py", "public", flat))
     members = [m.inputs["member"] for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")]
     assert members == ["allUsers"]
+
+
+def test_pulumi_up_without_project_or_invoker_says_what_to_set() -> None:
+    """Committed stacks name no project and no principal; `pulumi up` (not plan) stops on both."""
+    import pulumi
+
+    flat = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    with pytest.raises(pulumi.RunError) as err:
+        render_program(ROOT / "__main__.py", "dev", flat, plan_only=False)
+    assert "pulumi config set gcp:project" in str(err.value)
+    flat["gcp:project"] = "my-real-project"
+    with pytest.raises(pulumi.RunError) as err:
+        render_program(ROOT / "__main__.py", "dev", flat, plan_only=False)
+    assert "pulumi config set --path 'cloudrun-gpu:service.invokers[0]'" in str(err.value)
+    flat["cloudrun-gpu:service"] = json.dumps({"name": "llm-dev", "invokers": ["user:me@example.com"]})
+    r = Rendered(render_program(ROOT / "__main__.py", "dev", flat, plan_only=False))
+    assert r.one("gcp:cloudrunv2/service:Service").inputs["project"] == "my-real-project"
+
+
+def test_the_first_revision_waits_for_iam_propagation() -> None:
+    from stack.cli import plan_json
+
+    out = plan_json("staging", ROOT)
+    svc = next(r for r in out["resources"] if r["type"] == "gcp:cloudrunv2/service:Service")
+    sleep = next(r for r in out["resources"] if r["type"] == "time:index/sleep:Sleep")
+    assert sleep["name"] in svc["dependencies"]
+    assert int(sleep["inputs"]["createDuration"].removesuffix("s")) >= 120  # IAM: typically 2 min
+    readers = [
+        r["name"]
+        for r in out["resources"]
+        if r["type"].endswith(("bucketIAMMember:BucketIAMMember", "repositoryIamMember:RepositoryIamMember"))
+    ]
+    assert readers and set(readers) <= set(sleep["dependencies"])
 
 
 def test_invalid_stack_stops_the_program_with_the_message_only(tmp_path: Path) -> None:

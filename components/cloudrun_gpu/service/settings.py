@@ -150,8 +150,8 @@ class ServiceSettings:
     """Service name; the runtime service account id is derived from it."""
     invokers: list[str] = Field(default_factory=list)
     """IAM members allowed to call the service; empty by default (nobody public)."""
-    ingress: Ingress = Ingress.INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER
-    """Where requests may come from."""
+    ingress: Ingress = Ingress.INGRESS_TRAFFIC_ALL
+    """Where requests may come from; the default is reachable, and IAM still decides who may call."""
     deletion_protection: bool | None = None
     """Refuse to delete the service; the stack defaults it to true in prod, false elsewhere."""
     liveness_probe: bool = True
