@@ -20,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cloudrun_gpu.errors import ConfigError, ConfigErrors  # noqa: E402
+
 from stack.render import Recorded, install_mocks, run_under_mocks  # noqa: E402
 
 install_mocks("test", {})
@@ -63,6 +65,24 @@ def render(build: Callable[[], Any], stack: str = "test", config: dict[str, str]
 
     run_under_mocks(program)
     return Rendered(mocks.resources, result.get("value"))
+
+
+def refused(program: Callable[[], Any]) -> list[ConfigError]:
+    """Run ``program`` under fresh mocks: it must raise ConfigErrors before registering anything
+    (not even the component resource), and every error must carry a fix."""
+    mocks = install_mocks("test", {}, gcp_project="test-project")
+    with pytest.raises(ConfigErrors) as err:
+        run_under_mocks(program)
+    assert mocks.resources == [], [r.name for r in mocks.resources]
+    assert err.value.errors and all(e.fix for e in err.value.errors)
+    return err.value.errors
+
+
+def the_error(errors: list[ConfigError], field: str) -> ConfigError:
+    """The one error naming ``field``."""
+    found = [e for e in errors if e.field == field]
+    assert len(found) == 1, f"expected one error for {field}, got {[(e.field, e.value) for e in errors]}"
+    return found[0]
 
 
 def urns(*resources: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from cloudrun_gpu import netcalc
-from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.network import (
     InferenceNetwork,
     InferenceNetworkArgs,
@@ -19,9 +19,7 @@ from cloudrun_gpu.network import (
     PscTarget,
 )
 
-from stack.render import install_mocks, run_under_mocks
-
-from .conftest import Rendered, parent_type, render, urns
+from .conftest import Rendered, parent_type, refused, render, the_error, urns
 
 NET = "gcp:compute/network:Network"
 SUBNET = "gcp:compute/subnetwork:Subnetwork"
@@ -43,23 +41,6 @@ def build(args: InferenceNetworkArgs, name: str = "inet") -> Rendered:
         return urns(*children, *net.dns_zones, *net.dns_records)
 
     return render(program)
-
-
-def refused(program: Callable[[], Any]) -> list[ConfigError]:
-    """Run ``program`` under fresh mocks: it must raise ConfigErrors before registering anything
-    (not even the component resource), and every error must carry a fix."""
-    mocks = install_mocks("test", {}, gcp_project="test-project")
-    with pytest.raises(ConfigErrors) as err:
-        run_under_mocks(program)
-    assert mocks.resources == [], [r.name for r in mocks.resources]
-    assert err.value.errors and all(e.fix for e in err.value.errors)
-    return err.value.errors
-
-
-def the_error(errors: list[ConfigError], field: str) -> ConfigError:
-    found = [e for e in errors if e.field == field]
-    assert len(found) == 1, f"expected one error for {field}, got {[(e.field, e.value) for e in errors]}"
-    return found[0]
 
 
 def network(settings: Callable[[], NetworkSettings], max_instances: int = 1) -> Callable[[], Any]:

@@ -11,15 +11,14 @@ import pulumi
 import pytest
 import yaml
 from cloudrun_gpu.bucket import BucketSettings, ModelBucket, ModelBucketArgs
-from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.errors import ConfigErrors
 from cloudrun_gpu.loading import GCS_FUSE_MOUNT_OPTIONS, model_delivery
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs, RegistrySettings, RemoteCache
 
 from stack.cloudbuild import cloudbuild_config, image_uri
 from stack.config import load_stack, parse_config, validate
-from stack.render import install_mocks, run_under_mocks
 
-from .conftest import ROOT, Rendered, parent_type, render, urns
+from .conftest import ROOT, Rendered, parent_type, refused, render, the_error, urns
 
 SA = "serviceAccount:llm-runtime@test-project.iam.gserviceaccount.com"
 CI = "serviceAccount:ci@test-project.iam.gserviceaccount.com"
@@ -27,23 +26,6 @@ BUCKET = "gcp:storage/bucket:Bucket"
 BUCKET_IAM = "gcp:storage/bucketIAMMember:BucketIAMMember"
 REPO = "gcp:artifactregistry/repository:Repository"
 REPO_IAM = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
-
-
-def refused(program: Callable[[], Any]) -> list[ConfigError]:
-    """Run ``program`` under fresh mocks: it must raise ConfigErrors before registering anything
-    (not even the component resource), and every error must carry a fix."""
-    mocks = install_mocks("test", {}, gcp_project="test-project")
-    with pytest.raises(ConfigErrors) as err:
-        run_under_mocks(program)
-    assert mocks.resources == [], [r.name for r in mocks.resources]
-    assert err.value.errors and all(e.fix for e in err.value.errors)
-    return err.value.errors
-
-
-def the_error(errors: list[ConfigError], field: str) -> ConfigError:
-    found = [e for e in errors if e.field == field]
-    assert len(found) == 1, f"expected one error for {field}, got {[(e.field, e.value) for e in errors]}"
-    return found[0]
 
 
 def bucket(settings: Callable[[], BucketSettings], readers: dict[str, pulumi.Input[str]] | None = None) -> Rendered:
