@@ -5,6 +5,7 @@ from importlib import metadata
 import pulumi
 from cloudrun_gpu.apis import ProjectApis
 from cloudrun_gpu.bucket import ModelBucket
+from cloudrun_gpu.build import BuildIdentity, BuildSecret, ImageBuild, ModelStaging
 from cloudrun_gpu.identity import RuntimeIdentity
 from cloudrun_gpu.network import InferenceNetwork
 from cloudrun_gpu.registry import ModelRegistry
@@ -24,5 +25,9 @@ COMPONENTS: list[type[pulumi.ComponentResource]] = [
     ModelBucket,
     RuntimeIdentity,
     ProjectApis,
+    BuildIdentity,
+    BuildSecret,
+    ModelStaging,
+    ImageBuild,
 ]
 """Every component another language can construct; their ``__init__(name, args, opts)`` annotations are the schema."""

@@ -192,6 +192,10 @@ SIZE_FLAGS = {
     "loading.method": "--loading",
     "loading.throughput_gib_per_s": "--loading",
     "model_path": "--model-path",
+    "engine.memory_fraction": "--memory-fraction",
+    "engine.max_num_batched_tokens": "--max-num-batched-tokens",
+    "engine.version": "--engine-version",
+    "gpu.vram": "--vram-gib",
 }
 """Library field → the ``size`` flag a user typed, so errors name what the user wrote."""
 
@@ -231,6 +235,10 @@ def _size(args: argparse.Namespace) -> int:
             weights_quant=args.quant,
             loading_method=args.loading,
             model_path=args.model_path or ("/models/model.gguf" if args.engine != "vllm" else "/models/model"),
+            vram_bytes=int(args.vram_gib * GIB) if args.vram_gib else None,
+            memory_fraction=args.memory_fraction,
+            engine_version=args.engine_version,
+            max_num_batched_tokens=args.max_num_batched_tokens,
         )
     )
     if args.json:
@@ -240,6 +248,12 @@ def _size(args: argparse.Namespace) -> int:
         for line in plan.explain:
             print(f"  - {line}")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from stack.calibrate import main as calibrate_main
+
+    return calibrate_main(args)
 
 
 def cmd_cloudbuild(args: argparse.Namespace) -> int:
@@ -281,8 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quant")
     s.add_argument("--loading", default="image")
     s.add_argument("--model-path")
+    s.add_argument("--vram-gib", type=float, help="GPU memory (vLLM: the CUDA-visible total the fraction applies to)")
+    s.add_argument("--memory-fraction", type=float, help="share of GPU memory the engine may use")
+    s.add_argument("--engine-version", help="engine release whose memory rules apply, e.g. 0.14.1")
+    s.add_argument("--max-num-batched-tokens", type=int, help="vLLM: tokens per scheduler step")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_size)
+    cal = sub.add_parser(
+        "calibrate", help="compare the sizing plan with an engine's start-up log (vLLM, llama.cpp, Ollama)"
+    )
+    from stack.calibrate import add_arguments as calibrate_arguments
+
+    calibrate_arguments(cal)
+    cal.set_defaults(func=cmd_calibrate)
     cb = sub.add_parser("cloudbuild", help="print the Cloud Build config that bakes the stack's serving image")
     cb.add_argument("--stack", default="dev")
     cb.add_argument("--root", default=str(ROOT))

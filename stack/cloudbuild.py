@@ -9,19 +9,25 @@ Large machine and disk as in the seed (``E2_HIGHCPU_32``; disk within the 1000 G
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
 import shlex
 from math import ceil
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cloudrun_gpu import limits
+from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import EngineImage, pinned_image
 from cloudrun_gpu.limits import GIB
 
 from stack.config import ValidatedStack
 
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINER = ROOT / "container"
+"""The build context: every file under it (but a staged model) is an input of the image."""
 CLOUD_SDK = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
 DOCKER = "gcr.io/cloud-builders/docker"
 MIN_DISK_GB = 100
@@ -49,6 +55,10 @@ def image_tag(vs: ValidatedStack) -> str:
         "prompt_cache": cfg.engine.prompt_cache,
         # The pinned engine build: a new pin is a new immutable tag (and so a new revision).
         "engine_build": pinned_image(cfg.engine.name, cfg.gpu.type).build_args if not cfg.engine.image else None,
+        # What the build uploads: a changed Dockerfile, entrypoint or script is a new image (issue 10).
+        "container": container_hash(),
+        # The weights baked by the image method: a new pinned source (or file choice) is a new image.
+        "source": [cfg.model.source, cfg.model.files] if cfg.loading.method == "image" else None,
     }
     digest = hashlib.sha256(json.dumps(baked, sort_keys=True).encode()).hexdigest()[:10]
     return f"{tag_safe(vs.sizing.model)[:116]}-{digest}"
@@ -177,3 +187,261 @@ def submit_command(
     if used:
         cmd += ["--substitutions", ",".join(f"{k}={bucket}" if k == MODEL_BUCKET else f"{k}=" for k in used)]
     return [*cmd, "."]
+
+
+# --- What the image build uploads ---------------------------------------------------------------------
+
+
+def container_files(container: Path | None = None) -> list[str]:
+    """The files the image build uploads, relative to the project root (``container/…``), sorted: everything
+    under ``container/`` except caches, documentation (``*.md``) and whatever sits in ``container/model/``
+    (the build stages the model there itself from the bucket; only ``.keep`` keeps the folder)."""
+    base = container or CONTAINER
+    out = []
+    for path in base.rglob("*"):
+        rel = path.relative_to(base)
+        if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".md"):
+            continue
+        if rel.parts[0] == "model" and rel.as_posix() != "model/.keep":
+            continue
+        out.append((PurePosixPath(base.name) / rel.as_posix()).as_posix())
+    return sorted(out)
+
+
+def container_hash(container: Path | None = None) -> str:
+    """SHA-256 over each uploaded file's path, executable bit and content: changes exactly when the upload does."""
+    base = container or CONTAINER
+    h = hashlib.sha256()
+    for rel in container_files(base):
+        path = base.parent / rel
+        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+# --- Staging the model into the bucket ----------------------------------------------------------------
+
+HF_HUB = "huggingface_hub==0.36.0"
+"""The Hub client the staging build installs (its ``hf download`` flags: ``--revision``, ``--include`` and
+``--exclude`` taking several globs, ``--local-dir``; the token from ``HF_TOKEN``: huggingface_hub 0.36.0
+``cli/download.py`` and ``utils/_auth.py``)."""
+PYTHON_IMAGE = "python:3.12-slim"
+STATE_DIR = ".cloudrun-gpu"
+"""Bucket folder for the stack's own objects (build source archives, staging markers), outside any model."""
+PICKLE_GLOBS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
+PICKLE_REGEX = r".*\.(bin|pt|pth|pkl|ckpt)\Z"
+r"""``gcloud storage rsync --exclude`` takes Python regexes; ``\Z`` instead of ``$``, which Cloud Build would read
+as a substitution."""
+HF_TOKEN_ENV = "HF_TOKEN"
+
+
+def staging_needed(vs: ValidatedStack) -> bool:
+    """True when ``pulumi up`` copies the model into the bucket: a source is set and the service reads the
+    bucket (gcs-fuse, gcs-download) or the image bakes from it (image method, unless ``engine.image`` is yours)."""
+    cfg = vs.config
+    if not cfg.model.source or cfg.loading.method == "internet":
+        return False
+    return not (cfg.loading.method == "image" and cfg.engine.image)
+
+
+def image_build_needed(vs: ValidatedStack) -> bool:
+    return not vs.config.engine.image
+
+
+def hub_secret_id(vs: ValidatedStack) -> str:
+    return f"{vs.config.service.name}-hf-token"
+
+
+def source_staging_dir(bucket: str) -> str:
+    return f"gs://{bucket}/{STATE_DIR}/source"
+
+
+def staging_marker(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> str:
+    return f"gs://{bucket}/{STATE_DIR}/staged/{vs.config.model.object_prefix.strip('/')}"
+
+
+def _docker_hub(vs: ValidatedStack, ref: str) -> str:
+    """A Docker Hub image through the registry's remote cache when there is one (``library/`` for official
+    images), else from Docker Hub."""
+    cfg = vs.config
+    if "docker-hub" not in cfg.registry.remote_caches:
+        return ref
+    path = ref if "/" in ref.split(":")[0] else f"library/{ref}"
+    return f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}-docker-hub/{path}"
+
+
+def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, int]]]:
+    """A local ``model.source``: the folder to upload from (as written), the chosen files relative to it, and
+    each file's (name, size, mtime) for the trigger. Pickle files are never chosen."""
+    cfg = vs.config
+    written = str(cfg.model.source)
+    path = Path(written) if Path(written).is_absolute() else base_dir / written
+    if path.is_file():
+        root, names = str(PurePosixPath(written).parent), [path.name]
+    elif path.is_dir():
+        root = written
+        names = sorted(
+            p.relative_to(path).as_posix()
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if cfg.model.files:
+            names = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in cfg.model.files)]
+    else:
+        raise ConfigError(
+            "cloudrun-gpu:model.source",
+            written,
+            "does not exist here",
+            "give a file or folder path relative to the project",
+        )
+    names = [n for n in names if not n.lower().endswith(tuple(g[1:] for g in PICKLE_GLOBS))]
+    if not names:
+        raise ConfigError(
+            "cloudrun-gpu:model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
+        )
+    base = path if path.is_dir() else path.parent
+    stats = [(n, (base / n).stat().st_size, (base / n).stat().st_mtime_ns) for n in names]
+    return root, names, stats
+
+
+def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[str, int, int]] | None = None) -> str:
+    """Changes exactly when the staged objects would: the pinned source and file choice (a local source's file
+    names, sizes and times), and the layout (engine, method, prefix, the engine's file name)."""
+    cfg = vs.config
+    what = {
+        "source": cfg.model.source,
+        "files": cfg.model.files,
+        "local": local_stats,
+        "engine": cfg.engine.name,
+        "method": cfg.loading.method,
+        "prefix": cfg.model.object_prefix.strip("/"),
+        "file": cfg.model.file,
+        "token": token,
+        "hub": HF_HUB,
+        "ollama": pinned_image("ollama", cfg.gpu.type).reference if cfg.engine.name == "ollama" else None,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sh(text: str) -> str:
+    """A bash script as a Cloud Build arg: every ``$`` escaped (Cloud Build reads ``$X`` as a substitution)."""
+    return text.replace("$", "$$")
+
+
+def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str, Any]:
+    """The Cloud Build job that puts the model into ``gs://${_MODEL_BUCKET}/<object_prefix>/`` in the layout
+    docs/deploy.md documents: llama.cpp and Ollama's image method the single GGUF (llama.cpp's renamed to
+    ``model.file``), vLLM the model directory itself, Ollama + gcs-fuse an Ollama store (``manifests/``,
+    ``blobs/``) made by ``ollama create``. Last it writes ``trigger`` to the staging marker, so an unchanged
+    staging is skipped. A hub token is read through ``availableSecrets`` into the fetch step's environment only."""
+    cfg = vs.config
+    model = cfg.model
+    src = model.model_source()
+    assert src is not None, "staging_config needs model.source"
+    prefix = model.object_prefix.strip("/")
+    work = "/workspace/model"
+    steps: list[dict[str, Any]] = []
+    if src.kind == "hf":
+        words = ["hf", "download", src.location, "--revision", str(src.revision)]
+        if model.files:
+            words += ["--include", *model.files]
+        words += ["--exclude", *PICKLE_GLOBS, "--local-dir", work]
+        script = f"pip install --quiet --no-cache-dir {HF_HUB} && {shlex.join(words)}"
+        fetch: dict[str, Any] = {
+            "id": "fetch",
+            "name": _docker_hub(vs, PYTHON_IMAGE),
+            "entrypoint": "bash",
+            "args": ["-c", _sh(script)],
+            "env": ["HF_HUB_DISABLE_TELEMETRY=1"],
+        }
+        if token:
+            fetch["secretEnv"] = [HF_TOKEN_ENV]
+        steps.append(fetch)
+    elif src.kind == "gs":
+        if model.files:
+            words = ["gcloud", "storage", "cp", *(f"{src.location}/{p}" for p in model.files), f"{work}/"]
+        else:
+            words = ["gcloud", "storage", "rsync", "--recursive", f"--exclude={PICKLE_REGEX}", src.location, work]
+        steps.append(
+            {
+                "id": "fetch",
+                "name": CLOUD_SDK,
+                "entrypoint": "bash",
+                "args": ["-c", _sh(f"mkdir -p {work} && {shlex.join(words)}")],
+            }
+        )
+    # local: the files were uploaded as the build source, under model/ (= /workspace/model).
+    upload_dir = work
+    if cfg.engine.name in ("llama.cpp", "ollama"):
+        target = shlex.quote(model.file) if cfg.engine.name == "llama.cpp" else '"$(basename "$f")"'
+        check = (
+            f"cd {work} && n=$(find . -name '*.gguf' | wc -l) && "
+            'if [ "$n" -ne 1 ]; then echo "model.files must choose exactly one .gguf file; the source gave $n" >&2; '
+            "exit 1; fi && f=$(find . -name '*.gguf') && "
+            f't={target} && if [ "$f" != "./$t" ]; then mv "$f" "$t"; fi'
+        )
+        steps.append({"id": "one-gguf", "name": "bash", "args": ["-c", _sh(check)]})
+    if cfg.engine.name == "vllm":
+        check = (
+            f"test -f {work}/config.json || {{ echo 'the model directory has no config.json: choose the "
+            "model folder (config.json, *.safetensors, tokenizer files) with model.source/model.files' >&2; exit 1; }"
+        )
+        steps.append({"id": "model-directory", "name": "bash", "args": ["-c", _sh(check)]})
+    if cfg.engine.name == "ollama" and cfg.loading.method == "gcs-fuse":
+        store = "/workspace/store"
+        create = (
+            "ollama serve >/tmp/ollama.log 2>&1 & "
+            "for i in $(seq 120); do ollama list >/dev/null 2>&1 && break; sleep 1; done; "
+            f"cd {work} && printf 'FROM ./%s\\n' \"$(ls *.gguf)\" > Modelfile && "
+            f"ollama create {shlex.quote(model.file)} -f Modelfile"
+        )
+        steps.append(
+            {
+                "id": "ollama-create",
+                "name": _docker_hub(vs, pinned_image("ollama", cfg.gpu.type).reference),
+                "entrypoint": "bash",
+                "env": [f"OLLAMA_MODELS={store}"],
+                "args": ["-c", _sh(create)],
+            }
+        )
+        upload_dir = store
+    steps.append(
+        {
+            "id": "upload",
+            "name": CLOUD_SDK,
+            "entrypoint": "gcloud",
+            # The prefix belongs to the stack: objects of an earlier model there are removed.
+            "args": [
+                *("storage", "rsync", "--recursive", "--delete-unmatched-destination-objects"),
+                "--exclude=^\\.cache/",  # huggingface_hub's download metadata (<local-dir>/.cache/huggingface)
+                upload_dir,
+                f"gs://${{{MODEL_BUCKET}}}/{prefix}",
+            ],
+        }
+    )
+    steps.append(
+        {
+            "id": "mark-staged",
+            "name": CLOUD_SDK,
+            "entrypoint": "bash",
+            "args": ["-c", f"printf '%s' {trigger} | gcloud storage cp - {staging_marker(vs)}"],
+        }
+    )
+    disk_gb = min(int(limits.CLOUD_BUILD_DISK_MAX_GB.value), max(MIN_DISK_GB, ceil(vs.sizing.weights_bytes * 4 / GIB)))
+    config: dict[str, Any] = {
+        "steps": steps,
+        # A user-specified build account: logs in Cloud Logging only (see cloudrun_gpu.build).
+        "options": {"machineType": limits.CLOUD_BUILD_MACHINE, "diskSizeGb": disk_gb, "logging": "CLOUD_LOGGING_ONLY"},
+        "timeout": "7200s",
+        "substitutions": {name: "set-me" for name in sorted(substitutions_used({"steps": steps}))},
+    }
+    if token:
+        config["availableSecrets"] = {
+            "secretManager": [
+                {
+                    "versionName": f"projects/{cfg.project}/secrets/{hub_secret_id(vs)}/versions/latest",
+                    "env": HF_TOKEN_ENV,
+                }
+            ]
+        }
+    return config

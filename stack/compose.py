@@ -5,11 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
 from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
+from cloudrun_gpu.build import (
+    BuildIdentity,
+    BuildIdentityArgs,
+    BuildSecret,
+    BuildSecretArgs,
+    ImageBuild,
+    ImageBuildArgs,
+    ModelStaging,
+    ModelStagingArgs,
+    build_account_id,
+)
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
 from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
@@ -18,8 +30,25 @@ from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
 from pulumiverse_time import Sleep
 
-from stack.cloudbuild import image_repository, image_tag
-from stack.config import PLAN_ONLY_ENV, ValidatedStack, config_from_pulumi, read_config
+from stack.cloudbuild import (
+    MODEL_BUCKET,
+    UPSTREAM_CACHE,
+    cloudbuild_config,
+    container_files,
+    hub_secret_id,
+    image_build_needed,
+    image_repository,
+    image_tag,
+    image_uri,
+    local_source,
+    source_staging_dir,
+    staging_config,
+    staging_marker,
+    staging_needed,
+    staging_trigger,
+    substitutions_used,
+)
+from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
 
 
 def load_from_pulumi() -> ValidatedStack:
@@ -124,9 +153,8 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         },
         opts=pulumi.ResourceOptions(depends_on=[apis, *bucket.reader_bindings, *registry.reader_bindings]),
     )
-    image = cfg.engine.image or registry.registry_uri.apply(
-        lambda uri: f"{uri}/{image_repository(vs)}:{image_tag(vs)}"  # what `python -m stack cloudbuild` tags
-    )
+    built = _builds(vs, apis, registry, bucket)
+    image = built.image
     service = GpuInferenceService(
         svc,
         GpuInferenceServiceArgs(
@@ -145,9 +173,10 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
             labels=labels,
             project=cfg.project,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket, iam_settled]),
+        # The revision starts only once its model is in the bucket and its image is pushed (issue 10).
+        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket, iam_settled, *built.waits]),
     )
-    return {
+    outputs = {
         "call": service.url.apply(lambda url: call_command(url, vs)),
         "url": service.url,
         "service_name": service.service_name,
@@ -161,3 +190,119 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         "psc_ip": network.psc_ip,
         "enabled_apis": apis.services,
     }
+    if built.identity is not None:
+        outputs["build_service_account"] = built.identity.email
+    return outputs
+
+
+class _Built:
+    """What :func:`_builds` registered: the image the service deploys and what the service waits for."""
+
+    def __init__(self, image: pulumi.Input[str]) -> None:
+        self.image = image
+        self.identity: BuildIdentity | None = None
+        self.waits: list[pulumi.Resource] = []
+
+
+def hub_token(vs: ValidatedStack) -> pulumi.Output[str] | None:
+    """``cloudrun-gpu:hf_token`` as a Pulumi secret; a token set without ``--secret`` is refused (it would sit in
+    the stack file in plain text)."""
+    from pulumi.runtime.config import is_config_secret
+
+    key = f"{PROJECT}:{HF_TOKEN_KEY}"
+    token = pulumi.Config(PROJECT).get_secret(HF_TOKEN_KEY)
+    if token is not None and os.environ.get(PLAN_ONLY_ENV) != "1" and not is_config_secret(key):
+        raise ConfigError(
+            key,
+            "[hidden]",
+            "is stored in plain text",
+            f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
+        )
+    return token
+
+
+def _builds(vs: ValidatedStack, apis: ProjectApis, registry: ModelRegistry, bucket: ModelBucket) -> _Built:
+    """Registry, bucket, build identity and its bindings → model staging → image build; returns the image the
+    service deploys (by digest when we build it) and the resources the service must wait for."""
+    cfg = vs.config
+    svc = cfg.service.name
+    stage, build = staging_needed(vs), image_build_needed(vs)
+    out = _Built(cfg.engine.image or "")
+    if not stage and not build:
+        return out
+    if not stage and cfg.loading.method != "internet" and not cfg.model.source:
+        pulumi.log.warn(
+            f"cloudrun-gpu:model.source is not set: put the model into the bucket under "
+            f"{cfg.model.object_prefix!r} yourself before the first request (docs/deploy.md, bucket layout)"
+        )
+    src = cfg.model.model_source()
+    token = hub_token(vs) if stage and src is not None and src.kind == "hf" else None
+    secret = None
+    if token is not None:
+        secret = BuildSecret(
+            f"{svc}-hf-token",
+            BuildSecretArgs(secret_id=hub_secret_id(vs), value=token, project=cfg.project),
+            opts=pulumi.ResourceOptions(depends_on=[apis]),
+        )
+    caches = {c for c in UPSTREAM_CACHE.values() if c in registry.remotes}
+    identity = BuildIdentity(
+        f"{svc}-build",
+        BuildIdentityArgs(
+            account_id=build_account_id(svc),
+            project=cfg.project,
+            location=cfg.region,
+            repository=registry.repository.name if build else None,
+            pull_repositories={c: registry.remotes[c].name for c in sorted(caches)},
+            bucket=bucket.bucket_name,
+            write_bucket=stage,
+            read_buckets={"source": src.location.removeprefix("gs://").split("/", 1)[0]}
+            if stage and src is not None and src.kind == "gs"
+            else {},
+            secrets={"hf-token": secret.secret_id} if secret is not None else {},
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket]),
+    )
+    out.identity = identity
+    out.waits.append(identity)  # already implied through the builds; explicit, so plan --json lists it
+    after: list[pulumi.Resource] = [apis, registry, bucket, identity]
+    if stage:
+        local = local_source(vs, Path.cwd()) if src is not None and src.kind == "local" else None
+        trigger = staging_trigger(vs, token=token is not None, local_stats=local[2] if local else None)
+        config = staging_config(vs, token=token is not None, trigger=trigger)
+        staging = ModelStaging(
+            f"{svc}-model",
+            ModelStagingArgs(
+                config=config,
+                service_account=identity.resource_name,
+                project=cfg.project,
+                trigger=trigger,
+                marker=bucket.bucket_name.apply(lambda b: staging_marker(vs, b)),
+                substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
+                source_root=local[0] if local else None,
+                source_files=local[1] if local else [],
+                source_staging_dir=bucket.bucket_name.apply(source_staging_dir) if local else None,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[*after, *([secret] if secret is not None else [])]),
+        )
+        after.append(staging)
+        out.waits.append(staging)
+    if build:
+        config = cloudbuild_config(vs)
+        image = ImageBuild(
+            f"{svc}-image",
+            ImageBuildArgs(
+                image=image_uri(vs),
+                config=config,
+                service_account=identity.resource_name,
+                project=cfg.project,
+                trigger=image_tag(vs),
+                source_files=container_files(),
+                source_staging_dir=bucket.bucket_name.apply(source_staging_dir),
+                # MUST_MATCH: exactly the substitutions the config uses, from the real bucket name.
+                substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
+            ),
+            opts=pulumi.ResourceOptions(depends_on=after),
+        )
+        out.waits.append(image)
+        out.image = image.image_ref
+    return out

@@ -53,7 +53,10 @@ SECTIONS: dict[str, type[Any]] = {
     "bucket": BucketSettings,
 }
 """Stack-file section → the component settings type that declares, documents and validates it."""
-KNOWN_KEYS = ("environment", *SECTIONS)
+HF_TOKEN_KEY = "hf_token"
+"""A Hugging Face token for gated models (``pulumi config set --secret cloudrun-gpu:hf_token hf_…``): not a
+section; the program stores it in Secret Manager and the staging build reads it from there (stack/compose.py)."""
+KNOWN_KEYS = ("environment", HF_TOKEN_KEY, *SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,16 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
     if not region or not isinstance(region, str):
         errors.append(
             ConfigError("gcp:region", region, "is not set", "pulumi config set gcp:region <region, e.g. europe-west1>")
+        )
+    token = sections.pop(HF_TOKEN_KEY, None)  # the value stays with Pulumi (a secret); only its presence counts here
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        errors.append(
+            ConfigError(
+                NS + HF_TOKEN_KEY,
+                "[hidden]",
+                "is not a token",
+                f"pulumi config set --secret {NS}{HF_TOKEN_KEY} <your Hugging Face token>",
+            )
         )
     env = sections.pop("environment", "dev")
     if env not in ENVIRONMENTS:

@@ -134,7 +134,8 @@ def test_plan_json_lists_dependencies_and_the_service_waits_for_identity_registr
         by_type.setdefault(r["type"], []).append(r["name"])
     (svc,) = [r for r in p["resources"] if r["type"] == "gcp:cloudrunv2/service:Service"]
     deps = set(svc["dependencies"])
-    assert set(by_type["gcp:serviceaccount/account:Account"]) <= deps  # its identity (email input)
+    runtime = {n for n in by_type["gcp:serviceaccount/account:Account"] if not n.endswith("-build-sa")}
+    assert runtime and runtime <= deps  # its identity (email input); the build identity is the build's
     assert set(by_type["gcp:artifactregistry/repository:Repository"]) <= deps  # depends_on=[registry]
     assert set(by_type["gcp:storage/bucket:Bucket"]) <= deps  # depends_on=[bucket]
 

@@ -17,6 +17,7 @@ EXPECT = {
     "bucket": "cloudrun-gpu:index:ModelBucket",
     "identity": "cloudrun-gpu:index:RuntimeIdentity",
     "apis": "cloudrun-gpu:index:ProjectApis",
+    "build": "cloudrun-gpu:index:ImageBuild",
 }
 
 

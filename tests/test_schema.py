@@ -26,7 +26,18 @@ from provider.components import COMPONENTS, NAME, NAMESPACE, VERSION
 
 PKG = "cloudrun-gpu"
 TYPE_REF = f"#/types/{PKG}:index:"
-CLASSES = ["GpuInferenceService", "InferenceNetwork", "ModelRegistry", "ModelBucket", "RuntimeIdentity", "ProjectApis"]
+CLASSES = [
+    "GpuInferenceService",
+    "InferenceNetwork",
+    "ModelRegistry",
+    "ModelBucket",
+    "RuntimeIdentity",
+    "ProjectApis",
+    "BuildIdentity",
+    "BuildSecret",
+    "ModelStaging",
+    "ImageBuild",
+]
 
 
 @contextmanager

@@ -60,8 +60,12 @@ def test_gemma2_sliding_window_layers_hold_only_window_plus_ubatch() -> None:
 def test_gemma3_vllm_sliding_layers_hold_window_plus_one_block() -> None:
     g3 = catalogue_model("gemma-3-4b")
     per_layer = 2 * 4 * 256 * 2  # 4,096 B
-    # 5 global layers × 32,768 tokens + 29 local layers × (1024 + 16) tokens
-    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto") == 5 * 32_768 * per_layer + 29 * 1040 * per_layer
+    # vLLM's hybrid allocator (SlidingWindowSpec.max_memory_usage_bytes): a sliding layer keeps
+    # cdiv(window − 1 + max_num_batched_tokens, 16) + 1 blocks. Window 1024, 2048 batched tokens:
+    # cdiv(3071, 16) + 1 = 193 blocks = 3,088 tokens. 5 global layers × 32,768 + 29 local × 3,088.
+    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto") == 5 * 32_768 * per_layer + 29 * 3088 * per_layer
+    # 512 batched tokens: cdiv(1535, 16) + 1 = 97 blocks = 1,552 tokens
+    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto", 512) == 5 * 32_768 * per_layer + 29 * 1552 * per_layer
 
 
 def test_mla_caches_one_latent_per_layer() -> None:

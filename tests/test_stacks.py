@@ -55,7 +55,7 @@ def test_program_renders_the_service_the_sizing_plan_describes(stack: str) -> No
     iface = t["vpcAccess"]["networkInterfaces"][0]
     subnet = r.one("gcp:compute/subnetwork:Subnetwork")
     assert iface["subnetwork"] == f"projects/{vs.config.project}/regions/{vs.config.region}/subnetworks/{subnet.name}"
-    sa = r.one("gcp:serviceaccount/account:Account").inputs["accountId"]
+    sa = r.one("gcp:serviceaccount/account:Account", f"{vs.config.service.name}-sa").inputs["accountId"]
     assert t["serviceAccount"].startswith(f"{sa}@{vs.config.project}.")
     invokers = [m.inputs["member"] for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")]
     assert invokers == list(vs.config.service.invokers)

@@ -30,7 +30,8 @@ class GpuType:
     name: str
     display: str
     vram_bytes: int
-    """Device memory as the driver reports it (what an engine can actually allocate)."""
+    """Device memory as nvidia-smi reports it (llama.cpp/Ollama budgets); vLLM budgets from the smaller
+    CUDA-visible total (``cuda_total_bytes``; docs/sizing-evidence.md)."""
     min_cpu: int
     min_memory_gib: int
     default_cpu: int
@@ -44,6 +45,10 @@ class GpuType:
     launch_stage: str
     source: str
     notes: str = ""
+    cuda_total_bytes: int | None = None
+    """Device memory as the CUDA runtime reports it (``cudaMemGetInfo`` / ``torch.cuda.mem_get_info``
+    total): what vLLM multiplies by ``--gpu-memory-utilization``. Smaller than nvidia-smi's total by the
+    driver's reserve; None means "derive it": ``vram_bytes`` less ``CUDA_RESERVE_DEFAULT_BYTES``."""
 
 
 GPU_TYPES: dict[str, GpuType] = {
@@ -52,6 +57,9 @@ GPU_TYPES: dict[str, GpuType] = {
         display="NVIDIA L4 (24 GB)",
         # nvidia-smi reports 23034 MiB for the 24 GB L4; torch sees 22.0-22.5 GiB (llm-sizing §7).
         vram_bytes=23034 * MIB,
+        # CUDA sees 22.03-22.06 GiB of it (torch OOM messages and vLLM's "Free memory on device (…/22.04 GiB)" on
+        # L4s with different drivers, docs/sizing-evidence.md); the lowest seen, 22.03 GiB = 22,559 MiB, is used.
+        cuda_total_bytes=22559 * MIB,
         min_cpu=4,
         min_memory_gib=16,
         default_cpu=8,
@@ -75,6 +83,9 @@ GPU_TYPES: dict[str, GpuType] = {
         name="nvidia-rtx-pro-6000",
         display="NVIDIA RTX PRO 6000 Blackwell (96 GB)",
         vram_bytes=97887 * MIB,
+        # vLLM logs "Free memory on device (94.41/94.97 GiB)" on this card: 638 MiB below nvidia-smi (94.97-95.01 GiB
+        # seen; docs/sizing-evidence.md). The lower, 94.97 GiB = 97,249 MiB, is used.
+        cuda_total_bytes=97249 * MIB,
         min_cpu=20,
         min_memory_gib=80,
         default_cpu=20,
@@ -88,6 +99,16 @@ GPU_TYPES: dict[str, GpuType] = {
         notes="Preview; asia-south2 is invitation only.",
     ),
 }
+
+CUDA_RESERVE_DEFAULT_BYTES = 640 * MIB
+"""nvidia-smi total minus the CUDA-visible total when a GPU type has no measured ``cuda_total_bytes``: the
+largest gap measured (RTX PRO 6000: 638 MiB; L4: 469-475 MiB)."""
+
+
+def cuda_total_bytes(gpu: GpuType) -> int:
+    """Memory the framework sees on ``gpu`` (the base of vLLM's ``--gpu-memory-utilization``)."""
+    return gpu.cuda_total_bytes if gpu.cuda_total_bytes is not None else gpu.vram_bytes - CUDA_RESERVE_DEFAULT_BYTES
+
 
 # --- Instance shape -------------------------------------------------------------------------
 # Cloud Run CPU values accepted with a GPU: the provider docstring lists 1,2,4,6,8 for CPU-only

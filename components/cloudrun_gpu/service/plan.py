@@ -110,8 +110,9 @@ def plan_service(
                 "image, gcs-fuse",
             )
         )
+    pinned = None
     if engine.image is None:  # we build the image: its pinned engine must run on this GPU's driver
-        collect(errors, lambda: pinned_image(engine.name, gpu.type))
+        pinned = collect(errors, lambda: pinned_image(engine.name, gpu.type))
     spec = collect(errors, lambda: model.spec(base_dir))
     if spec is None:
         raise ConfigErrors(errors)
@@ -132,6 +133,8 @@ def plan_service(
         load_bytes_per_s=rate,
         model_path=path,
         slot_save_path="/slots" if engine.prompt_cache else None,
+        engine_version=engine.version or (pinned.version if pinned is not None else None),
+        max_num_batched_tokens=engine.max_num_batched_tokens,
     )
     plan = collect(errors, lambda: size(req))
     if plan is None:

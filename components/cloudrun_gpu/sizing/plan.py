@@ -9,21 +9,30 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from math import ceil, floor
-from typing import Any
+from typing import Any, NoReturn
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing.engines import (
     ENGINES,
+    VLLM_DEFAULT_BATCHED_TOKENS,
+    VllmOverhead,
+    VllmProfile,
+    attention_params,
+    engine_memory_from_config,
     engine_parallel_from_config,
+    intermediate_size_estimate,
     kv_bytes_per_sequence,
     kv_bytes_per_token_full,
+    parse_vllm_version,
     render_engine_config,
     runtime_overhead_bytes,
     seconds_to_load,
+    supports_kv_cache_memory,
+    vllm_overhead,
 )
-from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS
+from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS, WeightQuant
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 DEFAULT_CONTEXT = 8192
@@ -50,6 +59,18 @@ class SizingRequest:
     load_bytes_per_s: float | None = None
     model_path: str = "/models/model.gguf"
     slot_save_path: str | None = None
+    engine_version: str | None = None
+    """The engine's release (vLLM: ``"0.14.1"``); its memory profile differs by version. None: the
+    most conservative of every version band."""
+    vram_bytes: int | None = None
+    """Override the GPU's memory (``size --vram-gib``). For vLLM this is the CUDA-visible total the
+    fraction applies to; for llama.cpp/Ollama the device total, as ``GpuType.vram_bytes``."""
+    max_num_batched_tokens: int | None = None
+    """vLLM ``--max-num-batched-tokens``; default: vLLM's own serve default for the GPU (2048, or 8192 on
+    GPUs with ≥ 70 GiB). More tokens per step cost activation memory and the sliding-window cache."""
+    high_precision_params: int = 0
+    """Parameters kept in 16 bit whatever the quantisation: per-layer embeddings (Gemma 3n / Gemma 4
+    "E" models), vision/audio towers. 0 when the engine drops them (vLLM ``--language-model-only``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,9 @@ class SizingPlan:
     engine_args: list[str]
     engine_env: dict[str, str]
     explain: list[str] = field(default_factory=list)
+    engine_memory: dict[str, Any] | None = None
+    """vLLM: the start-up profile the plan predicts (``kv_pool_bytes``, each overhead part, the batched
+    tokens, the version band); None for llama.cpp/Ollama (and then absent from :meth:`to_dict`)."""
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -98,6 +122,8 @@ class SizingPlan:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["engine_memory"] is None:
+            del d["engine_memory"]
         d["kv_cache_bytes"] = self.kv_cache_bytes
         d["used_bytes"] = self.used_bytes
         return d
@@ -110,6 +136,34 @@ def a2_concurrency(model_instances: int, parallel_per_instance: int, ideal_batch
 
 def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
+
+
+def weights_from_quant(spec: ModelSpec, quant: WeightQuant, high_precision_params: int = 0) -> tuple[int, str]:
+    """Weight bytes of ``spec`` stored as ``quant`` (parameters × bits, with the parts the format keeps in
+    16 bit), and the formula in words."""
+    embed = spec.vocab_size * spec.hidden_size * (1 if spec.tied_embeddings else 2)
+    high = min(max(0, high_precision_params), spec.n_params)
+    if quant.attention_bits is not None or high:
+        attention = attention_params(spec) if quant.attention_bits is not None else 0
+        emb = embed if quant.embeddings_bits is not None else 0
+        emb_bits = quant.embeddings_bits or quant.bits_per_weight
+        att_bits = quant.attention_bits or quant.bits_per_weight
+        rest = max(0, spec.n_params - emb - attention - high)
+        total = rest * quant.bits_per_weight / 8 + emb * emb_bits / 8 + attention * att_bits / 8 + high * 2
+        how = f"(params − embeddings − attention − 16-bit extras) × {quant.bits_per_weight} bit"
+        if emb:
+            how += f" + embeddings × {emb_bits:g} bit"
+        if attention:
+            how += f" + attention × {att_bits:g} bit"
+        if high:
+            how += f" + {high / 1e9:.2f} B per-layer-embedding/tower params × 16 bit"
+    elif quant.embeddings_bits is not None:
+        total = (spec.n_params - embed) * quant.bits_per_weight / 8 + embed * quant.embeddings_bits / 8
+        how = f"(params − embeddings) × {quant.bits_per_weight} bit + embeddings × {quant.embeddings_bits} bit"
+    else:
+        total = spec.n_params * quant.bits_per_weight / 8
+        how = f"{spec.n_params / 1e9:.2f} B params × {quant.bits_per_weight} bit"
+    return int(total), how
 
 
 def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, str]:
@@ -128,15 +182,9 @@ def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, st
             f"pick one of {allowed} (4-bit is the default, practice B2)",
             ", ".join(allowed),
         )
-    embed = spec.vocab_size * spec.hidden_size * (1 if spec.tied_embeddings else 2)
-    if quant.embeddings_bits is not None:
-        total = (spec.n_params - embed) * quant.bits_per_weight / 8 + embed * quant.embeddings_bits / 8
-        how = f"(params − embeddings) × {quant.bits_per_weight} bit + embeddings × {quant.embeddings_bits} bit"
-    else:
-        total = spec.n_params * quant.bits_per_weight / 8
-        how = f"{spec.n_params / 1e9:.2f} B params × {quant.bits_per_weight} bit"
+    total, how = weights_from_quant(spec, quant, req.high_precision_params)
     notes.append(f"weights: {_gib(total)} = {how} ({quant.name}; B2 default is 4-bit)")
-    return int(total), quant.name
+    return total, quant.name
 
 
 def _kv_type(req: SizingRequest, engine_name: str) -> str:
@@ -155,14 +203,16 @@ def _kv_type(req: SizingRequest, engine_name: str) -> str:
     return kv
 
 
-def _largest_context(engine: str, spec: ModelSpec, kv: str, room: int) -> int:
+def _largest_context(
+    engine: str, spec: ModelSpec, kv: str, room: int, batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS
+) -> int:
     """Largest context (multiple of 256) whose single sequence fits in ``room`` bytes."""
     lo, hi = 0, max(spec.max_context, 256)
     while lo < hi:
         mid = (lo + hi + 256) // 512 * 256
         if mid <= lo:
             break
-        if kv_bytes_per_sequence(engine, spec, mid, kv) <= room:
+        if kv_bytes_per_sequence(engine, spec, mid, kv, batched_tokens) <= room:
             lo = mid
         else:
             hi = mid - 256
@@ -214,6 +264,157 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
     return StartupProbe(initial_delay, period, timeout, failure_threshold, engine.readiness_path, expected, window)
 
 
+def _raise_no_room(spec: ModelSpec, gpu: limits.GpuType, weights: int, overhead: int, budget: int) -> NoReturn:
+    raise ConfigError(
+        "model",
+        spec.name,
+        f"weights ({_gib(weights)}) + engine overhead ({_gib(overhead)}) exceed the {_gib(budget)} "
+        f"budget on {gpu.name}",
+        "use a 4-bit quantisation (B2), a smaller model, or a GPU with more memory"
+        + (" (nvidia-rtx-pro-6000: 96 GB)" if gpu.name == "nvidia-l4" else ""),
+    )
+
+
+def _raise_context(
+    engine: str,
+    spec: ModelSpec,
+    kv: str,
+    context: int,
+    per_seq: int,
+    room: int,
+    batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+) -> NoReturn:
+    largest = _largest_context(engine, spec, kv, room, batched_tokens)
+    raise ConfigError(
+        "engine.context_length",
+        context,
+        f"one {context:,}-token sequence needs {_gib(per_seq)} of KV cache but only {_gib(room)} is left "
+        "after weights and overhead",
+        f"set engine.context_length ≤ {largest} (R1), or a smaller KV type such as q4_0/fp8 (R4)",
+        f"1..{largest}",
+    )
+
+
+@dataclass(frozen=True)
+class _VllmFit:
+    cuda_total: int
+    budget: int
+    overhead: VllmOverhead
+    batched_tokens: int
+    max_num_seqs: int
+    per_seq: int
+    room: int
+    fit: int
+    version: str | None
+    kv_cache_memory: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cuda_total_bytes": self.cuda_total,
+            "kv_pool_bytes": self.room,
+            "kv_cache_memory_flag": self.kv_cache_memory is not None,
+            "max_num_seqs_profiled": self.max_num_seqs,
+            "max_num_batched_tokens": self.batched_tokens,
+            "engine_version": self.version,
+            "profile_band": self.overhead.band,
+            "non_torch_bytes": self.overhead.non_torch,
+            "activation_bytes": self.overhead.activation,
+            "cudagraph_bytes": self.overhead.cudagraph,
+            "loading_buffers_bytes": self.overhead.weights_extra,
+            "margin_bytes": self.overhead.margin,
+        }
+
+
+def _fit_vllm(
+    req: SizingRequest,
+    spec: ModelSpec,
+    gpu: limits.GpuType,
+    context: int,
+    kv: str,
+    weights: int,
+    fraction: float,
+    cap: int,
+    cr_max: int,
+    notes: list[str],
+) -> _VllmFit:
+    """vLLM's budget, start-up profile and KV pool; the sequences its profile runs with are the plan's parallel
+    (``--max-num-seqs``), so the search finds the largest count whose own profile still leaves room for it."""
+    total = req.vram_bytes or limits.cuda_total_bytes(gpu)
+    budget = int(total * fraction)
+    version = parse_vllm_version(req.engine_version)
+    batched = req.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
+    intermediate = intermediate_size_estimate(spec)
+
+    def evaluate(seqs: int) -> tuple[VllmOverhead, int, int, int, int]:
+        tokens = max(batched, seqs)  # vLLM refuses max_num_batched_tokens < max_num_seqs
+        ov = vllm_overhead(
+            hidden=spec.hidden_size,
+            intermediate=intermediate,
+            vocab=spec.vocab_size,
+            weights_bytes=weights,
+            budget_bytes=budget,
+            profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version),
+        )
+        per_seq = kv_bytes_per_sequence("vllm", spec, context, kv, tokens)
+        room = budget - weights - ov.total
+        fit = room // per_seq if per_seq and room > 0 else (10**6 if room > 0 else 0)
+        return ov, tokens, per_seq, room, int(fit)
+
+    if req.parallel is not None:
+        seqs = req.parallel
+    else:
+        # The profile's sequences are the plan's parallel, and more sequences cost sampler memory: the largest
+        # s ≤ cap whose own profile leaves room for s sequences (fit(s) − s falls as s grows: binary search).
+        lo, hi = 1, max(1, min(cap, cr_max))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if evaluate(mid)[4] >= mid:
+                lo = mid
+            else:
+                hi = mid - 1
+        seqs = lo
+    ov, tokens, per_seq, room, fit = evaluate(seqs)
+    if room <= 0:
+        _raise_no_room(spec, gpu, weights, ov.total, budget)
+    if fit < 1:
+        _raise_context("vllm", spec, kv, context, per_seq, room, tokens)
+    smi = gpu.vram_bytes
+    notes.append(
+        f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} that CUDA reports on the {gpu.display} "
+        f"(nvidia-smi: {_gib(smi)}; vLLM's --gpu-memory-utilization is a share of the CUDA total; R5 reserves the rest)"
+    )
+    notes.append(
+        f"engine overhead: {ov.describe()}; profiled with {seqs} sequences × {tokens} batched tokens on a cold "
+        "torch.compile cache (docs/sizing-evidence.md)"
+    )
+    swa = spec.n_layers - spec.n_full_layers
+    per_token = kv_bytes_per_token_full(spec, kv)
+    notes.append(
+        f"KV cache: {per_token:,} B/token over {spec.n_full_layers} full-attention layers ({kv})"
+        + (f"; {swa} sliding-window layers hold window − 1 + {tokens} batched tokens + 1 block" if swa else "")
+        + f" → {_gib(per_seq)} per {context:,}-token sequence as vllm allocates it"
+    )
+    pinned = room if supports_kv_cache_memory(version) else None
+    notes.append(
+        f"KV pool: {_gib(room)} pinned with --kv-cache-memory (vLLM ≥ 0.11)"
+        if pinned is not None
+        else f"KV pool: vLLM's own profile should find ≥ {_gib(room)} (no --kv-cache-memory: vLLM version "
+        f"{req.engine_version or 'unknown'})"
+    )
+    return _VllmFit(
+        cuda_total=total,
+        budget=budget,
+        overhead=ov,
+        batched_tokens=tokens,
+        max_num_seqs=seqs,
+        per_seq=per_seq,
+        room=room,
+        fit=int(fit),
+        version=req.engine_version,
+        kv_cache_memory=pinned,
+    )
+
+
 def size(req: SizingRequest) -> SizingPlan:
     """Derive the full sizing plan for one model on one GPU with one engine."""
     if req.engine not in ENGINES:
@@ -259,43 +460,33 @@ def size(req: SizingRequest) -> SizingPlan:
     kv = _kv_type(req, req.engine)
     weights, quant = _weights(req, req.engine, notes)
     fraction = req.memory_fraction or engine.default_memory_fraction
-    budget = int(gpu.vram_bytes * fraction)
-    overhead = runtime_overhead_bytes(req.engine, spec)
-    per_token = kv_bytes_per_token_full(spec, kv)
-    per_seq = kv_bytes_per_sequence(req.engine, spec, context, kv)
-    notes.append(
-        f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(gpu.vram_bytes)} ({gpu.display}; R5 reserves the rest)"
-    )
-    notes.append(f"engine overhead: {_gib(overhead)} (CUDA context, compute/activation buffers; {engine.name})")
-    swa = spec.n_layers - spec.n_full_layers
-    notes.append(
-        f"KV cache: {per_token:,} B/token over {spec.n_full_layers} full-attention layers ({kv})"
-        + (f"; {swa} sliding-window layers hold only their window" if swa else "")
-        + f" → {_gib(per_seq)} per {context:,}-token sequence as {engine.name} allocates it"
-    )
-    room = budget - weights - overhead
-    if room <= 0:
-        raise ConfigError(
-            "model",
-            spec.name,
-            f"weights ({_gib(weights)}) + engine overhead ({_gib(overhead)}) exceed the {_gib(budget)} "
-            f"budget on {gpu.name}",
-            "use a 4-bit quantisation (B2), a smaller model, or a GPU with more memory"
-            + (" (nvidia-rtx-pro-6000: 96 GB)" if gpu.name == "nvidia-l4" else ""),
-        )
-    fit = room // per_seq if per_seq else 10**6
-    if fit < 1:
-        largest = _largest_context(req.engine, spec, kv, room)
-        raise ConfigError(
-            "engine.context_length",
-            context,
-            f"one {context:,}-token sequence needs {_gib(per_seq)} of KV cache but only {_gib(room)} is left "
-            "after weights and overhead",
-            f"set engine.context_length ≤ {largest} (R1), or a smaller KV type such as q4_0/fp8 (R4)",
-            f"1..{largest}",
-        )
     cap = req.max_parallel or engine.max_parallel_default
     cr_max = int(limits.CONCURRENCY_MAX.value)
+    per_token = kv_bytes_per_token_full(spec, kv)
+    vfit: _VllmFit | None = None
+    if req.engine == "vllm":
+        vfit = _fit_vllm(req, spec, gpu, context, kv, weights, fraction, cap, cr_max, notes)
+        total, budget, overhead, per_seq = vfit.cuda_total, vfit.budget, vfit.overhead.total, vfit.per_seq
+        room, fit = vfit.room, vfit.fit
+    else:
+        total = req.vram_bytes or gpu.vram_bytes
+        budget = int(total * fraction)
+        overhead = runtime_overhead_bytes(req.engine, spec)
+        per_seq = kv_bytes_per_sequence(req.engine, spec, context, kv)
+        notes.append(f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} ({gpu.display}; R5 reserves the rest)")
+        notes.append(f"engine overhead: {_gib(overhead)} (CUDA context, compute/activation buffers; {engine.name})")
+        swa = spec.n_layers - spec.n_full_layers
+        notes.append(
+            f"KV cache: {per_token:,} B/token over {spec.n_full_layers} full-attention layers ({kv})"
+            + (f"; {swa} sliding-window layers hold only their window" if swa else "")
+            + f" → {_gib(per_seq)} per {context:,}-token sequence as {engine.name} allocates it"
+        )
+        room = budget - weights - overhead
+        if room <= 0:
+            _raise_no_room(spec, gpu, weights, overhead, budget)
+        fit = room // per_seq if per_seq else 10**6
+        if fit < 1:
+            _raise_context(req.engine, spec, kv, context, per_seq, room)
     if req.parallel is not None:
         if req.parallel > fit:
             raise ConfigError(
@@ -315,6 +506,14 @@ def size(req: SizingRequest) -> SizingPlan:
             )
         parallel = req.parallel
         notes.append(f"parallel: {parallel} as configured (≤ {fit} that fit)")
+    elif vfit is not None:
+        parallel = vfit.max_num_seqs
+        notes.append(
+            f"parallel: {parallel} = the most sequences whose own start-up profile (--max-num-seqs {parallel}) "
+            f"leaves room for them ({fit} fit in {_gib(room)}; cap {cap}"
+            + ("" if req.max_parallel else f", {engine.name} default; raise engine.max_parallel after a load test, A3")
+            + ")"
+        )
     else:
         parallel = int(min(fit, cap, cr_max))
         notes.append(
@@ -341,8 +540,17 @@ def size(req: SizingRequest) -> SizingPlan:
         memory_fraction=fraction,
         vram_bytes=gpu.vram_bytes,
         slot_save_path=req.slot_save_path,
+        max_num_batched_tokens=vfit.batched_tokens if vfit else None,
+        kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
     )
     assert engine_parallel_from_config(req.engine, args, env) == parallel  # R6 by construction
+    engine_memory: dict[str, Any] | None = None
+    if vfit is not None:
+        back = engine_memory_from_config(req.engine, args, env)
+        assert back["max_model_len"] == context and back["max_num_seqs"] == parallel  # R6
+        assert back["max_num_batched_tokens"] == vfit.batched_tokens
+        assert back.get("kv_cache_memory") == vfit.kv_cache_memory
+        engine_memory = vfit.to_dict()
     notes.append(f"engine flags: {' '.join(args) or ' '.join(f'{k}={v}' for k, v in env.items())}")
     return SizingPlan(
         model=spec.name,
@@ -355,7 +563,7 @@ def size(req: SizingRequest) -> SizingPlan:
         kv_cache_bytes_per_token=per_token,
         kv_cache_bytes_per_sequence=per_seq,
         runtime_overhead_bytes=overhead,
-        vram_bytes=gpu.vram_bytes,
+        vram_bytes=total,
         memory_fraction=fraction,
         budget_bytes=budget,
         max_parallel_sequences=parallel,
@@ -367,4 +575,5 @@ def size(req: SizingRequest) -> SizingPlan:
         engine_args=args,
         engine_env=env,
         explain=notes,
+        engine_memory=engine_memory,
     )

@@ -35,6 +35,8 @@ class WeightQuant:
     """Bits for embeddings/lm_head when they stay in higher precision (AWQ/GPTQ/FP8 checkpoints)."""
     engines: tuple[str, ...] = ("llama.cpp", "ollama")
     note: str = ""
+    attention_bits: float | None = None
+    """Bits for the attention projections when only the MLP/expert weights are quantised (gpt-oss MXFP4)."""
 
 
 WEIGHT_QUANTS: dict[str, WeightQuant] = {
@@ -54,8 +56,41 @@ WEIGHT_QUANTS: dict[str, WeightQuant] = {
             engines=("vllm",),
             note="4-bit + per-group fp16 scales (group 128); embeddings stay BF16",
         ),
-        WeightQuant("gptq-int4", 4.25, embeddings_bits=16, engines=("vllm",)),
+        WeightQuant(
+            "gptq-int4",
+            4.25,
+            embeddings_bits=16,
+            engines=("vllm",),
+            note="4-bit + fp16 scale and 4-bit zero per group of 128; vLLM loads Phi-4 GPTQ as 8.51 GiB (we size 8.66)",
+        ),
+        WeightQuant(
+            "w4a16",
+            4.25,
+            embeddings_bits=16,
+            engines=("vllm",),
+            note="compressed-tensors pack-quantized int4, group 128 (4.125 bit symmetric, 4.25 with zero points)",
+        ),
+        WeightQuant(
+            "w8a8-int8",
+            8.0,
+            embeddings_bits=16,
+            engines=("vllm",),
+            note="compressed-tensors int8 per-channel; Llama-3.1-70B loads as 67.72 GiB (vllm PR #12569), we size 67.8",
+        ),
         WeightQuant("fp8", 8.0, embeddings_bits=16, engines=("vllm",)),
+        WeightQuant(
+            "mxfp4",
+            4.7,
+            embeddings_bits=16,
+            attention_bits=16,
+            engines=("vllm",),
+            note=(
+                "gpt-oss: MoE experts MXFP4 (4.25 bit nominal, 32 values + 1 scale byte), attention and "
+                "embeddings BF16; "
+                "vLLM holds the experts at ~4.7 bit after its kernel layout (gpt-oss-20b loads as 13.47 GiB on H100, "
+                "13.72 GiB on A100; 4.25 bit would be 12.80 GiB)"
+            ),
+        ),
         WeightQuant("bf16", 16.0, engines=("vllm",)),
     )
 }

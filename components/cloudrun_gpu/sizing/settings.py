@@ -6,6 +6,7 @@ sections and fields of ``GpuInferenceServiceArgs``: declared and validated once,
 
 import enum
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -48,6 +49,120 @@ IMAGE_REF = re.compile(
 """A container image reference: [registry/]path[:tag][@sha256:digest] (OCI distribution spec grammar)."""
 
 
+HF_SOURCE = re.compile(
+    r"hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95})(?:@(?P<revision>[^@/]*))?"
+)
+"""``hf://<owner>/<repo>@<revision>`` (Hub repo ids: ``owner/name`` of letters, digits, ``.``, ``_``, ``-``)."""
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+GCS_SOURCE = re.compile(r"gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(?P<path>.*))?")
+"""``gs://<bucket>[/<folder>]`` (Cloud Storage bucket names: lowercase letters, digits, ``-``, ``_``, ``.``)."""
+UNSAFE = re.compile(r"[\x00-\x1f$`]")
+"""Characters refused in a source or pattern: control characters, and ``$``/backtick, which Cloud Build and
+the shell would read as substitutions (everything else is quoted)."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A parsed ``model.source``."""
+
+    kind: str
+    """``hf``, ``gs`` or ``local``."""
+    location: str
+    """The Hub repo id (``owner/name``), ``gs://bucket/folder`` (no trailing slash) or the local path."""
+    revision: str | None = None
+    """The Hub commit (``hf`` only)."""
+
+
+def parse_source(text: str) -> ModelSource:
+    """``model.source`` → :class:`ModelSource` (no checks: :func:`source_problems` does them)."""
+    if text.startswith("hf://"):
+        m = HF_SOURCE.fullmatch(text)
+        repo, _, rev = text.removeprefix("hf://").partition("@")
+        return ModelSource("hf", m.group("repo") if m else repo, (m.group("revision") if m else rev) or None)
+    if text.startswith("gs://"):
+        return ModelSource("gs", text.rstrip("/"))
+    return ModelSource("local", text)
+
+
+def source_problems(source: str | None, files: list[str]) -> list[ConfigError]:
+    """The checks of ``source`` and ``files``.
+
+    Hub sources must name a full commit id, not a branch or tag: both are movable git refs on the Hub
+    (``revision`` "can be a branch name, a tag, or a commit hash", huggingface_hub 0.36.0
+    ``cli/download.py``), so ``@main`` or ``@v1`` could silently stage other weights under an unchanged
+    config. A commit id names fixed bytes, and it is what the staging trigger hashes: the model is re-staged
+    exactly when the pin changes."""
+    errors: list[ConfigError] = []
+    if files and not source:
+        errors.append(ConfigError("files", files, "chooses files but no source is set", "set source, or remove files"))
+    for i, pattern in enumerate(files):
+        parts = pattern.replace("\\", "/").split("/")
+        if not pattern.strip() or UNSAFE.search(pattern) or pattern.startswith("/") or ".." in parts:
+            errors.append(
+                ConfigError(
+                    f"files.{i}",
+                    pattern,
+                    "is not a usable file pattern",
+                    "write a glob relative to the source, e.g. '*Q4_K_M.gguf' or 'tokenizer*' (no '..', '$' or "
+                    "leading '/')",
+                )
+            )
+        collect(errors, lambda i=i, pattern=pattern: refuse_pickle(f"files.{i}", pattern))  # type: ignore[misc]
+    if not source:
+        return errors
+    if UNSAFE.search(source) or not source.strip():
+        errors.append(ConfigError("source", source, "has characters that are not allowed", "remove them"))
+        return errors
+    parsed = parse_source(source)
+    if parsed.kind == "hf":
+        m = HF_SOURCE.fullmatch(source)
+        if m is None:
+            errors.append(
+                ConfigError(
+                    "source",
+                    source,
+                    "is not a Hugging Face repository reference",
+                    "write hf://<owner>/<repo>@<40-hex commit>",
+                    "hf://owner/repo@<commit sha>",
+                )
+            )
+        elif not m.group("revision") or not COMMIT_SHA.fullmatch(m.group("revision")):
+            errors.append(
+                ConfigError(
+                    "source",
+                    source,
+                    "must pin the repository to a full commit id: branches and tags can move, so the same config "
+                    "could stage other weights",
+                    f"append @<commit>, the 40-hex id from the repository's 'Files and versions' history, e.g. "
+                    f"hf://{m.group('repo')}@{'0' * 40}",
+                    "hf://owner/repo@<40 lowercase hex digits>",
+                )
+            )
+    elif parsed.kind == "gs":
+        m = GCS_SOURCE.fullmatch(source)
+        if m is None or any(c in (m.group("path") or "") for c in "*?[]#"):
+            errors.append(
+                ConfigError(
+                    "source",
+                    source,
+                    "is not a Cloud Storage folder",
+                    "write gs://<bucket>/<folder> (no wildcards: choose files with model.files)",
+                )
+            )
+    elif "://" in source:
+        errors.append(
+            ConfigError(
+                "source",
+                source,
+                "is not a supported source",
+                "use hf://owner/repo@<commit>, gs://bucket/folder or a local path",
+                "hf://, gs://, a local path",
+            )
+        )
+    collect(errors, lambda: refuse_pickle("source", parsed.location))
+    return errors
+
+
 @settings
 class ModelSettings:
     """Which model to serve and where its files sit. Exactly one of ``name``, ``gguf``, ``hf_config``."""
@@ -67,9 +182,22 @@ class ModelSettings:
     """Bucket folder holding the model for the gcs-* methods."""
     hub_id: str | None = None
     """Hub reference for the internet method (e.g. an HF repo or an Ollama tag)."""
+    source: str | None = None
+    """Where ``pulumi up`` copies the weights from into the bucket under ``object_prefix``: a Hugging Face
+    repository pinned to a commit (``hf://bartowski/Llama-3.2-3B-Instruct-GGUF@<40-hex commit>``), a Cloud
+    Storage folder (``gs://bucket/folder``) or a local file or folder (relative to the project). Unset: you
+    put the model into the bucket yourself."""
+    files: list[str] = Field(default_factory=list)
+    """Glob patterns choosing files from ``source`` (e.g. ``*Q4_K_M.gguf``); empty: every file. Pickle
+    checkpoints are always left out (B3)."""
+
+    def model_source(self) -> ModelSource | None:
+        """``source`` parsed (None when unset); call only on a validated settings object."""
+        return parse_source(self.source) if self.source else None
 
     def problems(self) -> list[ConfigError]:
         errors: list[ConfigError] = []
+        errors.extend(source_problems(self.source, self.files))
         given = [k for k in ("name", "gguf", "hf_config") if getattr(self, k)]
         if len(given) != 1:
             errors.append(
@@ -128,6 +256,11 @@ class EngineSettings:
     """Serving image; defaults to the image built from ``container/<engine>`` in our registry."""
     prompt_cache: bool = False
     """llama.cpp: restore the slot cache saved at build time (B4, R2)."""
+    version: str | None = None
+    """The engine release the memory plan follows (vLLM's profiling, graph and default rules change between
+    releases); default: the version of the pinned image (``cloudrun_gpu/images.py``)."""
+    max_num_batched_tokens: int | None = Field(default=None, ge=256, le=131072)
+    """vLLM: tokens per scheduler step (chunked prefill); it sizes the activation peak the plan reserves."""
 
     def problems(self) -> list[ConfigError]:
         errors: list[ConfigError] = []
@@ -163,4 +296,14 @@ class LoadingSettings:
     """Override the method's assumed read rate after measuring your own (L2)."""
 
 
-__all__ = ["IMAGE_REF", "EngineName", "EngineSettings", "LoadingMethod", "LoadingSettings", "ModelSettings"]
+__all__ = [
+    "IMAGE_REF",
+    "EngineName",
+    "EngineSettings",
+    "LoadingMethod",
+    "LoadingSettings",
+    "ModelSettings",
+    "ModelSource",
+    "parse_source",
+    "source_problems",
+]
