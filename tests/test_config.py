@@ -268,3 +268,15 @@ def test_vllm_through_fuse_loads_the_mounted_directory() -> None:
         )
     )
     assert vs.model_path == "/mnt/models"  # only-dir=<object_prefix> mounts the model directory itself
+
+
+def test_internal_load_balancer_ingress_is_refused_without_a_load_balancer() -> None:
+    text = only(
+        errors_for(service={"ingress": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", "invokers": ["user:a@b.co"]}),
+        f"{NS}service.ingress",
+    )
+    assert "INGRESS_TRAFFIC_ALL" in text and "load balancer" in text
+
+
+def test_the_default_ingress_is_reachable() -> None:
+    assert read_config(flat()).config.service.ingress == "INGRESS_TRAFFIC_ALL"
