@@ -213,6 +213,11 @@ LOADING_METHODS: dict[str, LoadingMethodFacts] = {
     ),
 }
 
+DIRECT_VPC_CONNECT_S = Sourced(
+    value=60,
+    source="run/docs/configuring/vpc-direct-vpc: 'You might experience connection establishment delays of a minute "
+    "or more on instance startup when using Direct VPC egress' (facts §3): counted before any network read",
+)
 CONTAINER_START_S = Sourced(
     value=7,
     source="GPU instance ready ~5 s + image streaming 1-2 s (services/gpu; cold-start blog)",

@@ -44,6 +44,9 @@ class Engine:
     init_source: str
     readiness_path: str
     readiness_note: str
+    init_seconds_per_b_params: float = 0.0
+    """Engine start that grows with model size (vLLM: torch.compile, profiling and CUDA-graph capture run
+    on every Cloud Run start, since instances start with an empty compile cache)."""
 
 
 ENGINES: dict[str, Engine] = {
@@ -78,8 +81,14 @@ ENGINES: dict[str, Engine] = {
         default_kv="fp8",
         default_memory_fraction=0.90,
         max_parallel_default=256,
-        init_seconds=60,
-        init_source="vLLM V1 init (torch.compile, profiling, CUDA graphs) 44-81 s typical (llm-sizing §5)",
+        init_seconds=45,
+        init_seconds_per_b_params=4.5,
+        init_source=(
+            "vLLM V1 init (torch.compile, profiling, CUDA graphs) after the weights: 44-81 s typical for 7-8B, "
+            "126-468 s for very large models (llm-sizing §5); 45 s + 4.5 s per billion parameters runs through "
+            "the upper end at 8B (81 s) and inside the large-model range at 27-70B (168-360 s); Google's "
+            "RTX PRO 6000 vLLM codelab allows 480 s for a 27B start"
+        ),
         readiness_path="/health",
         readiness_note="vLLM's API server binds only after weights, KV pool and CUDA graphs are ready",
     ),

@@ -225,13 +225,16 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
     rate = req.load_bytes_per_s or method.bytes_per_s
     load_s = seconds_to_load(weights, rate)
     start = float(limits.CONTAINER_START_S.value)
-    expected = start + load_s + engine.init_seconds
+    # The model is read over Direct VPC for every method but `image`: its connection set-up comes first.
+    vpc_s = float(limits.DIRECT_VPC_CONNECT_S.value) if req.loading_method != "image" else 0.0
+    init_s = round(engine.init_seconds + engine.init_seconds_per_b_params * req.model.n_params / 1e9, 1)
+    expected = start + vpc_s + load_s + init_s
     window = ceil(expected * PROBE_SAFETY_FACTOR + PROBE_SAFETY_FLOOR_S)
     max_window = int(limits.STARTUP_WINDOW_GPU_S.value)
     largest = limits.PROBE_INITIAL_DELAY_MAX + max_window
     if window > largest:
         faster = [
-            f"{m.name}: ~{start + seconds_to_load(weights, m.bytes_per_s) + engine.init_seconds:.0f} s"
+            f"{m.name}: ~{start + seconds_to_load(weights, m.bytes_per_s) + init_s:.0f} s"
             for m in limits.LOADING_METHODS.values()
             if m.bytes_per_s > rate
         ]
@@ -251,8 +254,10 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
     failure_threshold = max(limits.PROBE_FAILURE_THRESHOLD_MIN, ceil(remaining / period))
     timeout = min(PROBE_TIMEOUT_S, period - 1)
     notes.append(
-        f"startup: ~{start:.0f} s container start + {load_s:.1f} s reading {_gib(weights)} via {method.name} "
-        f"at {rate / GIB:.2f} GiB/s ({method.source}) + {engine.init_seconds:.0f} s engine init = "
+        f"startup: ~{start:.0f} s container start"
+        + (f" + {vpc_s:.0f} s Direct VPC connection set-up" if vpc_s else "")
+        + f" + {load_s:.1f} s reading {_gib(weights)} via {method.name} "
+        f"at {rate / GIB:.2f} GiB/s ({method.source}) + {init_s:.0f} s engine init ({engine.init_source}) = "
         f"~{expected:.0f} s expected"
     )
     notes.append(
