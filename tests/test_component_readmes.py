@@ -18,6 +18,7 @@ EXPECT = {
     "identity": "cloudrun-gpu:index:RuntimeIdentity",
     "apis": "cloudrun-gpu:index:ProjectApis",
     "build": "cloudrun-gpu:index:ImageBuild",
+    "frontdoor": "cloudrun-gpu:index:FrontDoor",
 }
 
 

@@ -37,6 +37,7 @@ CLASSES = [
     "BuildSecret",
     "ModelStaging",
     "ImageBuild",
+    "FrontDoor",
 ]
 
 
