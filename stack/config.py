@@ -160,7 +160,7 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
             errors.append(
                 ConfigError(
                     key,
-                    value,
+                    _decode(value),
                     "is not a known setting",
                     f"did you mean {NS}{guess}?" if guess else "remove it",
                     ", ".join(NS + k for k in KNOWN_KEYS),
