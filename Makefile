@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: plan plan-json test lint unit engine clean golden policy
+.PHONY: plan plan-json test lint unit engine clean golden policy mutate
 
 $(STAMP): requirements.txt requirements-dev.txt tests/data/requirements-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ golden: $(STAMP)
 ## The policy pack, offline, over the stack's recorded plan (exit 1 on a mandatory violation).
 policy: $(STAMP)
 	$(BIN)/python -m policy.cloudrun_gpu_policy.offline --stack $(STACK)
+
+## Mutation testing of the library (slow, outside CI): per-module scores into docs/test-strength.md.
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)

@@ -1,0 +1,534 @@
+"""Mutation testing of the library (`make mutate`; slow, outside CI) with Cosmic Ray.
+
+Each mutant is one small change to one library module (``*`` → ``/``, ``<`` → ``<=``, a constant
+changed, a ``not`` dropped, …); the module's tests then run against it and should fail ("kill" it).
+A surviving mutant is a behaviour no test pins, unless it is *equivalent* (the program still
+behaves the same): those are listed in :data:`EQUIVALENT` with the reason, and left out of the score.
+
+Cosmic Ray mutates the file on disk, so this script never touches the working tree: it copies
+the tracked and untracked (not ignored) files into ``mutants/work/`` and runs there, with
+``PYTHONPATH`` pointing at the copy's ``components/`` (it wins over the editable install's ``.pth``).
+
+    .venv/bin/python scripts/mutate.py                       # every priority module, 25 mutants each (seed 12)
+    .venv/bin/python scripts/mutate.py --sample 0 netcalc    # every mutant of one module
+    .venv/bin/python scripts/mutate.py --survivors           # also print each survivor's diff
+
+The score table in ``docs/test-strength.md`` (between the ``mutate:`` markers) is rewritten;
+the raw results (diffs, test output) go to ``mutants/results-<module>.json`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cosmic_ray.commands.init import _all_work_items  # type: ignore[import-untyped]
+from cosmic_ray.mutating import mutate_and_test  # type: ignore[import-untyped]
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "mutants"
+DOC = ROOT / "docs" / "test-strength.md"
+BEGIN, END = "<!-- mutate:begin -->", "<!-- mutate:end -->"
+FINDINGS_BEGIN, FINDINGS_END = "<!-- mutate:findings:begin -->", "<!-- mutate:findings:end -->"
+LIB = "components/cloudrun_gpu"
+
+SIZING_TESTS = [
+    "tests/test_strength_sizing.py",
+    "tests/test_strength_vllm.py",
+    "tests/test_sizing.py",
+    "tests/test_catalogue.py",
+]
+READER_TESTS = ["tests/test_strength_readers.py", "tests/test_readers.py"]
+NETWORK_TESTS = ["tests/test_strength_network.py", "tests/test_network.py"]
+SERVICE_TESTS = ["tests/test_strength_service.py", "tests/test_service.py", "tests/test_config.py"]
+STORAGE_TESTS = ["tests/test_strength_storage.py", "tests/test_storage.py"]
+
+MODULES: dict[str, list[str]] = {
+    "sizing/engines.py": [*SIZING_TESTS, "tests/test_service.py", "tests/test_golden.py"],
+    "sizing/plan.py": [*SIZING_TESTS, "tests/test_properties.py", "tests/test_golden.py"],
+    "sizing/quant.py": SIZING_TESTS + READER_TESTS,
+    "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
+    "netcalc.py": [*NETWORK_TESTS, "tests/test_config.py"],
+    "network/settings.py": [*NETWORK_TESTS, "tests/test_config.py"],
+    "loading.py": [*STORAGE_TESTS, "tests/test_service.py"],
+    "service/settings.py": SERVICE_TESTS,
+    "service/plan.py": [*SERVICE_TESTS, "tests/test_golden.py"],
+    "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
+    "bucket/__init__.py": STORAGE_TESTS,
+    "registry/__init__.py": STORAGE_TESTS,
+}
+"""Module (under the library) → the test files run against its mutants, fastest killers first."""
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    code: str
+    """The original source line, stripped (stable while other lines move)."""
+    operator: str
+    """A substring of Cosmic Ray's operator name (e.g. ``ReplaceComparisonOperator_Lt_LtE``)."""
+    reason: str
+
+
+EQUIVALENT: dict[str, list[Equivalent]] = {
+    "netcalc.py": [
+        Equivalent(
+            "need = ceil(need / limits.DIRECT_VPC_IP_BLOCK) * limits.DIRECT_VPC_IP_BLOCK + 4",
+            op,
+            f"`x + 4` → `x {sym} 4` where x is a multiple of the 16-address block: bit 2 of x is 0, so both give x + 4",
+        )
+        for op, sym in (("ReplaceBinaryOperator_Add_BitOr", "|"), ("ReplaceBinaryOperator_Add_BitXor", "^"))
+    ],
+    "network/settings.py": [
+        Equivalent(
+            "if (self.existing_network is None) != (self.existing_subnetwork is None):",
+            "ReplaceComparisonOperator_NotEq_IsNot",
+            "both sides are bools (`x is None`): `is not` and `!=` agree on the True/False singletons",
+        )
+    ],
+    "sizing/plan.py": [
+        Equivalent(
+            'assert back["max_num_batched_tokens"] == vfit.batched_tokens',
+            "ReplaceComparisonOperator_Eq_IsNot",
+            "an invariant assert (R6 by construction): the two are equal ints, and `is not` between two equal "
+            "ints above 256 is True too, so the assert still passes; it can only fail if the rendering breaks",
+        ),
+        Equivalent(
+            "fit = room // per_seq if per_seq and room > 0 else (10**6 if room > 0 else 0)",
+            "ReplaceComparisonOperator_Gt_NotEq",
+            "differs only for room < 0, where the fit becomes negative instead of 0: both are below any "
+            "sequence count in the search, and a room ≤ 0 is refused right after with the same error",
+        ),
+    ],
+    "bucket/__init__.py": [
+        Equivalent(
+            'self.suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_HEX // 2, opts=child)',
+            "ReplaceBinaryOperator_FloorDiv_Div",
+            "`SUFFIX_HEX // 2` → `/ 2` gives 4.0 instead of 4: Pulumi sends every number as a protobuf double, "
+            "so the provider receives the same byte_length",
+        )
+    ],
+    "sizing/engines.py": [
+        Equivalent(
+            'if engine == "llama.cpp":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`engine <= 'llama.cpp'` differs only for names sorting before 'llama.cpp'; the engines are "
+            "llama.cpp, ollama and vllm (both sort after), and size() refuses any other name first",
+        ),
+    ],
+}
+"""Mutants that cannot change behaviour, per module: left out of the score, listed in the doc."""
+
+
+@dataclass
+class Outcome:
+    module: str
+    line: int
+    operator: str
+    occurrence: int
+    outcome: str
+    """killed, survived, equivalent, incompetent or no-test."""
+    diff: str
+    reason: str = ""
+
+
+# The survivor classes issue 12 names, as hand-written mutants: (class, module, original text, mutated
+# text, strength-test area). `--classes` applies each to the copy and runs tests/test_strength_<area>.py.
+ISSUE_CLASSES: list[tuple[str, str, str, str, str]] = [
+    (
+        "OLLAMA_GPU_OVERHEAD / instead of *",
+        "sizing/engines.py",
+        "int(vram_bytes * (1 - memory_fraction))",
+        "int(vram_bytes / (1 - memory_fraction))",
+        "sizing",
+    ),
+    (
+        "Ollama readiness path",
+        "sizing/engines.py",
+        'readiness_path="/api/version"',
+        'readiness_path="/health"',
+        "sizing",
+    ),
+    (
+        "Ollama model path = mount path",
+        "service/plan.py",
+        "        return model.file\n",
+        '        return f"{MOUNT_PATHS[loading.method]}/{model.file}"\n',
+        "service",
+    ),
+    (
+        "internet hub id ignored",
+        "service/plan.py",
+        '    if loading.method == "internet" and model.hub_id:\n        return model.hub_id\n',
+        "",
+        "service",
+    ),
+    (
+        "in-memory volume weights / 1.05",
+        "service/plan.py",
+        "plan.weights_bytes * IN_MEMORY_HEADROOM",
+        "plan.weights_bytes / IN_MEMORY_HEADROOM",
+        "service",
+    ),
+    ("F16 at 0 bits per weight", "sizing/quant.py", 'WeightQuant("F16", 16.0', 'WeightQuant("F16", 0.0', "sizing"),
+    (
+        "NAT power-of-two check removed",
+        "network/settings.py",
+        "            if v & (v - 1):",
+        "            if False:",
+        "network",
+    ),
+    (
+        "NAT max > min check removed",
+        "network/settings.py",
+        "if not errors and self.max_ports_per_vm <= self.min_ports_per_vm:",
+        "if False:",
+        "network",
+    ),
+    (
+        "PSC private-range check removed",
+        "netcalc.py",
+        "if ip.version != 4 or not any(ip in r for r in ENDPOINT_RANGES):",
+        "if ip.version != 4:",
+        "network",
+    ),
+    (
+        "private ranges swapped",
+        "netcalc.py",
+        '"100.64.0.0/10", "240.0.0.0/4"',
+        '"240.0.0.0/4", "100.64.0.0/10"',
+        "network",
+    ),
+    (
+        "Gemma 2 HF read as full attention",
+        "sizing/readers.py",
+        'if model_type == "gemma2":',
+        'if model_type == "gemma-2":',
+        "readers",
+    ),
+    ("Gemma 2 GGUF default pattern lost", "sizing/readers.py", '"gemma2": 2, ', '"gemma2": 1, ', "readers"),
+    ("param estimate: MLP 2x", "sizing/readers.py", "mlp = 3 * hidden * ffn", "mlp = 2 * hidden * ffn", "readers"),
+    ("param estimate: ffn default", "sizing/readers.py", "ffn or 4 * hidden", "ffn or hidden", "readers"),
+    (
+        "labels missing from service",
+        "service/__init__.py",
+        "            labels=args.labels or None,\n            template=template,",
+        "            template=template,",
+        "service",
+    ),
+    (
+        "labels missing from revisions",
+        "service/__init__.py",
+        "            labels=args.labels or None,\n            vpc_access=vpc,",
+        "            vpc_access=vpc,",
+        "service",
+    ),
+    (
+        "public-invoker warning gone",
+        "service/__init__.py",
+        "if any(m in PUBLIC_MEMBERS for m in svc.invokers):",
+        "if False:",
+        "service",
+    ),
+    ("subnet stack type", "network/__init__.py", 'stack_type="IPV4_ONLY"', 'stack_type="IPV4_IPV6"', "network"),
+    (
+        "ideal_batch_size ignored (sizing)",
+        "sizing/plan.py",
+        "batch = parallel if req.ideal_batch_size is None else req.ideal_batch_size",
+        "batch = parallel",
+        "sizing",
+    ),
+    (
+        "ideal_batch_size ignored (service)",
+        "service/plan.py",
+        "        ideal_batch_size=engine.ideal_batch_size,\n",
+        "",
+        "service",
+    ),
+]
+
+
+def copy_tree(work: Path) -> Path:
+    """Tracked + untracked (not ignored) files into ``work`` (under ``mutants/``): the mutated copy."""
+    if work.exists():
+        shutil.rmtree(work)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if not src.is_file() or rel.startswith("mutants/"):
+            continue
+        dst = work / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    return work
+
+
+def test_command(tests: list[str], work: Path) -> str:
+    present = [t for t in dict.fromkeys(tests) if (work / t).exists()]
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly -m 'not slow' " + " ".join(present)
+
+
+ANNOTATION_REASON = (
+    "changes only a type annotation of a function or variable in a module with `from __future__ import "
+    "annotations`: the annotation stays a string that is never evaluated at run time"
+)
+
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def unevaluated_annotations(source: str) -> list[Span]:
+    """Spans of annotations Python never evaluates: with postponed evaluation (PEP 563), those of
+    function parameters and returns and of variables outside class bodies. Class-body annotations are
+    left out: pydantic (``@settings``) and dataclasses read them."""
+    tree = ast.parse(source)
+    future = any(
+        isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+    if not future:
+        return []
+    found: list[ast.expr] = []
+    class_fields = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *(x for x in (a.vararg, a.kwarg) if x)]
+            found += [p.annotation for p in params if p.annotation is not None]
+            if node.returns is not None:
+                found.append(node.returns)
+        elif isinstance(node, ast.AnnAssign) and id(node) not in class_fields:
+            found.append(node.annotation)
+    return [((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in found]
+
+
+def equivalence(module: str, code: str, operator: str, span: Span, annotations: list[Span]) -> str:
+    for eq in EQUIVALENT.get(module, []):
+        if eq.code == code.strip() and eq.operator in operator:
+            return eq.reason
+    if any(lo <= span[0] and span[1] <= hi for lo, hi in annotations):
+        return ANNOTATION_REASON
+    return ""
+
+
+def passing_command(command: str) -> tuple[str, list[str], float]:
+    """``command`` with the tests that already fail unmutated deselected (work in progress elsewhere in
+    the tree must not count as kills), the deselected ids, and the run time."""
+    start = time.monotonic()
+    if subprocess.run(command, shell=True, capture_output=True, text=True).returncode == 0:
+        return command, [], time.monotonic() - start
+    full = subprocess.run(command.replace(" -x ", " -rf "), shell=True, capture_output=True, text=True).stdout
+    failing = [m.group(1) for m in re.finditer(r"^FAILED (\S+)", full, flags=re.M)]
+    command += "".join(f" --deselect {shlex.quote(f)}" for f in failing)
+    start = time.monotonic()
+    check = subprocess.run(command, shell=True, capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"the tests fail without a mutant:\n{check.stdout[-3000:]}")
+    return command, failing, time.monotonic() - start
+
+
+def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]:
+    path = f"{LIB}/{module}"
+    os.chdir(work)
+    command, deselected, elapsed = passing_command(test_command(MODULES[module], work))
+    for f in deselected:
+        print(f"  deselected (fails without a mutant): {f}", flush=True)
+    items: list[WorkItem] = list(_all_work_items([Path(path)], {}))
+    items.sort(key=lambda w: (w.mutations[0].operator_name, w.mutations[0].occurrence))
+    if sample and len(items) > sample:
+        items = random.Random(f"{seed}:{module}").sample(items, sample)
+    timeout = max(30.0, elapsed * 4)
+    source = (work / path).read_text()
+    annotations = unevaluated_annotations(source)
+    lines = source.splitlines()
+    outcomes = []
+    for n, item in enumerate(items, 1):
+        spec = item.mutations[0]
+        line = spec.start_pos[0]
+        result = mutate_and_test(item.mutations, command, timeout)
+        if result.worker_outcome != WorkerOutcome.NORMAL:
+            verdict = str(result.worker_outcome)
+        elif result.test_outcome == TestOutcome.KILLED:
+            verdict = "killed"
+        elif result.test_outcome == TestOutcome.SURVIVED:
+            verdict = "survived"
+        else:
+            verdict = "incompetent"
+        span = (tuple(spec.start_pos), tuple(spec.end_pos))
+        code = lines[line - 1] if 0 < line <= len(lines) else ""
+        reason = equivalence(module, code, spec.operator_name, span, annotations) if verdict == "survived" else ""
+        if reason:
+            verdict = "equivalent"
+        outcomes.append(Outcome(module, line, spec.operator_name, spec.occurrence, verdict, result.diff or "", reason))
+        print(f"  [{n}/{len(items)}] {module}:{line} {spec.operator_name} → {verdict}", flush=True)
+    os.chdir(ROOT)
+    return outcomes
+
+
+def score_line(module: str, outcomes: list[Outcome], population: int, run: str) -> str:
+    count = {k: sum(o.outcome == k for o in outcomes) for k in ("killed", "survived", "equivalent")}
+    scored = count["killed"] + count["survived"]
+    pct = f"{100 * count['killed'] / scored:.0f} %" if scored else "n/a"
+    other = len(outcomes) - scored - count["equivalent"]
+    return (
+        f"| `{module}` | {population} | {len(outcomes)} | {count['killed']} / {scored} | {pct} "
+        f"| {count['equivalent']} | {other} | {run} |"
+    )
+
+
+def write_doc(rows: dict[str, str]) -> None:
+    """Replace the rows of the modules just run in the table between the markers; keep the others."""
+    text = DOC.read_text() if DOC.exists() else f"# Test strength\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    old, tail = rest.split(END, 1)
+    kept = {m.group(1): line for line in old.splitlines() if (m := re.match(r"\| `([^`]+)` \|", line))}
+    kept.update(rows)
+    table = [
+        "| module | mutants | run | killed / non-equivalent | score | equivalent | incompetent | sample, seed, date |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        *(kept[m] for m in sorted(kept, key=lambda m: list(MODULES).index(m) if m in MODULES else 99)),
+    ]
+    text = head + BEGIN + "\n" + "\n".join(table) + "\n" + END + tail
+    if FINDINGS_BEGIN in text and FINDINGS_END in text:
+        before, rest = text.split(FINDINGS_BEGIN, 1)
+        after = rest.split(FINDINGS_END, 1)[1]
+        text = before + FINDINGS_BEGIN + "\n" + findings([m for m in MODULES if m in kept]) + FINDINGS_END + after
+    DOC.write_text(text)
+
+
+def _change(diff: str) -> str:
+    """The mutated line, before → after, from a unified diff."""
+    minus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    plus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    return f"`{' '.join(minus)[:110]}` → `{' '.join(plus)[:110]}`"
+
+
+def findings(modules: list[str]) -> str:
+    """Equivalent and surviving mutants of the last run of each module (from ``mutants/results-*.json``)."""
+    equivalent, survived = [], []
+    for module in modules:
+        results = WORK / f"results-{module.replace('/', '.')}.json"
+        if not results.exists():
+            continue
+        for o in json.loads(results.read_text()):
+            where = f"- `{module}:{o['line']}` {o['operator'].removeprefix('core/')}: {_change(o['diff'])}"
+            if o["outcome"] == "equivalent":
+                equivalent.append(f"{where}. *Equivalent:* {o['reason']}")
+            elif o["outcome"] == "survived":
+                survived.append(where)
+    return (
+        "\n### Equivalent mutants in the samples\n\n"
+        + ("\n".join(equivalent) or "None.")
+        + "\n\n### Surviving mutants in the samples\n\n"
+        + ("\n".join(survived) or "None.")
+        + "\n"
+    )
+
+
+def check_classes(work: Path) -> int:
+    """Each issue class must be killed by its strength tests; returns the number that are not."""
+    os.chdir(work)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    areas = sorted({f"tests/test_strength_{area}.py" for *_, area in ISSUE_CLASSES})
+    clean = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *areas], env=env, capture_output=True
+    )
+    if clean.returncode != 0:
+        print(clean.stdout.decode()[-3000:])
+        print("the strength tests fail without a mutant: fix them first (a kill would mean nothing)")
+        os.chdir(ROOT)
+        return len(ISSUE_CLASSES)
+    failures = 0
+    for name, module, old, new, area in ISSUE_CLASSES:
+        path = work / LIB / module
+        source = path.read_text()
+        if source.count(old) != 1:
+            print(f"STALE    {name}: the original text is no longer in {module} once; update ISSUE_CLASSES")
+            failures += 1
+            continue
+        path.write_text(source.replace(old, new))
+        try:
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-x",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"tests/test_strength_{area}.py",
+            ]
+            run = subprocess.run(command, capture_output=True, text=True, env=env)
+        finally:
+            path.write_text(source)
+        first = next((line for line in run.stdout.splitlines() if line.startswith("FAILED")), "")
+        print(("KILLED   " if run.returncode else "SURVIVED ") + f"{name}: {first.removeprefix('FAILED ')[:110]}")
+        failures += run.returncode == 0
+    os.chdir(ROOT)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help="modules under components/cloudrun_gpu (default: every one listed)")
+    parser.add_argument("--sample", type=int, default=25, help="mutants per module, drawn at random (0: all)")
+    parser.add_argument("--seed", type=int, default=12, help="seed of the sample (same seed, same mutants)")
+    parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/test-strength.md")
+    parser.add_argument("--classes", action="store_true", help="only check the issue's named survivor classes")
+    args = parser.parse_args(argv)
+    wanted = [m if m.endswith(".py") else f"{m}.py" for m in args.modules] or list(MODULES)
+    unknown = [m for m in wanted if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; known: {list(MODULES)}")
+    work = WORK / ("classes" if args.classes else "work")  # a class check may run beside a sampling run
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(work / "components"), str(work)])
+    copy_tree(work)
+    if args.classes:
+        return 1 if check_classes(work) else 0
+    rows: dict[str, str] = {}
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    run = f"{args.sample or 'all'}, {args.seed}, {today}"
+    for module in wanted:
+        print(f"{module}:", flush=True)
+        population = len(list(_all_work_items([ROOT / LIB / module], {})))
+        try:
+            outcomes = run_module(module, work, args.sample, args.seed)
+        except RuntimeError as exc:
+            os.chdir(ROOT)
+            print(f"  skipped: {exc}", flush=True)
+            continue
+        (WORK / f"results-{module.replace('/', '.')}.json").write_text(
+            json.dumps([o.__dict__ for o in outcomes], indent=1)
+        )
+        rows[module] = score_line(module, outcomes, population, run)
+        print(rows[module], flush=True)
+        if args.survivors:
+            for o in outcomes:
+                if o.outcome == "survived":
+                    print(o.diff)
+    if not args.no_doc:
+        write_doc(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
