@@ -128,7 +128,7 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         ),
         opts=after_apis(),
     )
-    reads_bucket = cfg.loading.method in ("gcs-fuse", "gcs-download")
+    reads_bucket = cfg.loading.method in ("gcs-fuse", "gcs-download", "gcs-stream")
     bucket = ModelBucket(
         f"{svc}-models",
         ModelBucketArgs(

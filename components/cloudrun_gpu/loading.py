@@ -11,6 +11,8 @@ startup probe (``limits.LOADING_METHODS``).
 | ``gcs-download`` | an in-memory volume at ``/models-mem`` + ``MODEL_DOWNLOAD_URI=gs://…``;   |
 |                |   the entrypoint copies in parallel (``gcloud storage cp``)               |
 | ``internet``   | the same in-memory volume + ``MODEL_DOWNLOAD_URL``; needs Cloud NAT        |
+| ``gcs-stream`` | nothing mounted: ``MODEL_BUCKET`` only; vLLM's ``--model gs://$(MODEL_BUCKET)/…`` |
+|                |   is streamed to the GPU by the Run:ai Model Streamer (vLLM only)          |
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODEL_VOLUME = "model"
+MODEL_BUCKET_ENV = "MODEL_BUCKET"
+"""gcs-stream: the bucket's name, which Cloud Run expands into the engine's ``--model gs://$(MODEL_BUCKET)/…``
+argument ("Variable references $(VAR_NAME) are expanded using the container's environment", Cloud Run v2
+``Container.args``): the plan stays pure while the bucket name is still a Pulumi Output."""
 
 # gcsfuse flags (Cloud Run passes them to gcsfuse without the leading '--'). Chosen for a few
 # multi-GB files read once, front to back, by one process:
@@ -78,6 +84,12 @@ def model_delivery(
             ],
             mounts=[{"name": MODEL_VOLUME, "mount_path": mount_path}],
             notes=("read-only Cloud Storage FUSE volume; FUSE reads are not parallel (L2)",),
+        )
+    if method == "gcs-stream":
+        return ModelDelivery(
+            method,
+            env={MODEL_BUCKET_ENV: bucket},
+            notes=("vLLM streams the safetensors from Cloud Storage to the GPU (Run:ai Model Streamer): no volume",),
         )
     volume = {"name": MODEL_VOLUME, "empty_dir": {"medium": "MEMORY", "size_limit": f"{in_memory_gib}Gi"}}
     mount = {"name": MODEL_VOLUME, "mount_path": mount_path}

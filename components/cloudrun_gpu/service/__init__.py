@@ -121,7 +121,7 @@ class GpuInferenceServiceArgs:
                     "pass vpc=VpcEgressArgs(network=…, subnetwork=…) from an InferenceNetwork",
                 )
             )
-        if self.loading.method in ("gcs-fuse", "gcs-download") and self.bucket_name is None:
+        if self.loading.method in ("gcs-fuse", "gcs-download", "gcs-stream") and self.bucket_name is None:
             errors.append(
                 ConfigError(
                     f"{ARGS}bucket_name",

@@ -24,7 +24,9 @@ HOST_RAM_RESERVE_GIB = 4
 IN_MEMORY_HEADROOM = 1.05
 """An in-memory volume 5 % larger than the weights: file-system overhead and tokenizer/config files."""
 MOUNT_PATHS = {"image": "/models", "gcs-fuse": "/mnt/models", "gcs-download": "/models-mem", "internet": "/models-mem"}
-"""Where each loading method puts the model inside the container."""
+"""Where each loading method puts the model inside the container (gcs-stream puts it nowhere: see below)."""
+STREAM_BUCKET_REF = "$(MODEL_BUCKET)"
+"""gcs-stream's bucket in the engine's args: Cloud Run expands it from the MODEL_BUCKET env (``loading.py``)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def model_path(model: ModelSettings, engine: EngineSettings, loading: LoadingSet
         return model.file
     if loading.method == "internet" and model.hub_id:
         return model.hub_id
+    if loading.method == "gcs-stream":  # vLLM's Run:ai Model Streamer reads the model folder in the bucket
+        return f"gs://{STREAM_BUCKET_REF}/{model.object_prefix.strip('/')}"
     if engine.name == "vllm" and loading.method == "gcs-fuse":
         return MOUNT_PATHS["gcs-fuse"]  # only-dir=<object_prefix> mounts the model directory itself
     return f"{MOUNT_PATHS[loading.method]}/{model.file}"
@@ -108,6 +112,17 @@ def plan_service(
                 "use loading.method gcs-fuse (an Ollama store: manifests/ and blobs/ under model.object_prefix) "
                 "or image",
                 "image, gcs-fuse",
+            )
+        )
+    if engine.name != "vllm" and loading.method == "gcs-stream":
+        usable = "image, gcs-fuse" if engine.name == "ollama" else "image, gcs-fuse, gcs-download, internet"
+        errors.append(
+            ConfigError(
+                "loading.method",
+                loading.method,
+                f"streams safetensors with vLLM's Run:ai Model Streamer; {engine.name} cannot load from it",
+                f"use engine.name vllm, or one of {usable}",
+                usable,
             )
         )
     pinned = None
@@ -188,7 +203,7 @@ def plan_service(
         cpu=cpu,
         memory_gib=memory,
         in_memory_volume_gib=volume_gib,
-        mount_path=MOUNT_PATHS[loading.method],
+        mount_path=MOUNT_PATHS.get(loading.method, ""),
         model_path=path,
         concurrency=concurrency,
     )

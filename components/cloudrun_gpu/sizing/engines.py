@@ -17,6 +17,7 @@ The three engines differ in ways that change the memory maths (R1, R4, R5, R6):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from math import ceil
@@ -146,6 +147,27 @@ VLLM_MARGIN_MIN_BYTES = 256 * MIB
 VLLM_MARGIN_FRACTION = 0.0
 """Safety margin: 0.25 GiB. Leave-one-out over the evidence (refit every constant without a row, predict
 that row) over-commits by at most 0.09 GiB (Qwen3-4B's cold start); the margin is ~2.7× that."""
+
+
+# --- gcs-stream: vLLM's Run:ai Model Streamer (docs.vllm.ai/en/stable/models/extensions/runai_model_streamer/) ---
+STREAMED_MODEL_PREFIX = "gs://"
+"""A ``--model`` in Cloud Storage: vLLM reads it with ``--load-format runai_streamer`` (the gcs-stream method)."""
+RUNAI_STREAMER_CONCURRENCY = 16
+"""``concurrency`` in ``--model-loader-extra-config``: streamer threads / GCS clients reading at once (vLLM sets
+RUNAI_STREAMER_CONCURRENCY from it). The streamer's own default is 8 for object storage
+(run-ai/runai-model-streamer docs/src/env-vars.md); 16 is the value vLLM's docs use."""
+RUNAI_STREAMER_MEMORY_LIMIT_BYTES = 5 * GIB
+"""``memory_limit``: the streamer's CPU staging buffer (RUNAI_STREAMER_MEMORY_LIMIT). Its default is 40 GB when
+not distributed (env-vars.md), which would count against the instance's memory; 5 GiB (vLLM's docs example,
+5368709120) holds any single tensor of the catalogue models and fits beside the engine on a 16 GiB L4 instance."""
+
+
+def streamer_extra_config() -> str:
+    """The JSON vLLM gets as ``--model-loader-extra-config`` for the gcs-stream method."""
+    return json.dumps(
+        {"concurrency": RUNAI_STREAMER_CONCURRENCY, "memory_limit": RUNAI_STREAMER_MEMORY_LIMIT_BYTES},
+        separators=(",", ":"),
+    )
 
 
 def pad(n: int, to: int) -> int:
@@ -456,6 +478,9 @@ def render_engine_config(
         "--max-num-batched-tokens",
         str(max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS),
     ]
+    if model_path.startswith(STREAMED_MODEL_PREFIX):
+        # gcs-stream: the Run:ai Model Streamer reads the safetensors from Cloud Storage into GPU memory.
+        args += ["--load-format", "runai_streamer", "--model-loader-extra-config", streamer_extra_config()]
     if kv_cache_memory_bytes is not None:
         # vLLM ≥ 0.11: the KV pool is exactly the plan's number, not what its profile happens to find.
         args += ["--kv-cache-memory", str(kv_cache_memory_bytes)]

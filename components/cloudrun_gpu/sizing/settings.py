@@ -38,6 +38,8 @@ class LoadingMethod(enum.StrEnum):
     """A read-only Cloud Storage FUSE volume (not parallel)."""
     GCS_DOWNLOAD = "gcs-download"
     """A parallel copy from Cloud Storage into an in-memory volume at start."""
+    GCS_STREAM = "gcs-stream"
+    """vLLM only: the Run:ai Model Streamer reads the safetensors from Cloud Storage straight to the GPU."""
     INTERNET = "internet"
     """A download from a model hub at start (needs Cloud NAT; the seed prefers your own bucket)."""
 
@@ -291,7 +293,8 @@ class LoadingSettings:
     """How the weights reach the GPU (L1-L5)."""
 
     method: LoadingMethod = LoadingMethod.IMAGE
-    """``image``, ``gcs-fuse``, ``gcs-download`` or ``internet``."""
+    """``image``, ``gcs-fuse``, ``gcs-download``, ``internet``, or ``gcs-stream`` (vLLM only: the Run:ai Model
+    Streamer reads safetensors from the bucket straight to the GPU, R7)."""
     throughput_gib_per_s: float | None = Field(default=None, ge=0.001, le=100)
     """Override the method's assumed read rate after measuring your own (L2)."""
 
