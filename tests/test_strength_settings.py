@@ -15,7 +15,7 @@ from cloudrun_gpu.settings import (
     problems_of,
     raise_if,
     rename_fields,
-    rename_fix,
+    rename_in,
     settings,
     suggest,
     with_prefix,
@@ -156,8 +156,19 @@ def test_helpers() -> None:
     e = ConfigError("size", 3, "bad", "set size to 4", "1..2")
     p = with_prefix(e, "a.")
     assert (p.field, p.value, p.problem, p.fix, p.allowed) == ("a.size", 3, "bad", "set a.size to 4", "1..2")
-    assert rename_fix("set size to 4", "", "a.") == "set size to 4"
-    assert rename_fix("set sizes to 4", "size", "a.") == "set sizes to 4"
+    assert rename_in("set size to 4", "", "a.") == "set size to 4"
+    assert rename_in("set sizes to 4", "size", "a.size") == "set sizes to 4"
+    # a one-word field in prose is not the field ("a smaller model"); a dotted path is renamed as a whole token
+    assert (
+        rename_in("use a smaller model, or set model to x", "model", "--model")
+        == "use a smaller model, or set --model to x"
+    )
+    assert rename_in(
+        "lower scaling.max_instances, or raise gpu.quota", "scaling.max_instances", "k:scaling.max_instances"
+    ) == ("lower k:scaling.max_instances, or raise gpu.quota")
+    assert rename_in("set a.nat.max to 2", "nat.max", "b.nat.max") == "set a.nat.max to 2"  # not inside a longer path
+    (r,) = rename_fields([ConfigError("model", "m", "too big", "use a smaller model")], {"model": "MODEL"}).errors
+    assert (r.field, r.fix) == ("MODEL", "use a smaller model")
     assert problems_of(object(), "x.") == []
     assert problems_of(Inner(), "x.") == []
     assert as_errors(e) == [e]
@@ -183,7 +194,7 @@ def test_rename_fields() -> None:
     out = rename_fields(errs, {"engine.context_length": "--context", "model.gguf": "--gguf", "engine": "E"}, "P.")
     assert [(e.field, e.fix) for e in out.errors] == [
         ("--context", "set --context ≤ 8"),
-        ("E", "fix E"),
+        ("E", "fix engine"),  # a one-word field is renamed only after "set ": as a bare word it is prose
         ("--gguf.x", "f"),
         ("P.other", "set P.other to 2"),
         ("P.", "keep"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -75,12 +76,25 @@ def nested(value: Any, name: str) -> list[ConfigError]:
 
 
 def with_prefix(err: ConfigError, prefix: str) -> ConfigError:
-    return ConfigError(prefix + err.field, err.value, err.problem, rename_fix(err.fix, err.field, prefix), err.allowed)
+    return renamed(err, prefix + err.field)
 
 
-def rename_fix(fix: str, field: str, prefix: str) -> str:
-    """Fixes mention the field they fix; keep that mention in step with the field's new name."""
-    return fix.replace(f"set {field} ", f"set {prefix}{field} ") if field else fix
+def renamed(err: ConfigError, new: str) -> ConfigError:
+    """``err`` under the field name ``new``; the fix's mentions of the field follow it."""
+    return ConfigError(new, err.value, err.problem, rename_in(err.fix, err.field, new), err.allowed)
+
+
+def rename_in(text: str, old: str, new: str) -> str:
+    """Fixes mention the field they fix (``set engine.context_length ≥ …``); rename those mentions only.
+
+    A dotted path is renamed wherever it stands as a whole token (not inside a longer name). A one-word field
+    is renamed only where it follows ``set ``: as a bare word (``model``, ``region``) it is usually prose
+    ("a smaller model"), not the field."""
+    if not old or old == new:
+        return text
+    if "." in old:
+        return re.sub(rf"(?<![\w.:-]){re.escape(old)}(?![\w-])", new, text)
+    return text.replace(f"set {old} ", f"set {new} ")
 
 
 def rename_fields(errors: Iterable[ConfigError], names: Mapping[str, str], prefix: str = "") -> ConfigErrors:
@@ -91,9 +105,7 @@ def rename_fields(errors: Iterable[ConfigError], names: Mapping[str, str], prefi
         new = names.get(e.field)
         if new is None:
             new = next((names[k] + e.field[len(k) :] for k in names if e.field.startswith(k + ".")), None)
-        new = new if new is not None else prefix + e.field
-        fix = e.fix.replace(e.field, new) if e.field else e.fix
-        out.append(ConfigError(new, e.value, e.problem, fix, e.allowed))
+        out.append(renamed(e, new if new is not None else prefix + e.field))
     return ConfigErrors(out)
 
 
