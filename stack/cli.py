@@ -11,11 +11,14 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.quota import quota_need
+
+if TYPE_CHECKING:
+    from stack.config import ValidatedStack
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR_WIDTH = 60
@@ -102,11 +105,18 @@ def memory_bar(sizing: dict[str, Any]) -> str:
 
 def plan_json(stack: str, root: Path) -> dict[str, Any]:
     """Everything ``plan --json`` prints for ``stack``: sizing, service numbers and every resource."""
-    from stack.config import load_stack, read_stack_file, stack_file
+    return _plan(stack, root)[1]
+
+
+def _plan(stack: str, root: Path) -> tuple[ValidatedStack, dict[str, Any]]:
+    """The validated stack and its ``plan --json`` document: the stack file is read and sized once here (the
+    program run under mocks sizes it again, as ``pulumi up`` would)."""
+    from stack.config import read_config, read_stack_file, stack_file
     from stack.render import Recorded, effective_dependencies, render_program, urn_name
 
-    vs = load_stack(stack, root)
-    resources = render_program(root / "__main__.py", stack, read_stack_file(stack_file(stack, root)))
+    flat = read_stack_file(stack_file(stack, root))
+    vs = read_config(flat, base_dir=root, plan_only=True)
+    resources = render_program(root / "__main__.py", stack, flat)
     deps = effective_dependencies(resources)
 
     def entry(r: Recorded) -> dict[str, Any]:
@@ -114,7 +124,7 @@ def plan_json(stack: str, root: Path) -> dict[str, Any]:
         return {**r.to_dict(), "dependencies": sorted({urn_name(u) for u in deps.get(r.urn, ())})}
 
     cfg = vs.config
-    return {
+    return vs, {
         "stack": stack,
         "warnings": list(vs.warnings),
         "project": cfg.project,
@@ -136,14 +146,10 @@ def plan_json(stack: str, root: Path) -> dict[str, Any]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from stack.config import load_stack
-
-    root = Path(args.root).resolve()
+    vs, out = _plan(args.stack, Path(args.root).resolve())
     if args.json:
-        print(json.dumps(plan_json(args.stack, root), indent=2, default=str))
+        print(json.dumps(out, indent=2, default=str))
         return 0
-    vs = load_stack(args.stack, root)
-    out = plan_json(args.stack, root)
     for warning in vs.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     custom = out["resources"]
