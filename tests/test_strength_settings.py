@@ -227,3 +227,13 @@ def test_unknown_key_in_an_optional_section_suggests_its_keys() -> None:
         parse(MaybeInner, {"inner": {"sise": 2}}, "p.")
     assert errors(err) == [("p.inner.sise", 2, "is not a known setting", "did you mean p.inner.size?", "size, color")]
     assert parse(MaybeInner, {}, "p.").inner is None
+
+
+def test_too_many_positional_arguments_read_as_english() -> None:
+    from cloudrun_gpu.network.settings import NatSettings
+
+    with pytest.raises(ConfigErrors) as err:
+        NatSettings(True, True, 64, 128, "ALL", "extra")  # type: ignore[call-arg, arg-type]
+    (e,) = err.value.errors
+    assert (e.field, e.value, e.problem) == ("NatSettings.5", "extra", "is a positional argument too many")
+    assert e.fix.startswith("pass settings by name: enabled, dynamic_port_allocation")

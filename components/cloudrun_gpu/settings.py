@@ -210,6 +210,12 @@ def validation_errors(exc: ValidationError, prefix: str, cls: Any) -> ConfigErro
             fix = f"did you mean {prefix}{'.'.join(str(p) for p in (*loc[:-1], guess))}?" if guess else "remove it"
             out.append(ConfigError(field, value, "is not a known setting", fix, ", ".join(known) if known else ""))
             continue
+        if typ == "unexpected_positional_argument":
+            names = ", ".join(field_names(cls))
+            out.append(
+                ConfigError(field, value, "is a positional argument too many", f"pass settings by name: {names}")
+            )
+            continue
         if typ in ("missing", "missing_argument"):
             out.append(ConfigError(field, None, "is required", f"set {field}"))
             continue
