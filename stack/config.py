@@ -26,6 +26,7 @@ from cloudrun_gpu.registry import RegistrySettings
 from cloudrun_gpu.service.plan import ServicePlan, plan_service
 from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings, ServiceSettings
 from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, suggest, with_prefix
+from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
 PROJECT = "cloudrun-gpu"
@@ -92,7 +93,7 @@ class ValidatedStack:
     """What ``plan`` let through that ``pulumi up`` will refuse (a missing project or invoker)."""
 
     @property
-    def sizing(self) -> Any:
+    def sizing(self) -> SizingPlan:
         return self.plan.sizing
 
     @property
