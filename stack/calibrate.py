@@ -27,8 +27,9 @@ from cloudrun_gpu.sizing.engines import (
     LLAMA_CPP_N_UBATCH,
     VllmProfile,
     intermediate_size_estimate,
-    kv_bytes_per_sequence,
     kv_bytes_per_token_full,
+    kv_bytes_total,
+    ollama_estimate,
     parse_vllm_version,
     runtime_overhead_bytes,
     vllm_overhead,
@@ -78,6 +79,8 @@ class LogFacts:
     parallel: int | None = None
     n_ubatch: int | None = None
     compute_bytes: int | None = None
+    ollama_graph_partial_bytes: int | None = None
+    """Ollama's ``memory.graph.partial`` (its scheduler's graph estimate when layers are split)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -231,6 +234,8 @@ def _parse_ollama(text: str, f: LogFacts) -> None:
         f.weights_bytes = f.weights_bytes or _gib(m.group(1), m.group(2))
     if m := _last(r'memory\.graph\.full="' + _NUM + r" (GiB|MiB)\"", text):
         f.compute_bytes = f.compute_bytes or _gib(m.group(1), m.group(2))
+    if m := _last(r'memory\.graph\.partial="' + _NUM + r" (GiB|MiB)\"", text):
+        f.ollama_graph_partial_bytes = _gib(m.group(1), m.group(2))
     if m := _last(r"--ctx-size (\d+)", text):
         f.ctx_size = int(m.group(1))
     if m := _last(r"--parallel (\d+)", text):
@@ -410,7 +415,8 @@ def _calibrate_llama(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespa
         warnings.append(f"the log prints no n_ctx: {ctx_total} cells inferred from the KV size")
     ctx_total = ctx_total or 4096
     per_seq_ctx = ctx_total // parallel
-    kv = kv_bytes_per_sequence(engine, spec, per_seq_ctx, kv_type) * parallel
+    # Ollama sizes each cache for all its sequences at once (sizing/engines.py::kv_bytes_total).
+    kv = kv_bytes_total(engine, spec, per_seq_ctx, kv_type, parallel)
     weights = _weights(spec, engine, getattr(args, "quant", None))
     overhead = runtime_overhead_bytes(engine, spec)
     rows = [
@@ -424,6 +430,16 @@ def _calibrate_llama(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespa
             f"KV differs by {(kv - f.kv_bytes) / f.kv_bytes:+.1%}: check the KV type ({kv_type}), the slots and "
             f"the micro-batch (n_ubatch {f.n_ubatch or '?'} here, the plan assumes {LLAMA_CPP_N_UBATCH})"
         )
+    estimate = ollama_estimate(spec, per_seq_ctx, parallel, kv_type, weights) if engine == "ollama" else None
+    if estimate is not None:
+        # Ollama's layer scheduler (llm/memory.go, GraphSize at v0.12.3): what the plan keeps on the GPU.
+        rows += [
+            Row("Ollama scheduler: graph, all layers on the GPU", estimate.graph_full / GIB, _g(f.compute_bytes)),
+            Row(
+                "Ollama scheduler: graph, layers split", estimate.graph_partial / GIB, _g(f.ollama_graph_partial_bytes)
+            ),
+            Row("Ollama scheduler: required on the GPU (plan)", estimate.total / GIB, None),
+        ]
     if engine == "ollama":
         settings.append(
             f"engine.context_length: {per_seq_ctx} and engine.parallel: {parallel} reproduce this runner "

@@ -551,3 +551,128 @@ def test_catalogue_name_that_is_not_a_string(name: Any) -> None:
     with pytest.raises(ConfigError) as err:
         catalogue_model(name, field="--model")
     assert err.value.field == "--model" and "catalogue name" in err.value.fix
+
+
+# --- Gemma 3n / Gemma 4: shared KV layers and per-layer head sizes (issue 11) ------------------------------
+
+HF_DATA = Path(__file__).parent / "data" / "hf"
+
+
+def test_hf_gemma4_31b_full_layers_have_their_own_heads_and_head_size() -> None:
+    """``num_global_key_value_heads`` and ``global_head_dim`` apply to the full-attention layers only (ollama
+    convert/convert_gemma4.go writes them as a per-layer head_count_kv array and key_length vs key_length_swa)."""
+    spec = read_hf(HF_DATA / "gemma-4-31b-it" / "config.json")
+    full = [i for i in range(60) if spec.layer_windows[i] is None]
+    assert full == list(range(5, 60, 6))
+    assert all(spec.layer_windows[i] == 1024 for i in range(60) if i not in full)
+    assert {spec.kv_heads[i] for i in full} == {4}
+    assert {spec.kv_heads[i] for i in range(60) if i not in full} == {16}
+    assert spec.kv_elements_per_token(5) == (4 * 512, 4 * 512)
+    assert spec.kv_elements_per_token(0) == (16 * 256, 16 * 256)
+    assert spec.kv_shared_layers == 0
+    # 10 full layers × 4 heads × (512 + 512) × 2 B
+    assert kv_bytes_per_token_full(spec, "bf16") == 10 * 4 * 1024 * 2 == 81_920
+
+
+def test_hf_gemma4_e2b_last_20_layers_share_kv() -> None:
+    spec = read_hf(HF_DATA / "gemma-4-e2b-it" / "config.json")
+    assert spec.kv_shared_layers == 20 and spec.n_kv_layers == 15
+    assert spec.owns_kv(14) and not spec.owns_kv(15)
+    assert spec.kv_elements_per_token(34) == (0, 0)  # a full-attention layer that reuses layer 14's cache
+    assert spec.kv_elements_per_token(4) == (512, 512)  # full: 1 head × global_head_dim 512
+    assert spec.kv_elements_per_token(0) == (256, 256)  # sliding: 1 head × head_dim 256
+    # only layers 4, 9, 14 are full attention with a cache of their own
+    assert kv_bytes_per_token_full(spec, "bf16") == 3 * 1024 * 2
+
+
+def _gemma4_gguf(path: Path, *, shared: int | None, arch: str = "gemma4", layers: int = 10) -> Path:
+    """A tiny Gemma 4-style GGUF: 4 sliding : 1 full, sliding layers 2 KV heads × 16, full 1 × 32."""
+    pattern = [i % 5 != 4 for i in range(layers)]
+    w = gguf.GGUFWriter(str(path), arch=arch)
+    w.add_name(f"tiny-{arch}")
+    w.add_block_count(layers)
+    w.add_context_length(4096)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(128)
+    w.add_head_count(4)
+    w.add_head_count_kv([2 if s else 1 for s in pattern])
+    w.add_key_length(32)
+    w.add_value_length(32)
+    w.add_key_length_swa(16)
+    w.add_value_length_swa(16)
+    w.add_sliding_window(128)
+    w.add_sliding_window_pattern(pattern)
+    if shared is not None:
+        w.add_shared_kv_layers(shared)
+    w.add_vocab_size(32)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tensor("token_embd.weight", np.zeros((32, 64), np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_gemma4_shared_kv_layers_and_swa_head_sizes(tmp_path: Path) -> None:
+    """``<arch>.attention.shared_kv_layers`` and ``key_length_swa`` / ``value_length_swa`` (gguf-py Keys.Attention;
+    llama.cpp: n_layer_kv_from_start = n_layer − shared, n_embd_head_k(il) = is_swa(il) ? swa : full)."""
+    spec = read_gguf(_gemma4_gguf(tmp_path / "g4.gguf", shared=4))
+    assert spec.kv_shared_layers == 4 and spec.n_kv_layers == 6
+    assert spec.head_dims_k == tuple(32 if i % 5 == 4 else 16 for i in range(10))
+    assert spec.head_dims_v == spec.head_dims_k
+    assert spec.kv_elements_per_token(0) == (2 * 16, 2 * 16)
+    assert spec.kv_elements_per_token(4) == (1 * 32, 1 * 32)
+    assert [spec.kv_elements_per_token(i) for i in range(6, 10)] == [(0, 0)] * 4
+    # the one full layer that owns a cache: 1 head × (32 + 32) × 2 B
+    assert kv_bytes_per_token_full(spec, "f16") == 128
+
+
+def test_gguf_gemma3n_without_the_key_keeps_llama_cpps_20_cache_layers(tmp_path: Path) -> None:
+    """llama.cpp hard-codes 20 cache layers for gemma3n (llama-kv-cache-unified.cpp, ``n_layer_cache = 20``)."""
+    spec = read_gguf(_gemma4_gguf(tmp_path / "g3n.gguf", shared=None, arch="gemma3n", layers=30))
+    assert spec.kv_shared_layers == 10 and spec.n_kv_layers == 20
+    given = read_gguf(_gemma4_gguf(tmp_path / "g3n-key.gguf", shared=15, arch="gemma3n", layers=35))
+    assert given.kv_shared_layers == 15  # the key wins when present
+    other = read_gguf(_gemma4_gguf(tmp_path / "g4-none.gguf", shared=None))
+    assert other.kv_shared_layers == 0
+
+
+def test_gguf_shared_layers_cannot_cover_every_layer(tmp_path: Path) -> None:
+    exc = _refused(read_gguf, _gemma4_gguf(tmp_path / "all.gguf", shared=10), "model.gguf")
+    assert "shared_kv_layers" in exc.problem
+
+
+def test_hf_bad_gemma4_values_are_config_errors(tmp_path: Path) -> None:
+    cfg = json.loads((HF_DATA / "gemma-4-e2b-it" / "config.json").read_text())
+    for key, value, says in (
+        ("num_kv_shared_layers", 35, "num_kv_shared_layers"),
+        ("num_kv_shared_layers", "20", "num_kv_shared_layers"),
+        ("global_head_dim", 1.5, "global_head_dim"),
+        ("num_global_key_value_heads", -1, "num_global_key_value_heads"),
+    ):
+        bad = json.loads(json.dumps(cfg))
+        bad["text_config"][key] = value
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(bad))
+        exc = _refused(read_hf, path, "model.hf_config")
+        assert says in exc.problem, (key, value, exc.problem)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"head_dims_k": (128,)}, "head_dims_k"),  # one entry for a 32-layer model
+        ({"head_dims_v": (0,) * 32}, "head_dims_v"),
+        ({"head_dims_k": (True,) * 32}, "head_dims_k"),
+        ({"kv_shared_layers": 32}, "kv_shared_layers"),  # every layer shared: nothing owns a cache
+        ({"kv_shared_layers": -1}, "kv_shared_layers"),
+        ({"kv_shared_layers": 1.0}, "kv_shared_layers"),
+    ],
+)
+def test_spec_refuses_bad_per_layer_geometry(change: dict[str, Any], field: str) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError) as exc:
+        replace(catalogue_model("llama-3.1-8b"), **change)
+    assert exc.value.field == field

@@ -62,10 +62,13 @@ def test_gemma3_vllm_sliding_layers_hold_window_plus_one_block() -> None:
     per_layer = 2 * 4 * 256 * 2  # 4,096 B
     # vLLM's hybrid allocator (SlidingWindowSpec.max_memory_usage_bytes): a sliding layer keeps
     # cdiv(window − 1 + max_num_batched_tokens, 16) + 1 blocks. Window 1024, 2048 batched tokens:
-    # cdiv(3071, 16) + 1 = 193 blocks = 3,088 tokens. 5 global layers × 32,768 + 29 local × 3,088.
-    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto") == 5 * 32_768 * per_layer + 29 * 3088 * per_layer
+    # cdiv(3071, 16) + 1 = 193 blocks = 3,088 tokens. The layers are grouped (kv_cache_utils.py
+    # _get_kv_cache_groups_uniform_page_size): group size = the smallest type's count, 5 full layers, so the 29
+    # sliding layers fill cdiv(29, 5) = 6 groups of 5 slots = 30 (one padding slot, which costs memory too:
+    # every block spans group_size layer slots). 5 global × 32,768 + 30 local slots × 3,088.
+    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto") == 5 * 32_768 * per_layer + 30 * 3088 * per_layer
     # 512 batched tokens: cdiv(1535, 16) + 1 = 97 blocks = 1,552 tokens
-    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto", 512) == 5 * 32_768 * per_layer + 29 * 1552 * per_layer
+    assert kv_bytes_per_sequence("vllm", g3, 32_768, "auto", 512) == 5 * 32_768 * per_layer + 30 * 1552 * per_layer
 
 
 def test_mla_caches_one_latent_per_layer() -> None:
@@ -231,3 +234,149 @@ def test_gpu_data_carries_sources() -> None:
     for gpu in limits.GPU_TYPES.values():
         assert gpu.source and gpu.vram_bytes > 20_000 * MIB and gpu.min_cpu >= 4
     assert limits.STARTUP_WINDOW_GPU_S.conflict  # §9.1 recorded, not hidden
+
+
+# --- issue 11: Ollama at its pinned version, llama.cpp with shared KV and per-layer head sizes -------------
+
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from cloudrun_gpu.images import ENGINE_IMAGES  # noqa: E402
+from cloudrun_gpu.sizing import read_hf  # noqa: E402
+from cloudrun_gpu.sizing.engines import (  # noqa: E402
+    OLLAMA_NUM_BATCH,
+    OLLAMA_PINNED_VERSION,
+    kv_bytes_total,
+    kv_cells,
+    ollama_engine_family,
+)
+from cloudrun_gpu.sizing.plan import ollama_sequences_that_fit  # noqa: E402
+
+HF_DATA = Path(__file__).parent / "data" / "hf"
+
+
+def test_ollama_rules_are_read_at_the_pinned_version() -> None:
+    """The Ollama KV rules (engines.py) were read at v0.12.3; a new image tag must revisit them."""
+    tags = {img.build_args.get("OLLAMA_TAG") for (engine, _gpu), img in ENGINE_IMAGES.items() if engine == "ollama"}
+    assert tags == {OLLAMA_PINNED_VERSION}
+    assert OLLAMA_NUM_BATCH == 512  # api/types.go:835 at v0.12.3: NumBatch: 512
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("gemma-3-27b", "gemma3"),
+        ("gemma-3-4b", "gemma3"),
+        ("gpt-oss-20b", "gptoss"),
+        ("qwen3-8b", "qwen3"),
+        ("gemma-2-9b", None),  # gemma2 is not OllamaEngineRequired at v0.12.3: the llama.cpp runner
+        ("llama-3.1-8b", None),
+        ("qwen2.5-7b", None),
+        ("mistral-7b-v0.3", None),
+    ],
+)
+def test_ollama_engine_or_llama_cpp_runner(model: str, family: str | None) -> None:
+    assert ollama_engine_family(catalogue_model(model)) == family
+
+
+def test_ollama_engine_sliding_cache_is_shared_by_all_sequences() -> None:
+    """Ollama engine (kvcache/causal.go:171-177): full cache = roundUp(parallel × context, 256), sliding cache =
+    roundUp(parallel × window + min(512, context), 256)."""
+    g3 = catalogue_model("gemma-3-4b")  # window 1024; layer 5 is global
+    assert kv_cells("ollama", g3, 8192, 0, parallel=4) == 4 * 1024 + 512
+    assert kv_cells("ollama", g3, 8192, 5, parallel=4) == 4 * 8192
+    assert kv_cells("ollama", g3, 1000, 5, parallel=3) == 3072  # 3000 padded to 256
+    assert kv_cells("ollama", g3, 1000, 0, parallel=3) == 3072  # the window (1024) exceeds the context: full
+    assert kv_cells("ollama", g3, 1024, 0, parallel=2) == 2 * 1024 + 512
+    assert kv_cells("ollama", g3, 8192, 0) == 1536  # one sequence
+    # gpt-oss keeps 4096 tokens per sequence in its 128-token sliding layers (NewSWAMemCache(…, 4096, …))
+    oss = catalogue_model("gpt-oss-20b")
+    assert kv_cells("ollama", oss, 8192, 0, parallel=2) == 2 * 4096 + 512
+    assert kv_cells("ollama", oss, 2048, 0, parallel=2) == 4096  # 4096 > the context: a full cache
+
+
+def test_ollama_llama_cpp_runner_keeps_full_sliding_caches() -> None:
+    """llama.cpp runner: swa_full defaults to true (llama-context.cpp:2269) and Ollama never clears it."""
+    g2 = catalogue_model("gemma-2-9b")
+    row = 2 * 8 * 256 * 2  # K and V, 8 heads × 256, 2 B: 8,192 B per token per layer
+    assert kv_cells("ollama", g2, 8192, 0, parallel=3) == 3 * 8192
+    assert kv_bytes_total("ollama", g2, 8192, "f16", 3) == 42 * 3 * 8192 * row  # all 42 layers, full context
+    # llama-server itself trims the sliding cache to window + n_ubatch
+    assert kv_bytes_per_sequence("llama.cpp", g2, 8192, "f16") < kv_bytes_per_sequence("ollama", g2, 8192, "f16")
+
+
+def test_ollama_fit_uses_the_shared_total() -> None:
+    """Four gemma-3 sequences cost less than four times one: the window cache is shared."""
+    g3 = catalogue_model("gemma-3-4b")
+    one = kv_bytes_total("ollama", g3, 8192, "q8_0", 1)
+    four = kv_bytes_total("ollama", g3, 8192, "q8_0", 4)
+    assert four < 4 * one
+    assert ollama_sequences_that_fit(g3, 8192, "q8_0", four) == 4
+    assert ollama_sequences_that_fit(g3, 8192, "q8_0", four - 1) == 3
+    assert ollama_sequences_that_fit(g3, 8192, "q8_0", 0) == 0
+    assert ollama_sequences_that_fit(g3, 8192, "q8_0", one - 1) == 0
+    plan = size(SizingRequest(model=g3, engine="ollama", context_length=8192, kv_cache_type="q8_0"))
+    total = kv_bytes_total("ollama", g3, 8192, "q8_0", plan.max_parallel_sequences)
+    assert plan.kv_cache_bytes >= total  # the plan charges at least what Ollama allocates
+    assert plan.used_bytes <= plan.budget_bytes
+
+
+def test_shared_kv_layers_cost_nothing_in_every_engine() -> None:
+    spec = read_hf(HF_DATA / "gemma-4-e2b-it" / "config.json")
+    unshared = replace(spec, kv_shared_layers=0)
+    for engine in ("llama.cpp", "ollama", "vllm"):
+        assert kv_cells(engine, spec, 8192, 20) == 0
+        assert kv_bytes_per_sequence(engine, spec, 8192, "f16" if engine != "vllm" else "auto") < (
+            kv_bytes_per_sequence(engine, unshared, 8192, "f16" if engine != "vllm" else "auto")
+        )
+    # llama.cpp: 12 sliding layers × pad(min(8192, 512 + 512), 256) × (1 × 256 × 2 × 2 B)
+    #          + 3 full layers × 8192 × (1 × 512 × 2 × 2 B)
+    assert kv_bytes_per_sequence("llama.cpp", spec, 8192, "f16") == 12 * 1024 * 1024 + 3 * 8192 * 2048
+
+
+def test_gemma4_31b_per_layer_head_sizes_in_llama_cpp() -> None:
+    """n_embd_k_gqa(il) = n_embd_head_k(il) × n_head_kv(il): 16 × 256 on sliding layers, 4 × 512 on full ones."""
+    spec = read_hf(HF_DATA / "gemma-4-31b-it" / "config.json")
+    sliding_row = 2 * 16 * 256 * 2
+    full_row = 2 * 4 * 512 * 2
+    assert kv_bytes_per_sequence("llama.cpp", spec, 8192, "f16") == 50 * 1536 * sliding_row + 10 * 8192 * full_row
+    plan = size(
+        SizingRequest(
+            model=spec, engine="vllm", gpu="nvidia-rtx-pro-6000", context_length=32_768, engine_version="0.14.1"
+        )
+    )
+    assert any("hybrid allocator: 6 groups × 10 layer slots" in line for line in plan.explain)
+
+
+def test_ollama_scheduler_estimate_reproduces_its_log_line() -> None:
+    """tests/data/logs/ollama-llama-3.2-3b-parallel4.log (ollama/ollama#8098): 28 layers, f16 KV, 4 × 2048
+    tokens: memory.required.kv="896.0 MiB" memory.graph.full="424.0 MiB" memory.graph.partial="570.7 MiB"."""
+    from cloudrun_gpu.sizing.engines import OLLAMA_CUDA_MINIMUM_MEMORY, ollama_estimate
+
+    est = ollama_estimate(catalogue_model("llama-3.2-3b"), 2048, 4, "f16", int(2.4 * GIB))
+    assert est is not None
+    assert est.kv == 896 * MIB
+    assert round(est.graph_full / MIB, 1) == 424.0
+    assert round(est.graph_partial / MIB, 1) == 570.7
+    assert est.total == est.weights + est.kv + est.graph_partial + est.layer_buffer + OLLAMA_CUDA_MINIMUM_MEMORY
+    assert ollama_estimate(catalogue_model("gemma-3-4b"), 2048, 4, "f16", GIB) is None  # the Ollama engine
+
+
+def test_ollama_plan_keeps_every_layer_on_the_gpu_by_its_own_estimate() -> None:
+    """Llama 3.1 8B on an L4: the runner's KV would allow ~30 sequences of 8k, but Ollama's scheduler estimate
+    (graph ∝ context × parallel × heads) would then move layers to the CPU; the plan stops where it still fits."""
+    from cloudrun_gpu.sizing.engines import ollama_gpu_overhead, ollama_scheduler_estimate
+
+    plan = size(SizingRequest(model=LLAMA8, engine="ollama", context_length=8192))
+    gpu = limits.GPU_TYPES["nvidia-l4"]
+    free = limits.cuda_total_bytes(gpu) - ollama_gpu_overhead(gpu.vram_bytes, plan.memory_fraction)
+    n = plan.parallel_fit
+    assert ollama_scheduler_estimate(LLAMA8, 8192, n, "q8_0", plan.weights_bytes) <= free
+    assert ollama_scheduler_estimate(LLAMA8, 8192, n + 1, "q8_0", plan.weights_bytes) > free
+    assert plan.max_parallel_sequences == n < 30
+    assert any("layer scheduler" in line for line in plan.explain)
+    # 128 k tokens of q8_0 KV fit the runner's real cache (9.1 GB), not the scheduler's estimate (22.2 GiB)
+    with pytest.raises(ConfigError) as exc:
+        size(SizingRequest(model=LLAMA8, engine="ollama", context_length=131_072, kv_cache_type="q8_0"))
+    assert exc.value.field == "engine.context_length"
+    assert "layer scheduler" in exc.value.problem

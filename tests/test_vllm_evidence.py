@@ -365,3 +365,14 @@ def test_calibrate_reports_an_unreadable_log(tmp_path: Path, capsys: pytest.Capt
 def test_median_is_what_the_doc_says() -> None:
     errors = [abs(check_row(r).error) for r in ROWS]
     assert statistics.median(errors) == pytest.approx(0.058, abs=0.005)
+
+
+def test_calibrate_ollama_log_shows_its_scheduler_estimate() -> None:
+    """The log's memory.graph.full / memory.graph.partial are the scheduler's graph estimates the plan models."""
+    _rc, cal = _calibrate(
+        str(LOGS / "ollama-llama-3.2-3b-parallel4.log"), "--model", "llama-3.2-3b", "--kv-type", "f16"
+    )
+    full = _row(cal, "Ollama scheduler: graph, all layers")
+    partial = _row(cal, "Ollama scheduler: graph, layers split")
+    assert full.log == 424 * MIB / GIB and full.plan == pytest.approx(full.log, rel=1e-4)
+    assert partial.log is not None and partial.plan == pytest.approx(partial.log, rel=1e-3)

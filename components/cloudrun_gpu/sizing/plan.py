@@ -16,6 +16,8 @@ from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing.engines import (
     ENGINES,
+    OLLAMA_NUM_BATCH,
+    OLLAMA_PINNED_VERSION,
     VLLM_DEFAULT_BATCHED_TOKENS,
     VllmOverhead,
     VllmProfile,
@@ -25,11 +27,17 @@ from cloudrun_gpu.sizing.engines import (
     intermediate_size_estimate,
     kv_bytes_per_sequence,
     kv_bytes_per_token_full,
+    kv_bytes_total,
+    ollama_engine_family,
+    ollama_gpu_overhead,
+    ollama_scheduler_estimate,
     parse_vllm_version,
     render_engine_config,
     runtime_overhead_bytes,
     seconds_to_load,
+    supports_hybrid_kv,
     supports_kv_cache_memory,
+    vllm_kv_layout,
     vllm_overhead,
 )
 from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS, WeightQuant
@@ -203,8 +211,59 @@ def _kv_type(req: SizingRequest, engine_name: str) -> str:
     return kv
 
 
+NO_KV_FIT = 10**6
+"""Sequences that "fit" when one costs no KV memory at all: any cap applies first."""
+
+
+def sequences_that_fit(room: int, per_seq: int) -> int:
+    """Whole sequences of ``per_seq`` KV bytes in ``room``: 0 when there is no room (``room`` ≤ 0 means the
+    weights and overhead already fill the budget), :data:`NO_KV_FIT` when a sequence costs nothing."""
+    if room <= 0:
+        return 0
+    return room // per_seq if per_seq > 0 else NO_KV_FIT
+
+
+def ollama_sequences_that_fit(
+    spec: ModelSpec, context: int, kv: str, room: int, *, weights: int = 0, free: int | None = None
+) -> int:
+    """The most sequences whose shared Ollama caches (:func:`kv_bytes_total`) fit in ``room`` and, when ``free``
+    is given, for which Ollama's own layer scheduler (:func:`ollama_scheduler_estimate`) keeps every layer on the
+    GPU (``free``: the GPU memory it sees, less ``OLLAMA_GPU_OVERHEAD``).
+
+    Ollama sizes each cache for all sequences together (a sliding cache is ``parallel × window + batch``), so the
+    total is not ``parallel ×`` one sequence: find the largest count by doubling, then bisecting (both totals only
+    grow with the count).
+    """
+    if room <= 0:
+        return 0
+
+    def fits(n: int) -> bool:
+        if kv_bytes_total("ollama", spec, context, kv, n) > room:
+            return False
+        return free is None or ollama_scheduler_estimate(spec, context, n, kv, weights) <= free
+
+    if not fits(1):
+        return 0
+    lo = 1
+    while lo < NO_KV_FIT and fits(min(2 * lo, NO_KV_FIT)):
+        lo = min(2 * lo, NO_KV_FIT)
+    hi = min(2 * lo, NO_KV_FIT)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _largest_context(
-    engine: str, spec: ModelSpec, kv: str, room: int, batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS
+    engine: str,
+    spec: ModelSpec,
+    kv: str,
+    room: int,
+    batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+    hybrid: bool = True,
 ) -> int:
     """Largest context (multiple of 256) whose single sequence fits in ``room`` bytes."""
     lo, hi = 0, max(spec.max_context, 256)
@@ -212,7 +271,7 @@ def _largest_context(
         mid = (lo + hi + 256) // 512 * 256
         if mid <= lo:
             break
-        if kv_bytes_per_sequence(engine, spec, mid, kv, batched_tokens) <= room:
+        if kv_bytes_per_sequence(engine, spec, mid, kv, batched_tokens, hybrid=hybrid) <= room:
             lo = mid
         else:
             hi = mid - 256
@@ -269,6 +328,49 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
     return StartupProbe(initial_delay, period, timeout, failure_threshold, engine.readiness_path, expected, window)
 
 
+def _full_kv_layers(spec: ModelSpec) -> int:
+    """Full-attention layers that own a cache (a shared layer reuses another's and costs nothing)."""
+    return sum(1 for i in range(spec.n_kv_layers) if spec.layer_windows[i] is None)
+
+
+def _kv_layers_note(
+    engine: str, spec: ModelSpec, batched_tokens: int = 0, kv: str = "auto", hybrid: bool = True
+) -> str:
+    """How the engine caches the layers that are not plain full attention (sliding, shared, hybrid groups)."""
+    parts: list[str] = []
+    swa = sum(1 for i in range(spec.n_kv_layers) if spec.layer_windows[i] is not None)
+    if spec.kv_shared_layers:
+        parts.append(f"{spec.kv_shared_layers} trailing layers reuse earlier layers' KV and cache nothing")
+    if spec.head_dims_k or len(set(spec.kv_heads)) > 1:
+        parts.append("per-layer head sizes / KV heads")
+    if swa and engine == "vllm" and not hybrid:
+        parts.append(
+            f"{swa} sliding-window layers cached at full length: vLLM before v0.10 (or an unknown version) has no "
+            "hybrid KV cache manager"
+        )
+    elif swa and engine == "vllm":
+        layout = vllm_kv_layout(spec, kv)
+        parts.append(
+            f"{swa} sliding-window layers hold window − 1 + {batched_tokens} batched tokens + 1 block"
+            + (
+                ""
+                if layout.per_layer
+                else f"; hybrid allocator: {len(layout.groups)} groups × {layout.group_size} layer slots of "
+                f"{layout.page_bytes:,} B pages (page sizes unified, padding slots included)"
+            )
+        )
+    elif swa and engine == "ollama":
+        if ollama_engine_family(spec) is None:
+            parts.append(f"{swa} sliding-window layers hold the full context (llama.cpp runner: swa_full)")
+        else:
+            parts.append(
+                f"{swa} sliding-window layers hold parallel × window + {OLLAMA_NUM_BATCH} cells (Ollama engine)"
+            )
+    elif swa:
+        parts.append(f"{swa} sliding-window layers hold only their window")
+    return "".join(f"; {p}" for p in parts)
+
+
 def _raise_no_room(spec: ModelSpec, gpu: limits.GpuType, weights: int, overhead: int, budget: int) -> NoReturn:
     raise ConfigError(
         "model",
@@ -288,8 +390,9 @@ def _raise_context(
     per_seq: int,
     room: int,
     batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+    hybrid: bool = True,
 ) -> NoReturn:
-    largest = _largest_context(engine, spec, kv, room, batched_tokens)
+    largest = _largest_context(engine, spec, kv, room, batched_tokens, hybrid)
     raise ConfigError(
         "engine.context_length",
         context,
@@ -349,6 +452,7 @@ def _fit_vllm(
     version = parse_vllm_version(req.engine_version)
     batched = req.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
     intermediate = intermediate_size_estimate(spec)
+    hybrid = supports_hybrid_kv(version)
 
     def evaluate(seqs: int) -> tuple[VllmOverhead, int, int, int, int]:
         tokens = max(batched, seqs)  # vLLM refuses max_num_batched_tokens < max_num_seqs
@@ -360,10 +464,9 @@ def _fit_vllm(
             budget_bytes=budget,
             profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version),
         )
-        per_seq = kv_bytes_per_sequence("vllm", spec, context, kv, tokens)
+        per_seq = kv_bytes_per_sequence("vllm", spec, context, kv, tokens, hybrid=hybrid)
         room = budget - weights - ov.total
-        fit = room // per_seq if per_seq and room > 0 else (10**6 if room > 0 else 0)
-        return ov, tokens, per_seq, room, int(fit)
+        return ov, tokens, per_seq, room, sequences_that_fit(room, per_seq)
 
     if req.parallel is not None:
         seqs = req.parallel
@@ -382,7 +485,7 @@ def _fit_vllm(
     if room <= 0:
         _raise_no_room(spec, gpu, weights, ov.total, budget)
     if fit < 1:
-        _raise_context("vllm", spec, kv, context, per_seq, room, tokens)
+        _raise_context("vllm", spec, kv, context, per_seq, room, tokens, hybrid)
     smi = gpu.vram_bytes
     notes.append(
         f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} that CUDA reports on the {gpu.display} "
@@ -392,11 +495,10 @@ def _fit_vllm(
         f"engine overhead: {ov.describe()}; profiled with {seqs} sequences × {tokens} batched tokens on a cold "
         "torch.compile cache (docs/sizing-evidence.md)"
     )
-    swa = spec.n_layers - spec.n_full_layers
     per_token = kv_bytes_per_token_full(spec, kv)
     notes.append(
-        f"KV cache: {per_token:,} B/token over {spec.n_full_layers} full-attention layers ({kv})"
-        + (f"; {swa} sliding-window layers hold window − 1 + {tokens} batched tokens + 1 block" if swa else "")
+        f"KV cache: {per_token:,} B/token over {_full_kv_layers(spec)} full-attention layers ({kv})"
+        + _kv_layers_note("vllm", spec, tokens, kv, hybrid)
         + f" → {_gib(per_seq)} per {context:,}-token sequence as vllm allocates it"
     )
     pinned = room if supports_kv_cache_memory(version) else None
@@ -480,16 +582,35 @@ def size(req: SizingRequest) -> SizingPlan:
         per_seq = kv_bytes_per_sequence(req.engine, spec, context, kv)
         notes.append(f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} ({gpu.display}; R5 reserves the rest)")
         notes.append(f"engine overhead: {_gib(overhead)} (CUDA context, compute/activation buffers; {engine.name})")
-        swa = spec.n_layers - spec.n_full_layers
         notes.append(
-            f"KV cache: {per_token:,} B/token over {spec.n_full_layers} full-attention layers ({kv})"
-            + (f"; {swa} sliding-window layers hold only their window" if swa else "")
+            f"KV cache: {per_token:,} B/token over {_full_kv_layers(spec)} full-attention layers ({kv})"
+            + _kv_layers_note(req.engine, spec)
             + f" → {_gib(per_seq)} per {context:,}-token sequence as {engine.name} allocates it"
         )
         room = budget - weights - overhead
         if room <= 0:
             _raise_no_room(spec, gpu, weights, overhead, budget)
-        fit = room // per_seq if per_seq else 10**6
+        if req.engine == "ollama":
+            free = (req.vram_bytes or limits.cuda_total_bytes(gpu)) - ollama_gpu_overhead(gpu.vram_bytes, fraction)
+            fit = ollama_sequences_that_fit(spec, context, kv, room, weights=weights, free=free)
+            estimate = ollama_scheduler_estimate(spec, context, max(1, fit), kv, weights)
+            if estimate:
+                notes.append(
+                    f"Ollama {OLLAMA_PINNED_VERSION} runs {spec.architecture} on its llama.cpp runner, whose layer "
+                    f"scheduler keeps every layer on the GPU only while its own estimate ({_gib(estimate)} for "
+                    f"{max(1, fit)} sequences: weights, KV at its bytes per element, graph, 457 MiB minimum) fits "
+                    f"in {_gib(free)} (GPU less OLLAMA_GPU_OVERHEAD)"
+                )
+            if fit < 1 and sequences_that_fit(room, per_seq) >= 1:
+                raise ConfigError(
+                    "engine.context_length",
+                    context,
+                    f"Ollama's layer scheduler estimates {_gib(estimate)} for one {context:,}-token sequence, more "
+                    f"than the {_gib(free)} it sees free: it would put layers on the CPU",
+                    "lower engine.context_length, use a smaller KV type (q4_0), or a GPU with more memory",
+                )
+        else:
+            fit = sequences_that_fit(room, per_seq)
         if fit < 1:
             _raise_context(req.engine, spec, kv, context, per_seq, room)
     if req.parallel is not None:
@@ -526,6 +647,16 @@ def size(req: SizingRequest) -> SizingPlan:
             + ("" if req.max_parallel else f" ({engine.name} default; raise engine.max_parallel after a load test, A3)")
             + ")"
         )
+    if req.engine == "ollama":
+        # Ollama's caches are shared by its sequences: charge each its share of the total for this many.
+        total_kv = kv_bytes_total("ollama", spec, context, kv, parallel)
+        shared = -(-total_kv // parallel)
+        if shared != per_seq:
+            per_seq = shared
+            notes.append(
+                f"KV cache (Ollama {OLLAMA_PINNED_VERSION}): {parallel} sequences share each layer's cache → "
+                f"{_gib(total_kv)} in all ({_gib(per_seq)} a sequence)"
+            )
     instances = 1
     batch = parallel if req.ideal_batch_size is None else req.ideal_batch_size
     batch = max(0, min(batch, cr_max // instances - parallel))

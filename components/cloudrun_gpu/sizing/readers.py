@@ -349,6 +349,15 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
     kv_lora = whole("attention.kv_lora_rank", 0, MAX_DIM, "MLA latent rank")
     rope_dim = whole("rope.dimension_count", 0, MAX_DIM, "rotary dimensions")
     mla = kv_lora + (rope_dim or 0) if kv_lora else 0
+    # Gemma 4: key_length / value_length are the full-attention layers' head size and key_length_swa /
+    # value_length_swa the sliding layers' (gguf-py Keys.Attention.KEY_LENGTH_SWA; ollama
+    # convert/convert_gemma4.go writes "key_length = global head dim, key_length_swa = local (SWA) head dim").
+    # llama.cpp: n_embd_head_k(il) = is_swa(il) ? n_embd_head_k_swa : n_embd_head_k_full (src/llama-hparams.cpp).
+    head_k_swa = whole("attention.key_length_swa", 0, MAX_DIM, "elements per K head on sliding layers")
+    head_v_swa = whole("attention.value_length_swa", 0, MAX_DIM, "elements per V head on sliding layers")
+    head_dims_k = _per_layer_dims(windows, head_k, head_k_swa)
+    head_dims_v = _per_layer_dims(windows, head_v, head_v_swa or head_k_swa)
+    shared = _gguf_shared_kv_layers(src, arch, n_layers, key("attention.shared_kv_layers"))
 
     tensors = reader.tensors
     n_params = sum(int(t.n_elements) for t in tensors)
@@ -377,6 +386,9 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
         "n_params": f"the {len(tensors)} tensors' element counts",
         "weights_bytes": f"the {len(tensors)} tensors' sizes",
         "mla_latent_dim": f"{arch}.attention.kv_lora_rank + {arch}.rope.dimension_count",
+        "head_dims_k": f"{arch}.attention.key_length / key_length_swa",
+        "head_dims_v": f"{arch}.attention.value_length / value_length_swa",
+        "kv_shared_layers": f"{arch}.attention.shared_kv_layers",
     }
     try:
         return ModelSpec(
@@ -396,9 +408,36 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
             weights_bytes=weights,
             weights_quant=quant,
             source=f"gguf: {src.path.name} ({len(tensors)} tensors)",
+            head_dims_k=head_dims_k,
+            head_dims_v=head_dims_v,
+            kv_shared_layers=shared,
         )
     except ConfigError as exc:
         src.spec_error(exc, origin)
+
+
+GEMMA3N_LLAMA_CPP_KV_LAYERS = 20
+"""llama.cpp hard-codes the gemma3n layers that own a cache: ``n_layer_cache = 20`` for LLM_ARCH_GEMMA3N
+(src/llama-kv-cache-unified.cpp, vendored in ollama v0.12.3 at llama/llama.cpp/src/llama-kv-cache-unified.cpp:38-41,
+"TODO: this is temporary until we support passing reuse layer filters [KV_REUSE]"); E2B (30 layers) and E4B
+(35 layers) both keep 20. Used when a gemma3n GGUF has no ``attention.shared_kv_layers`` key."""
+
+
+def _per_layer_dims(windows: tuple[int | None, ...], full: int, swa: int | None) -> tuple[int, ...]:
+    """Per-layer head sizes when the sliding layers' differ from the full ones; () when uniform."""
+    if not swa or swa == full or all(w is None for w in windows):
+        return ()
+    return tuple(full if w is None else swa for w in windows)
+
+
+def _gguf_shared_kv_layers(src: _Source, arch: str, n_layers: int, raw: Any) -> int:
+    """``<arch>.attention.shared_kv_layers`` (gguf-py ``Keys.Attention.SHARED_KV_LAYERS``): llama.cpp reads it
+    for gemma4 as ``n_layer_kv_from_start = n_layer - n_kv_shared_layers`` and ``has_kv(il)`` is false past it.
+    A gemma3n file without the key gets llama.cpp's hard-coded 20 cache layers."""
+    shared = src.whole(f"{arch}.attention.shared_kv_layers", raw, 0, MAX_LAYERS, "trailing layers that reuse KV")
+    if shared is None and arch == "gemma3n" and n_layers > GEMMA3N_LLAMA_CPP_KV_LAYERS:
+        return n_layers - GEMMA3N_LLAMA_CPP_KV_LAYERS
+    return shared or 0
 
 
 # ------------------------------------------------------------------------------------- safetensors
@@ -567,6 +606,15 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
     tied_raw = cfg.get("tie_word_embeddings", raw.get("tie_word_embeddings", False))
     tied = src.flag(pre + "tie_word_embeddings", tied_raw)
     windows = _hf_windows(src, cfg, n_layers, pre)
+    # Gemma 4: full-attention layers have their own head size and KV heads (``global_head_dim``,
+    # ``num_global_key_value_heads``; ollama convert/convert_gemma4.go maps them to GGUF key_length and a per-layer
+    # head_count_kv array); Gemma 3n / Gemma 4 ``num_kv_shared_layers``: the last N layers reuse earlier KV.
+    global_head_dim = whole("global_head_dim", 0, MAX_DIM, "elements per head on full-attention layers")
+    global_kv = whole("num_global_key_value_heads", 0, MAX_HEADS, "KV heads on full-attention layers")
+    shared = whole("num_kv_shared_layers", 0, MAX_LAYERS, "trailing layers that reuse an earlier layer's KV") or 0
+    kv_heads = tuple(global_kv if global_kv and w is None else kv for w in windows)
+    head_dims = _per_layer_dims(windows, global_head_dim or head_dim, head_dim)
+    head_dims_v = head_dims if v_head_dim == head_dim else ()  # V follows K's per-layer size (Gemma 4)
 
     try:
         beside = sorted(p.parent.glob("*"))
@@ -620,6 +668,9 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
         "n_params": "the safetensors headers" if shards else "the parameter estimate",
         "weights_bytes": "the safetensors data_offsets",
         "mla_latent_dim": pre + "kv_lora_rank + qk_rope_head_dim",
+        "head_dims_k": pre + "head_dim / global_head_dim",
+        "head_dims_v": pre + "head_dim / global_head_dim",
+        "kv_shared_layers": pre + "num_kv_shared_layers",
     }
     try:
         return ModelSpec(
@@ -628,7 +679,7 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
             n_layers=n_layers,
             hidden_size=hidden,
             n_heads=heads,
-            kv_heads=(kv,) * n_layers,
+            kv_heads=kv_heads,
             head_dim_k=head_dim,
             head_dim_v=v_head_dim,
             vocab_size=vocab or 0,
@@ -641,6 +692,9 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
             tied_embeddings=tied,
             source=f"hf: {p} + {len(shards)} safetensors header(s)",
             notes=notes,
+            head_dims_k=head_dims,
+            head_dims_v=head_dims_v,
+            kv_shared_layers=shared,
         )
     except ConfigError as exc:
         src.spec_error(exc, origin)

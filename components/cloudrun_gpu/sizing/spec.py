@@ -53,6 +53,18 @@ class ModelSpec:
     tied_embeddings: bool = False
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    head_dims_k: tuple[int, ...] = ()
+    """K elements per head, per layer, when layers differ (Gemma 4: ``head_dim`` 256 on sliding layers,
+    ``global_head_dim`` 512 on full-attention ones; GGUF ``key_length_swa`` / ``key_length``). Empty: every
+    layer has ``head_dim_k``."""
+    head_dims_v: tuple[int, ...] = ()
+    """V elements per head, per layer (GGUF ``value_length_swa`` / ``value_length``); empty: ``head_dim_v``."""
+    kv_shared_layers: int = 0
+    """The last N layers reuse an earlier layer's K/V and allocate no cache of their own (Gemma 3n / Gemma 4
+    ``num_kv_shared_layers``, GGUF ``<arch>.attention.shared_kv_layers``): llama.cpp ``has_kv(il)`` is
+    ``il < n_layer - shared`` (src/llama-hparams.cpp), vLLM's KV cache manager "ignores all layers with kv
+    sharing" (docs/design/hybrid_kv_cache_manager.md, Case 5), Ollama's engine points those layers at an
+    earlier layer's cache (model/models/gemma3n/model_text.go:48-56 at v0.12.3)."""
 
     def __post_init__(self) -> None:
         """Refuse a geometry that cannot be a model, whichever source built it.
@@ -91,6 +103,18 @@ class ModelSpec:
         _check_str("source", self.source)
         if not isinstance(self.notes, tuple) or not all(isinstance(n, str) for n in self.notes):
             _refuse("notes", self.notes, "must be a tuple of strings", "a tuple of str")
+        for name, dims in (("head_dims_k", self.head_dims_k), ("head_dims_v", self.head_dims_v)):
+            if dims != ():
+                _check_per_layer(name, dims, self.n_layers)
+                for d in dims:
+                    _check_int(name, d, low_dim, MAX_DIM, "elements per head on that layer")
+        _check_int(
+            "kv_shared_layers",
+            self.kv_shared_layers,
+            0,
+            self.n_layers - 1,
+            "trailing layers that reuse an earlier layer's KV; at least one layer must own a cache",
+        )
 
     @property
     def is_mla(self) -> bool:
@@ -100,12 +124,33 @@ class ModelSpec:
     def n_full_layers(self) -> int:
         return sum(1 for w in self.layer_windows if w is None)
 
+    @property
+    def n_kv_layers(self) -> int:
+        """Layers that own a KV cache (all but the trailing ``kv_shared_layers``)."""
+        return self.n_layers - self.kv_shared_layers
+
+    def owns_kv(self, layer: int) -> bool:
+        """Whether ``layer`` allocates its own cache: llama.cpp ``llama_hparams::has_kv`` is
+        ``il < n_layer_kv_from_start`` with ``n_layer_kv_from_start = n_layer - shared_kv_layers``."""
+        return layer < self.n_kv_layers
+
+    def head_dim_k_at(self, layer: int) -> int:
+        return self.head_dims_k[layer] if self.head_dims_k else self.head_dim_k
+
+    def head_dim_v_at(self, layer: int) -> int:
+        return self.head_dims_v[layer] if self.head_dims_v else self.head_dim_v
+
     def kv_elements_per_token(self, layer: int) -> tuple[int, int]:
-        """(K elements, V elements) cached per token for one layer."""
+        """(K elements, V elements) cached per token for one layer; (0, 0) for a layer that reuses an
+        earlier layer's cache. Per-layer head sizes follow llama.cpp ``n_embd_k_gqa(il)`` =
+        ``n_embd_head_k(il) × n_head_kv(il)``, where ``n_embd_head_k(il)`` is ``is_swa(il) ?
+        n_embd_head_k_swa : n_embd_head_k_full`` (src/llama-hparams.cpp)."""
+        if not self.owns_kv(layer):
+            return 0, 0
         if self.is_mla:
             return self.mla_latent_dim, 0
         n = self.kv_heads[layer]
-        return n * self.head_dim_k, n * self.head_dim_v
+        return n * self.head_dim_k_at(layer), n * self.head_dim_v_at(layer)
 
 
 def windows_from_pattern(
