@@ -150,6 +150,7 @@ def test_llama_cpp_args_exact() -> None:
         "q4_0",
         "--slot-save-path",
         "/slots",
+        "--no-mmap",  # /models/ is the image's path: read, not mapped (loading.llama_cpp_mmap_args, R7)
     ]
     assert engine_parallel_from_config("llama.cpp", args, env) == 3
     no_slots, _ = render_engine_config(
@@ -170,7 +171,9 @@ def test_pad_and_seconds_to_load() -> None:
     [
         ("llama.cpp", 8192, 4608),  # min(8192, 4096 + 512) padded to 256
         ("llama.cpp", 1000, 1024),  # the padded context is below the window
-        ("ollama", 8192, 4608),
+        # Ollama v0.12.3 runs an architecture outside OllamaEngineRequired on llama.cpp with swa_full = true
+        # (llama_context_default_params, llama-context.cpp:2269): the sliding layer holds the whole context.
+        ("ollama", 8192, 8192),
     ],
 )
 def test_kv_cells_on_a_sliding_layer(engine: str, context: int, cells: int) -> None:

@@ -15,6 +15,7 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
 from cloudrun_gpu.images import pinned_image
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.loading import MOUNT_PATHS as LOADING_MOUNT_PATHS
 from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings
 from cloudrun_gpu.sizing import SizingPlan, SizingRequest, size
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
@@ -23,8 +24,9 @@ HOST_RAM_RESERVE_GIB = 4
 """Instance memory the engine process itself needs besides any in-memory model copy."""
 IN_MEMORY_HEADROOM = 1.05
 """An in-memory volume 5 % larger than the weights: file-system overhead and tokenizer/config files."""
-MOUNT_PATHS = {"image": "/models", "gcs-fuse": "/mnt/models", "gcs-download": "/models-mem", "internet": "/models-mem"}
-"""Where each loading method puts the model inside the container (gcs-stream puts it nowhere: see below)."""
+MOUNT_PATHS = LOADING_MOUNT_PATHS
+"""Where each loading method puts the model inside the container (gcs-stream puts it nowhere: see below); defined
+in ``loading.py``, where the engine flags read it too (mmap per method, R7)."""
 STREAM_BUCKET_REF = "$(MODEL_BUCKET)"
 """gcs-stream's bucket in the engine's args: Cloud Run expands it from the MODEL_BUCKET env (``loading.py``)."""
 

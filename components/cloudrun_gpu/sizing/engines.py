@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from cloudrun_gpu.limits import GIB, MIB
+from cloudrun_gpu.loading import llama_cpp_mmap_args
 from cloudrun_gpu.sizing.quant import kv_row_bytes
 from cloudrun_gpu.sizing.spec import ModelSpec
 
@@ -97,6 +98,34 @@ ENGINES: dict[str, Engine] = {
 
 LLAMA_CPP_N_UBATCH = 512
 LLAMA_CPP_CTX_PAD = 256
+
+# --- Ollama, at the version the image pins (images.py ``OLLAMA_TAG``; tests/test_sizing.py checks they agree) --
+OLLAMA_PINNED_VERSION = "0.12.3"
+"""Every rule below was read in ollama/ollama at tag v0.12.3; bumping the image means re-reading them."""
+OLLAMA_NUM_BATCH = 512
+"""``NumBatch: 512`` (api/types.go:835 at v0.12.3), capped by the context: ``opts.NumBatch = min(opts.NumBatch,
+opts.NumCtx)`` (llm/server.go:175). It is the ``maxBatch`` the Ollama engine adds to a sliding-window cache and
+the ``n_batch`` the llama.cpp runner gets (n_ubatch stays llama.cpp's default 512, llama-context.cpp:2243)."""
+OLLAMA_CACHE_PADDING = 256
+"""The Ollama engine pads each cache's cell count to 256 with flash attention (ml/backend/ggml/ggml.go:693,
+``CachePadding: 256``; 32 without it) — we render ``OLLAMA_FLASH_ATTENTION=1``, and 256 is the larger."""
+OLLAMA_ENGINE_ARCHITECTURES = (
+    "gemma3n",
+    "gemma3",
+    "mistral3",
+    "qwen3",
+    "llama4",
+    "mllama",
+    "qwen25vl",
+    "gptoss",
+)
+"""Architectures Ollama v0.12.3 always runs on its own engine (``OllamaEngineRequired``, fs/ggml/ggml.go:241-253:
+gemma3, gemma3n, mistral3, qwen3, qwen3moe, llama4, mllama, qwen25vl, gptoss/gpt-oss), matched on the
+architecture name with non-alphanumerics dropped (``gpt-oss-20b`` → ``gptoss20b``). Everything else runs on the
+llama.cpp runner (runner/llamarunner)."""
+OLLAMA_SWA_MEMORY = {"gptoss": 4096}
+"""Sliding-window cache kept per sequence when it differs from the window: gpt-oss uses
+``kvcache.NewSWAMemCache(sliding_window, 4096, …)`` (model/models/gptoss/model.go:268)."""
 VLLM_BLOCK = 16
 VLLM_DEFAULT_BATCHED_TOKENS = 2048
 """vLLM's ``max_num_batched_tokens`` for ``vllm serve`` on GPUs under 70 GiB (and A100s);
@@ -115,6 +144,12 @@ is enabled (default since v0.21.0)", vllm-project/vllm#46462); before, graphs ca
 VLLM_SMALL_SAMPLER_SINCE: Version = (0, 30, 0)
 """From the evidence: v0.30.0 profiles 256 sequences without the 38-40 B/(sequence × vocabulary entry)
 sampler peak that every earlier row shows (docs/sizing-evidence.md)."""
+VLLM_HYBRID_KV_SINCE: Version = (0, 10, 0)
+"""Sliding-window layers keep only their window from here on. Before the hybrid KV cache manager (RFC
+vllm-project/vllm#11382, split out of #16101 in spring 2025), vLLM V1 "for models with global attention + sliding
+window attention, still regard[s them] as global-attention-only" in the KV cache manager (#14097, March 2025),
+and V0 caches every layer at full length (#6323). v0.10.0 (July 2025) is the first release we count on; older
+and unknown versions (the L4's Google DLC tag) are sized with every layer at full context."""
 VLLM_KV_CACHE_MEMORY_SINCE: Version = (0, 11, 0)
 """``--kv-cache-memory`` / ``kv_cache_memory_bytes`` came with vllm-project/vllm PR #21489 ("Allow users to
 specify kv cache memory size", July 2025); v0.11.0 is the first release we could confirm it in (its start-up
@@ -184,17 +219,36 @@ def _layer_row_bytes(spec: ModelSpec, layer: int, kv_type: str) -> int:
     return kv_row_bytes(kv_type, k) + (kv_row_bytes(kv_type, v) if v else 0)
 
 
+def ollama_engine_family(spec: ModelSpec) -> str | None:
+    """The Ollama-engine architecture ``spec`` belongs to at the pinned version, or None for the llama.cpp runner."""
+    name = re.sub(r"[^a-z0-9]", "", spec.architecture.lower())
+    return next((a for a in OLLAMA_ENGINE_ARCHITECTURES if name.startswith(a)), None)
+
+
 def kv_cells(
-    engine: str, spec: ModelSpec, context: int, layer: int, batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS
+    engine: str,
+    spec: ModelSpec,
+    context: int,
+    layer: int,
+    batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+    parallel: int = 1,
 ) -> int:
-    """KV cells one sequence holds in ``layer`` at ``context`` tokens, as the engine allocates them.
+    """KV cells ``layer`` holds at ``context`` tokens per sequence, as the engine allocates them: per sequence for
+    llama.cpp and vLLM, for all ``parallel`` sequences together for Ollama (its caches are shared). 0 for a layer
+    that reuses an earlier layer's cache (:meth:`ModelSpec.owns_kv`).
 
     ``batched_tokens`` is vLLM's ``--max-num-batched-tokens``: its hybrid allocator keeps, per sliding-window
     layer, ``window − 1 + max_num_batched_tokens`` tokens (a whole chunk may arrive at once) plus one block
-    because the window need not start on a block boundary (``SlidingWindowSpec.max_memory_usage_bytes``).
+    because the window need not start on a block boundary (``SlidingWindowSpec.max_memory_usage_bytes`` in
+    vllm/v1/kv_cache_interface.py). vLLM's page-size unification can make the blocks of some layers larger than
+    16 tokens; :func:`vllm_kv_layout` applies that, this function is the 16-token view of one layer.
     """
+    if not spec.owns_kv(layer):
+        return 0
     window = spec.layer_windows[layer]
-    if engine in ("llama.cpp", "ollama"):
+    if engine == "ollama":
+        return _ollama_cells(spec, context, window, parallel)
+    if engine == "llama.cpp":
         n_ctx_seq = pad(context, LLAMA_CPP_CTX_PAD)
         if window is None:
             return n_ctx_seq
@@ -206,16 +260,258 @@ def kv_cells(
     return pad(min(window - 1 + batched_tokens, context), VLLM_BLOCK) + VLLM_BLOCK
 
 
+def _ollama_cells(spec: ModelSpec, context: int, window: int | None, parallel: int) -> int:
+    """Cells one layer's cache holds for ``parallel`` sequences of ``context`` tokens in Ollama v0.12.3.
+
+    - Ollama engine (:data:`OLLAMA_ENGINE_ARCHITECTURES`): ``kvcache.Causal.Init`` (kvcache/causal.go:157-177)
+      sizes a full cache ``maxSequences × capacity`` and a sliding one ``maxSequences × swaMemorySize +
+      maxBatch``, rounded up to the cache padding; ``capacity`` is the per-sequence context
+      (runner/ollamarunner/cache.go:35, ``numCtx := kvSize / numSlots``), ``maxBatch`` the batch size
+      (:data:`OLLAMA_NUM_BATCH`, ≤ the context), and a window memory larger than the capacity means a full cache.
+    - llama.cpp runner: Ollama builds its context from ``llama_context_default_params()`` and never sets
+      ``swa_full`` (llama/llama.go:107-120), whose default is ``true`` (llama-context.cpp:2269), so the sliding
+      layers get the full-size cache (llama-kv-cache-unified-iswa.cpp: "when using full-size SWA cache, we set
+      the SWA cache size to be equal to the base cache size"); each of the ``parallel`` streams holds the context
+      padded to 256 (llama-model.cpp:18298-18304).
+    """
+    family = ollama_engine_family(spec)
+    if family is None:
+        return parallel * pad(context, LLAMA_CPP_CTX_PAD)
+    full = pad(parallel * context, OLLAMA_CACHE_PADDING)
+    if window is None:
+        return full
+    memory = OLLAMA_SWA_MEMORY.get(family, window)
+    if memory > context:
+        return full
+    return pad(parallel * memory + min(OLLAMA_NUM_BATCH, context), OLLAMA_CACHE_PADDING)
+
+
+OLLAMA_CUDA_MINIMUM_MEMORY = 457 * MIB
+"""``cudaMinimumMemory`` (discover/gpu.go:41 at v0.12.3): kept free on every CUDA GPU by the layer scheduler."""
+_OLLAMA_ESTIMATE_KV_BYTES = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
+"""``kvCacheBytesPerElement`` (fs/ggml/ggml.go:906-917): the estimator's bytes per cached element."""
+
+
+def ollama_gpu_overhead(vram_bytes: int, memory_fraction: float) -> int:
+    """``OLLAMA_GPU_OVERHEAD`` as rendered: the share of the GPU the plan reserves (R5), which Ollama's scheduler
+    keeps free."""
+    return int(vram_bytes * (1 - memory_fraction))
+
+
+def _ollama_graph_family(spec: ModelSpec) -> str:
+    name = re.sub(r"[^a-z0-9]", "", spec.architecture.lower())
+    if name.startswith(("llama", "mistral", "mixtral")):
+        return "llama"  # Mistral/Mixtral GGUFs are general.architecture "llama"
+    if name.startswith("qwen2") or "distillqwen" in name:
+        return "qwen2"
+    if name.startswith("gemma"):
+        return "gemma"
+    return "default"
+
+
+@dataclass(frozen=True)
+class OllamaEstimate:
+    """The parts of Ollama's ``offload to cuda`` log line (``memory.required.kv``, ``memory.graph.full``,
+    ``memory.graph.partial``) that :func:`ollama_scheduler_estimate` adds up."""
+
+    weights: int
+    kv: int
+    graph_full: int
+    graph_partial: int
+    layer_buffer: int
+
+    @property
+    def total(self) -> int:
+        graph = max(self.graph_full, self.graph_partial)
+        return self.weights + self.kv + graph + self.layer_buffer + OLLAMA_CUDA_MINIMUM_MEMORY
+
+
+def ollama_scheduler_estimate(spec: ModelSpec, context: int, parallel: int, kv_type: str, weights_bytes: int) -> int:
+    """:func:`ollama_estimate` in bytes; 0 for architectures on the Ollama engine."""
+    est = ollama_estimate(spec, context, parallel, kv_type, weights_bytes)
+    return est.total if est is not None else 0
+
+
+def ollama_estimate(
+    spec: ModelSpec, context: int, parallel: int, kv_type: str, weights_bytes: int
+) -> OllamaEstimate | None:
+    """What Ollama v0.12.3's layer scheduler requires on the GPU to keep every layer there, for architectures it
+    runs on the llama.cpp runner (None for its own engine, which measures its real allocations instead).
+
+    ``llamaServer.Load`` places layers with ``estimateGPULayers`` (llm/memory.go): the model stays fully on the
+    GPU only if free memory exceeds ``OLLAMA_GPU_OVERHEAD`` + ``cudaMinimumMemory`` + one layer's buffer + every
+    layer (weights + its KV estimate) + the output layer + ``max(graphPartialOffload, graphFullOffload)``;
+    otherwise layers go to the CPU. ``GraphSize`` (fs/ggml/ggml.go:550-800) estimates the KV as ``context ×
+    parallel × (key_length + value_length) × head_count_kv × bytes`` per layer and the graph per architecture
+    (``llama``, ``qwen2``, the gemma family below; other architectures ``gqa × kvTotal / 6``), with
+    ``batch = min(num_ctx, num_batch)``. Without flash attention support the graph is larger; we render
+    ``OLLAMA_FLASH_ATTENTION=1``, which is also what makes Ollama honour a quantised KV type.
+    """
+    if ollama_engine_family(spec) is not None:
+        return None
+    ctx = context * parallel
+    batch = min(context, OLLAMA_NUM_BATCH)
+    e, v = spec.hidden_size, spec.vocab_size
+    h = spec.n_heads
+    owning_kv = [spec.kv_heads[i] for i in range(spec.n_layers)]
+    hkv_max = max(max(owning_kv), 1)
+    hkv_min = max(min(owning_kv), 1)
+    ehk = spec.head_dim_k or e // h
+    ehv = spec.head_dim_v or e // h
+    eh = e // h
+    per_elem = _OLLAMA_ESTIMATE_KV_BYTES.get(kv_type, 2.0)
+    kv_total = sum(int(ctx * (ehk + ehv) * kv * per_elem) for kv in owning_kv)
+    family = _ollama_graph_family(spec)
+    if family == "llama":
+        full = max(4 * batch * (1 + 4 * e + ctx * (1 + h)), 4 * batch * (e + v))
+        partial = 4 * batch * e + max(
+            4 * batch * (1 + e + max(ctx, e)) + e * e * 9 // 16 + 4 * ctx * (batch * h + eh * hkv_max),
+            4 * batch * (e + v) + e * v * 105 // 128,
+        )
+    elif family == "qwen2":
+        full = max(4 * batch * (e + v), 4 * batch * (1 + 2 * e + ctx + ctx * h))
+        partial = max(
+            4 * batch * (e + v) + e * v * 105 // 128,
+            4 * (batch * (1 + 2 * e + ctx * (1 + h)) + e * (1 + ctx)),
+        )
+    elif family == "gemma":
+        full = max(4 * batch * (e + v), 4 * batch * (2 + ctx + ctx * h + 2 * e + 2 * ehk * h))
+        partial = max(
+            4 * e * batch + e * v * 105 // 128 + 4 * v * batch,
+            4 * batch * (2 * e + 1 + 2 * ehk * h + ctx + ctx * h) + 4 * ehk * ctx * 8 + e * ehk * h * 9 // 16,
+        )
+    else:
+        partial = (h // hkv_min) * kv_total // 6
+        full = partial
+    layer_buffer = (weights_bytes + kv_total) // spec.n_layers
+    return OllamaEstimate(weights_bytes, kv_total, full, partial, layer_buffer)
+
+
+@dataclass(frozen=True)
+class VllmKvGroup:
+    """One KV cache group of vLLM's hybrid allocator: layers of one attention type sharing block tables."""
+
+    window: int | None
+    block_size: int
+    layers: int
+    """Real layers in the group (the rest of ``VllmKvLayout.group_size`` slots are padding)."""
+
+    def blocks(self, context: int, batched_tokens: int) -> int:
+        """Blocks one sequence of ``context`` tokens holds: ``FullAttentionSpec`` / ``SlidingWindowSpec``
+        ``max_memory_usage_bytes`` (vllm/v1/kv_cache_interface.py) divided by the page size."""
+        if self.window is None:
+            return -(-context // self.block_size)
+        tokens = min(self.window - 1 + batched_tokens, context)
+        return -(-tokens // self.block_size) + 1
+
+
+@dataclass(frozen=True)
+class VllmKvLayout:
+    """How vLLM V1 lays out the KV cache of a model (vllm/v1/core/kv_cache_utils.py ``get_kv_cache_groups``).
+
+    ``per_layer`` True: every layer needs the same token slots (all full attention, or all one sliding window),
+    so each layer gets its own page size and the cost is the per-layer sum (``UniformTypeKVCacheSpecs``).
+    Otherwise (hybrid: sliding + full): page sizes are unified to the largest and the layers are split into
+    groups of ``group_size`` slots, each block costing ``page_bytes × group_size`` whichever group holds it.
+    """
+
+    per_layer: bool
+    groups: tuple[VllmKvGroup, ...]
+    page_bytes: int
+    """Bytes of one 16-token (or unified-size) page of one layer slot, after unification."""
+    group_size: int
+
+    def bytes_per_sequence(self, context: int, batched_tokens: int) -> int:
+        return self.page_bytes * self.group_size * sum(g.blocks(context, batched_tokens) for g in self.groups)
+
+
+def supports_hybrid_kv(version: Version | None) -> bool:
+    """Whether this vLLM release keeps only the window in sliding-window layers (unknown: no)."""
+    return version is not None and version >= VLLM_HYBRID_KV_SINCE
+
+
+def vllm_kv_layout(spec: ModelSpec, kv_type: str, *, hybrid: bool = True) -> VllmKvLayout:
+    """vLLM's KV cache groups for ``spec`` (hybrid KV cache manager; docs/design/hybrid_kv_cache_manager.md).
+
+    1. Layers that share another layer's KV are left out ("KVCacheManager ignores all layers with kv sharing",
+       design doc, Case 5).
+    2. Page sizes (16 tokens × the layer's bytes per token) are unified to the largest
+       (``unify_kv_cache_spec_page_size``): a smaller page that divides it gets a larger block size
+       (``block_size × max_page / page``, e.g. Gemma 4's sliding layers, 16 KV heads × 256, against its full
+       layers, 4 × 512, which then hold 32 tokens a block); one that does not divide it is padded to the largest
+       page (newer vLLM; older releases refuse with NotImplementedError — both cost at least this much).
+    3. Layers with the same spec form one attention type; ``group_size`` is the smallest type's layer count, or
+       the largest when that is below 1.5 × the smallest (``_get_kv_cache_groups_uniform_page_size``); each type
+       is split into ``cdiv(n, group_size)`` groups and every group costs ``group_size`` slots, padding included
+       (Gemma 3 27B: 52 sliding layers → 6 groups × 10 slots = 60).
+
+    ``hybrid`` False (a release before :data:`VLLM_HYBRID_KV_SINCE`, or an unknown one): every layer is cached at
+    full length.
+    """
+    owning = [i for i in range(spec.n_layers) if spec.owns_kv(i)]
+    rows = {i: _layer_row_bytes(spec, i, kv_type) for i in owning}
+    window_of = {i: spec.layer_windows[i] if hybrid else None for i in owning}
+    windows = set(window_of.values())
+    if len(windows) <= 1:
+        # One attention type (UniformTypeKVCacheSpecs): one group, each layer at its own page size.
+        window = next(iter(windows), None)
+        return VllmKvLayout(True, (VllmKvGroup(window, VLLM_BLOCK, len(owning)),), sum(rows.values()) * VLLM_BLOCK, 1)
+    max_page = max(rows.values()) * VLLM_BLOCK
+    types: dict[tuple[int | None, int, int], int] = {}
+    for i in owning:
+        page = rows[i] * VLLM_BLOCK
+        block = VLLM_BLOCK * max_page // page if max_page % page == 0 else VLLM_BLOCK
+        key = (window_of[i], rows[i], block)
+        types[key] = types.get(key, 0) + 1
+    smallest, largest = min(types.values()), max(types.values())
+    group_size = largest if largest < smallest * 1.5 else smallest
+    groups: list[VllmKvGroup] = []
+    for (window, _row, block), count in types.items():
+        n_groups = -(-count // group_size)
+        groups += [VllmKvGroup(window, block, -(-count // n_groups)) for _ in range(n_groups)]
+    return VllmKvLayout(False, tuple(groups), max_page, group_size)
+
+
 def kv_bytes_per_sequence(
     engine: str,
     spec: ModelSpec,
     context: int,
     kv_type: str,
     batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+    *,
+    hybrid: bool = True,
 ) -> int:
-    """KV bytes one sequence of ``context`` tokens reserves (all layers, engine padding included)."""
+    """KV bytes one sequence of ``context`` tokens reserves (all layers, engine padding included).
+
+    vLLM: :func:`vllm_kv_layout` (groups, unified pages, padding slots; ``hybrid`` False for releases without the
+    hybrid KV cache manager). Ollama: its caches are shared by all sequences, so this is the one-sequence case of
+    :func:`kv_bytes_total`.
+    """
+    if engine == "vllm":
+        return vllm_kv_layout(spec, kv_type, hybrid=hybrid).bytes_per_sequence(context, batched_tokens)
+    if engine == "ollama":
+        return kv_bytes_total(engine, spec, context, kv_type, 1, batched_tokens)
+    return sum(kv_cells(engine, spec, context, i) * _layer_row_bytes(spec, i, kv_type) for i in range(spec.n_layers))
+
+
+def kv_bytes_total(
+    engine: str,
+    spec: ModelSpec,
+    context: int,
+    kv_type: str,
+    parallel: int,
+    batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS,
+) -> int:
+    """KV bytes ``parallel`` sequences of ``context`` tokens reserve together.
+
+    llama.cpp and vLLM: ``parallel`` × one sequence. Ollama: each layer's cache is sized for all sequences at
+    once (:func:`_ollama_cells`), so a sliding cache costs ``parallel × window + batch``, not ``parallel ×
+    (window + batch)``.
+    """
+    if engine != "ollama":
+        return parallel * kv_bytes_per_sequence(engine, spec, context, kv_type, batched_tokens)
     return sum(
-        kv_cells(engine, spec, context, i, batched_tokens) * _layer_row_bytes(spec, i, kv_type)
+        kv_cells(engine, spec, context, i, batched_tokens, parallel) * _layer_row_bytes(spec, i, kv_type)
         for i in range(spec.n_layers)
     )
 
@@ -257,9 +553,11 @@ def attention_params(spec: ModelSpec) -> int:
     """Parameters of the Q, K, V and O projections over all layers (0 for MLA specs: not modelled)."""
     if spec.is_mla:
         return 0
-    q = spec.n_heads * spec.head_dim_k
-    o = spec.n_heads * spec.head_dim_v
-    return sum(spec.hidden_size * (q + o + kv * (spec.head_dim_k + spec.head_dim_v)) for kv in spec.kv_heads)
+    total = 0
+    for i, kv in enumerate(spec.kv_heads):
+        k, v = spec.head_dim_k_at(i), spec.head_dim_v_at(i)
+        total += spec.hidden_size * (spec.n_heads * (k + v) + kv * (k + v))
+    return total
 
 
 @dataclass(frozen=True)
@@ -442,6 +740,7 @@ def render_engine_config(
         ]
         if slot_save_path:
             args += ["--slot-save-path", slot_save_path]
+        args += llama_cpp_mmap_args(model_path)  # R7: --no-mmap where the loading method reads better (loading.py)
         return args, {}
     if engine == "ollama":
         env = {
