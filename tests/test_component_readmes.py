@@ -19,6 +19,7 @@ EXPECT = {
     "apis": "cloudrun-gpu:index:ProjectApis",
     "build": "cloudrun-gpu:index:ImageBuild",
     "frontdoor": "cloudrun-gpu:index:FrontDoor",
+    "cache": "cloudrun-gpu:index:ResponseCache",
 }
 
 

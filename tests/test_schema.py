@@ -38,6 +38,7 @@ CLASSES = [
     "ModelStaging",
     "ImageBuild",
     "FrontDoor",
+    "ResponseCache",
 ]
 
 
