@@ -19,6 +19,7 @@ from cloudrun_gpu.quota import quota_need
 
 if TYPE_CHECKING:
     from stack.config import ValidatedStack
+    from stack.render import Recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR_WIDTH = 60
@@ -69,7 +70,48 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("role", "member"),
     "gcp:serviceaccount/account:Account": ("accountId",),
     API_TYPE: ("service", "disableOnDestroy"),
+    "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": ("region", "networkEndpointType", "cloudRun"),
+    "gcp:compute/backendService:BackendService": (
+        "loadBalancingScheme",
+        "protocol",
+        "backends",
+        "outlierDetection",
+        "securityPolicy",
+    ),
+    "gcp:compute/regionBackendService:RegionBackendService": ("region", "loadBalancingScheme", "protocol", "backends"),
+    "gcp:compute/uRLMap:URLMap": ("defaultService",),
+    "gcp:compute/regionUrlMap:RegionUrlMap": ("region", "defaultService"),
+    "gcp:compute/targetHttpsProxy:TargetHttpsProxy": ("urlMap", "sslCertificates"),
+    "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy": ("region", "urlMap", "sslCertificates"),
+    "gcp:compute/forwardingRule:ForwardingRule": ("region", "target", "loadBalancingScheme", "portRange"),
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": ("managed",),
 }
+
+FRONT_DOOR_TYPE = "cloudrun-gpu:index:FrontDoor"
+FRONT_DOOR_CHAIN: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    (
+        "serverless NEG",
+        ("gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup",),
+        None,
+    ),
+    (
+        "backend service",
+        ("gcp:compute/backendService:BackendService", "gcp:compute/regionBackendService:RegionBackendService"),
+        "backends",
+    ),
+    ("URL map", ("gcp:compute/uRLMap:URLMap", "gcp:compute/regionUrlMap:RegionUrlMap"), "defaultService"),
+    (
+        "HTTPS proxy",
+        ("gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy"),
+        "urlMap",
+    ),
+    (
+        "forwarding rule",
+        ("gcp:compute/globalForwardingRule:GlobalForwardingRule", "gcp:compute/forwardingRule:ForwardingRule"),
+        "target",
+    ),
+)
+"""The front door's request path, each step with the input that points at the step before it."""
 
 
 def _dig(d: Any, path: str) -> Any:
@@ -112,7 +154,7 @@ def _plan(stack: str, root: Path) -> tuple[ValidatedStack, dict[str, Any]]:
     """The validated stack and its ``plan --json`` document: the stack file is read and sized once here (the
     program run under mocks sizes it again, as ``pulumi up`` would)."""
     from stack.config import read_config, read_stack_file, stack_file
-    from stack.render import Recorded, effective_dependencies, render_program, urn_name
+    from stack.render import effective_dependencies, render_program, urn_name
 
     flat = read_stack_file(stack_file(stack, root))
     vs = read_config(flat, base_dir=root, plan_only=True)
@@ -124,7 +166,7 @@ def _plan(stack: str, root: Path) -> tuple[ValidatedStack, dict[str, Any]]:
         return {**r.to_dict(), "dependencies": sorted({urn_name(u) for u in deps.get(r.urn, ())})}
 
     cfg = vs.config
-    return vs, {
+    doc = {
         "stack": stack,
         "warnings": list(vs.warnings),
         "project": cfg.project,
@@ -143,6 +185,61 @@ def _plan(stack: str, root: Path) -> tuple[ValidatedStack, dict[str, Any]]:
             cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib
         ).to_dict(),
     }
+    # Only stacks that use the multi-region sections get the keys below: a single-region plan stays as it was.
+    if cfg.regions or cfg.frontdoor is not None:
+        doc["regions"] = [_region_entry(r) for r in vs.regional]
+    if cfg.frontdoor is not None:
+        doc["frontdoor"] = {"scheme": cfg.frontdoor.scheme.value, "chain": front_door_chain(resources)}
+    if vs.capacity is not None:
+        doc["capacity"] = vs.capacity.to_dict()
+    return vs, doc
+
+
+def _region_entry(vs: ValidatedStack) -> dict[str, Any]:
+    """One region of the plan: where, on which GPU, how its service is sized, and what it reads."""
+    cfg = vs.config
+    return {
+        "region": cfg.region,
+        "gpu": cfg.gpu.type.value,
+        "service": f"{cfg.service.name}{vs.suffix}",
+        "cpu": vs.cpu,
+        "memory_gib": vs.memory_gib,
+        "max_instance_request_concurrency": vs.concurrency,
+        "max_parallel_sequences": vs.sizing.max_parallel_sequences,
+        "min_instances": cfg.scaling.min_instances,
+        "max_instances": cfg.scaling.max_instances,
+        "gpu_quota": cfg.gpu.quota,
+        "subnet_cidr": None if cfg.network.byo else cfg.network.subnet_cidr,
+        "bucket_location": vs.bucket_location,
+        "quota_need": quota_need(
+            cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib
+        ).to_dict(),
+    }
+
+
+def front_door_chain(resources: list[Recorded]) -> list[dict[str, Any]]:
+    """The front door's resources in request order (NEG → backend service → URL map → proxy → forwarding rule),
+    each with the resources its pointing input was computed from (the SDK's property dependencies, so the
+    references are the program's, not guessed from names)."""
+    from stack.render import urn_name
+
+    ours = [r for r in resources if r.custom and r.registration and f"{FRONT_DOOR_TYPE}$" in r.urn]
+    chain = []
+    for step, types, prop in FRONT_DOOR_CHAIN:
+        for r in ours:
+            if r.type not in types:
+                continue
+            deps = r.registration.property_dependencies.get(prop, []) if prop and r.registration else []
+            chain.append(
+                {
+                    "step": step,
+                    "type": r.type,
+                    "name": r.name,
+                    "via": prop,
+                    "refers_to": sorted(urn_name(u) for u in deps),
+                }
+            )
+    return chain
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -172,6 +269,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(
         quota_need(cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib).summary()
     )
+    if "regions" in out:
+        _print_regions(out, vs)
     apis = [r["inputs"]["service"] for r in custom if r["type"] == API_TYPE]
     if apis:
         print(f"\nAPIs enabled first, everything else waits for them ({len(apis)}): {', '.join(sorted(apis))}")
@@ -183,6 +282,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
             if value is not None:
                 print(f"      {key}: {json.dumps(value, default=str)}")
     return 0
+
+
+def _print_regions(out: dict[str, Any], vs: ValidatedStack) -> None:
+    """The multi-region part of the text plan: each region, the front door's chain, the capacity table."""
+    from cloudrun_gpu.capacity import render_region_table
+
+    regions = out["regions"]
+    print(f"\nRegions ({len(regions)}, nearest the users first; the first keeps single-region names)")
+    for r in regions:
+        print(
+            f"  {r['region']}: {r['gpu']}, {r['cpu']} vCPU, {r['memory_gib']} GiB, concurrency "
+            f"{r['max_instance_request_concurrency']}, instances {r['min_instances']}..{r['max_instances']} "
+            f"(GPU quota {r['gpu_quota']}), subnet {r['subnet_cidr']}, model bucket in {r['bucket_location']}, "
+            f"service {r['service']}"
+        )
+    door = out.get("frontdoor")
+    if door:
+        print(f"\nFront door ({door['scheme']}): request path")
+        for link in door["chain"]:
+            via = f" ← {link['via']}: {', '.join(link['refers_to'])}" if link["via"] else ""
+            print(f"  {link['step']}: {link['name']}{via}")
+    if vs.capacity is not None:
+        print("\nCapacity plan")
+        print(render_region_table(vs.capacity))
 
 
 SIZE_FLAGS = {
@@ -269,6 +392,18 @@ def cmd_cloudbuild(args: argparse.Namespace) -> int:
     from stack.config import load_stack
 
     vs = load_stack(args.stack, Path(args.root).resolve())
+    if args.region is not None:  # a multi-region stack builds one image per region (its GPU, its registry)
+        chosen = [r for r in vs.regional if r.config.region == args.region]
+        if not chosen:
+            regions = [r.config.region for r in vs.regional]
+            raise ConfigError(
+                "--region",
+                args.region,
+                f"is not a region of stack {args.stack}",
+                "pick one of them",
+                ", ".join(regions),
+            )
+        vs = chosen[0]
     print(yaml.safe_dump(cloudbuild_config(vs), sort_keys=False, width=1000), end="")
     print(f"# submit with: {shlex.join(submit_command(vs))}", file=sys.stderr)
     return 0
@@ -317,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     cb = sub.add_parser("cloudbuild", help="print the Cloud Build config that bakes the stack's serving image")
     cb.add_argument("--stack", default="dev")
     cb.add_argument("--root", default=str(ROOT))
+    cb.add_argument("--region", help="with cloudrun-gpu:regions: the region whose image to build (default: the first)")
     cb.set_defaults(func=cmd_cloudbuild)
     lt = sub.add_parser("loadtest", help="drive an OpenAI-compatible endpoint and recommend concurrency (A3)")
     from stack.loadtest import add_arguments

@@ -22,6 +22,7 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import EngineImage, pinned_image
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.loading import ollama_model_parameters
 
 from stack.config import ValidatedStack
 
@@ -131,6 +132,9 @@ def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> d
             {"id": "pin-timestamps", "name": "bash", "args": ["-c", "find container/model -exec touch -h -d @0 {} +"]}
         )
         if engine == "ollama":
+            # The model's own runner options (R7: ``use_mmap false`` for a baked-in image): written into the
+            # Modelfile, not sent per request, or Ollama would reload the model (loading.ollama_model_parameters).
+            params = "".join(f"PARAMETER {k} {v}\\n" for k, v in ollama_model_parameters(cfg.loading.method).items())
             steps.append(
                 {
                     "id": "modelfile",
@@ -138,7 +142,7 @@ def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> d
                     # $$ is Cloud Build's escape for a literal $ (a bare $ would be read as a substitution).
                     "args": [
                         "-c",
-                        "printf 'FROM ./%s\\n' \"$$(cd container/model && ls *.gguf | head -1)\" "
+                        f"printf 'FROM ./%s\\n{params}' \"$$(cd container/model && ls *.gguf | head -1)\" "
                         "> container/model/Modelfile",
                     ],
                 }
@@ -195,7 +199,9 @@ def submit_command(
 def container_files(container: Path | None = None) -> list[str]:
     """The files the image build uploads, relative to the project root (``container/…``), sorted: everything
     under ``container/`` except caches, documentation (``*.md``) and whatever sits in ``container/model/``
-    (the build stages the model there itself from the bucket; only ``.keep`` keeps the folder)."""
+    (the build stages the model there itself from the bucket; only ``.keep`` keeps the folder) and
+    ``container/cache/``, the response cache's own image (S1), which no engine Dockerfile copies: changing the
+    cache must not rebuild, retag and redeploy the GPU image."""
     base = container or CONTAINER
     out = []
     for path in base.rglob("*"):
@@ -203,6 +209,8 @@ def container_files(container: Path | None = None) -> list[str]:
         if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".md"):
             continue
         if rel.parts[0] == "model" and rel.as_posix() != "model/.keep":
+            continue
+        if rel.parts[0] == "cache":
             continue
         out.append((PurePosixPath(base.name) / rel.as_posix()).as_posix())
     return sorted(out)
@@ -445,3 +453,60 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
             ]
         }
     return config
+
+
+# --- The response cache's image (S1) -------------------------------------------------------------------
+
+CACHE_CONTEXT = CONTAINER / "cache"
+"""The cache service's build context (its own Dockerfile; no engine image copies it)."""
+CACHE_IMAGE_NAME = "llm-cache"
+CACHE_PYTHON_IMAGE = "python:3.11.13-slim-bookworm"
+"""The Dockerfile's default ``PYTHON_IMAGE`` (tests/test_cache_stack.py keeps the two equal)."""
+
+
+def cache_files(context: Path | None = None) -> list[str]:
+    """What the cache build uploads, relative to the project root, sorted (its docs and caches left out)."""
+    base = context or CACHE_CONTEXT
+    root = base.parent.parent
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".md")
+    )
+
+
+def cache_image_uri(vs: ValidatedStack, context: Path | None = None) -> str:
+    """``<registry>/llm-cache:<hash>``: the hash covers every uploaded file (path, mode, content) and the base
+    image, so an edit of the cache is a new immutable tag, and only the cache's revision changes."""
+    base = context or CACHE_CONTEXT
+    root = base.parent.parent
+    h = hashlib.sha256(_cache_base(vs).encode())
+    for rel in cache_files(base):
+        path = root / rel
+        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    cfg = vs.config
+    return (
+        f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}/{CACHE_IMAGE_NAME}:"
+        f"{h.hexdigest()[:12]}"
+    )
+
+
+def _cache_base(vs: ValidatedStack) -> str:
+    """The Python base, from Docker Hub directly: Cloud Build's default pool reaches the internet, and the
+    base's pin sits in the Dockerfile (unlike the engines' GPU bases, it is small and pulled once per build)."""
+    return f"docker.io/library/{CACHE_PYTHON_IMAGE}"
+
+
+def cache_build_config(vs: ValidatedStack) -> dict[str, Any]:
+    """The build of the cache's CPU image: ``docker build`` of ``container/cache`` and a push. No substitutions
+    (MUST_MATCH: none used, none defined); the default machine is enough for a pip install."""
+    uri = cache_image_uri(vs)
+    args = ["build", "-f", "container/cache/Dockerfile", "-t", uri]
+    args += ["--build-arg", f"PYTHON_IMAGE={_cache_base(vs)}", "container/cache"]
+    return {
+        "steps": [{"id": "build-cache-image", "name": DOCKER, "args": args, "env": ["DOCKER_BUILDKIT=1"]}],
+        "images": [uri],
+        "options": {"logging": "CLOUD_LOGGING_ONLY"},
+        "timeout": "1800s",
+    }

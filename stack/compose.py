@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_gcp as gcp
 from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
-from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
+from cloudrun_gpu.bucket import SUFFIX_HEX, ModelBucket, ModelBucketArgs
 from cloudrun_gpu.build import (
     BuildIdentity,
     BuildIdentityArgs,
@@ -22,7 +25,9 @@ from cloudrun_gpu.build import (
     ModelStagingArgs,
     build_account_id,
 )
+from cloudrun_gpu.cache import ResponseCache, ResponseCacheArgs
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
 from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
 from cloudrun_gpu.quota import preflight
@@ -33,6 +38,9 @@ from pulumiverse_time import Sleep
 from stack.cloudbuild import (
     MODEL_BUCKET,
     UPSTREAM_CACHE,
+    cache_build_config,
+    cache_files,
+    cache_image_uri,
     cloudbuild_config,
     container_files,
     hub_secret_id,
@@ -64,18 +72,19 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
     """Register every resource of one environment; returns the stack outputs. A component that still
     refuses its arguments stops the program the same way (no traceback)."""
     try:
-        cfg = vs.config
-        if cfg.gpu.quota_preflight:  # before anything registers: a short quota stops here, named (issue 10)
-            preflight(
-                cfg.project,
-                cfg.region,
-                cfg.gpu.type,
-                cfg.gpu.zonal_redundancy,
-                cfg.scaling.max_instances,
-                vs.cpu,
-                vs.memory_gib,
-                warn=pulumi.log.warn,  # unreadable on a fresh project until ProjectApis enables Cloud Quotas
-            )
+        for region in vs.regional:  # before anything registers: a short quota stops here, named (issue 10)
+            cfg = region.config
+            if cfg.gpu.quota_preflight:
+                preflight(
+                    cfg.project,
+                    cfg.region,
+                    cfg.gpu.type,
+                    cfg.gpu.zonal_redundancy,
+                    cfg.scaling.max_instances,
+                    region.cpu,
+                    region.memory_gib,
+                    warn=pulumi.log.warn,  # unreadable on a fresh project until ProjectApis enables Cloud Quotas
+                )
         return _build(vs)
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
@@ -83,6 +92,17 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
 
 IAM_PROPAGATION_S = 180
 """Seconds the first revision waits after its identity's bindings: past IAM's typical 2 minutes."""
+RUN_INVOKER = "roles/run.invoker"
+IAP_API = "iap.googleapis.com"
+CACHE_APIS = (
+    "memorystore.googleapis.com",
+    "networkconnectivity.googleapis.com",
+    "serviceconsumermanagement.googleapis.com",
+    "logging.googleapis.com",
+)
+"""What the response cache (S1) adds: Memorystore for Valkey needs "the Memorystore for Valkey API, the Network
+Connectivity API, the Service Consumer Management API" (https://cloud.google.com/memorystore/docs/valkey/create-instances,
+Before you begin); its log-based metrics need Cloud Logging (on by default, listed so it is pinned)."""
 
 
 def call_command(url: str, vs: ValidatedStack) -> str:
@@ -97,45 +117,130 @@ def call_command(url: str, vs: ValidatedStack) -> str:
     )
 
 
+@dataclass
+class _Shared:
+    """What every region uses: the APIs, the one runtime identity, labels, and the hub token's secret (created
+    once, on first use)."""
+
+    apis: ProjectApis
+    identity: RuntimeIdentity
+    labels: dict[str, str]
+    secret: BuildSecret | None = None
+
+
+@dataclass
+class _Region:
+    """One region's components, in the order they were registered."""
+
+    vs: ValidatedStack
+    network: InferenceNetwork
+    registry: ModelRegistry
+    bucket: ModelBucket
+    built: _Built
+    service: GpuInferenceService
+
+
 def _build(vs: ValidatedStack) -> dict[str, Any]:
+    """The stack in three layers: what is shared (APIs, runtime identity), each region's chain (network →
+    registry and bucket → staging and image build → GPU service), then what fronts the regions (the front
+    door). A further optional component in front of the services slots in between the last two."""
     cfg = vs.config
     svc = cfg.service.name
     labels = {"app": "llm-inference", "environment": cfg.environment, "engine": image_repository(vs)}
+    iap = cfg.frontdoor is not None and cfg.frontdoor.iap.enabled
+    extra_apis = [*([IAP_API] if iap else []), *(CACHE_APIS if cfg.cache is not None else ())]
+    services = [*ProjectApisArgs().services, *extra_apis]  # the defaults, and IAP's and the cache's when used
     # First: on a fresh project every other call fails with SERVICE_DISABLED until its API is on.
-    apis = ProjectApis(f"{svc}-apis", ProjectApisArgs(project=cfg.project))
+    apis = ProjectApis(f"{svc}-apis", ProjectApisArgs(services=services, project=cfg.project))
     # Every component below waits for every API. depends_on=[apis] expands to the API resources
     # (pulumi/runtime/rpc.py `_add_dependency`: a local component stands for its children); the component
     # registers only once they are created, and each child awaits its parent's URN before registering
     # (pulumi/runtime/resource.py `prepare_resource`), so the children wait too (tests/test_apis.py).
+    identity = RuntimeIdentity(
+        svc,
+        RuntimeIdentityArgs(account_id=cfg.service.account_id, project=cfg.project),
+        opts=pulumi.ResourceOptions(depends_on=[apis]),
+    )
+    shared = _Shared(apis=apis, identity=identity, labels=labels)
+    regions = [_region(r, shared) for r in vs.regional]
+    primary = regions[0]
+    outputs: dict[str, Any] = {
+        "call": primary.service.url.apply(lambda url: call_command(url, vs)),
+        "url": primary.service.url,
+        "service_name": primary.service.service_name,
+        "service_account": primary.service.service_account_email,
+        "concurrency": primary.service.concurrency,
+        "startup_probe": primary.service.startup_probe,
+        "engine_args": vs.sizing.engine_args,
+        "image": primary.built.image,
+        "registry_uri": primary.registry.registry_uri,
+        "model_bucket": primary.bucket.bucket_name,
+        "psc_ip": primary.network.psc_ip,
+        "enabled_apis": apis.services,
+    }
+    if primary.built.identity is not None:
+        outputs["build_service_account"] = primary.built.identity.email
+    # Optional components that sit in front of the regions' services (a response cache, …) go here: each takes
+    # `regions` (every region's service and network) and `shared`, registers its resources and adds its outputs.
+    if cfg.cache is not None:  # one region without a front door (stack/config.py refuses the rest)
+        cache = _response_cache(vs, primary, shared)
+        outputs["call"] = cache.url.apply(lambda url: call_command(url, vs))
+        outputs["cache_url"] = cache.url
+        outputs["cache_valkey_host"] = cache.valkey_host
+    if cfg.frontdoor is not None:
+        door = _front_door(vs, regions, shared)
+        outputs["call"] = door.url.apply(lambda url: call_command(url, vs))
+        outputs["frontdoor_url"] = door.url
+        outputs["frontdoor_ip"] = door.ip_address
+    if len(regions) > 1:
+        outputs["regions"] = {
+            r.vs.config.region: {
+                "url": r.service.url,
+                "gpu": r.vs.config.gpu.type.value,
+                "image": r.built.image,
+                "model_bucket": r.bucket.bucket_name,
+                "concurrency": r.service.concurrency,
+            }
+            for r in regions
+        }
+    return outputs
+
+
+def _region(vs: ValidatedStack, shared: _Shared) -> _Region:
+    """One region's chain. Logical names are today's for the primary region (``vs.suffix`` is empty) and carry
+    ``-<region>`` for the others, so a single-region stack that gains regions keeps its resources."""
+    cfg = vs.config
+    svc = cfg.service.name
+    sfx = vs.suffix
+    apis, identity = shared.apis, shared.identity
 
     def after_apis() -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(depends_on=[apis])
 
-    identity = RuntimeIdentity(
-        svc, RuntimeIdentityArgs(account_id=cfg.service.account_id, project=cfg.project), opts=after_apis()
-    )
     network = InferenceNetwork(
-        f"{svc}-net",
+        f"{svc}-net{sfx}",
         InferenceNetworkArgs(
             region=cfg.region, settings=cfg.network, max_instances=cfg.scaling.max_instances, project=cfg.project
         ),
         opts=after_apis(),
     )
     registry = ModelRegistry(
-        f"{svc}-registry",
+        f"{svc}-registry{sfx}",
         ModelRegistryArgs(
             location=cfg.region, settings=cfg.registry, reader_members={"runtime": identity.member}, project=cfg.project
         ),
         opts=after_apis(),
     )
     reads_bucket = cfg.loading.method in ("gcs-fuse", "gcs-download", "gcs-stream")
+    # Each region reads its own copy of the weights: a bucket in the region (or a multi/dual-region on its
+    # continent, stack/config.py checks), filled by this region's staging build.
     bucket = ModelBucket(
-        f"{svc}-models",
+        f"{svc}-models{sfx}",
         ModelBucketArgs(
-            location=cfg.region,
-            settings=dataclasses.replace(cfg.bucket, force_destroy=vs.force_destroy),
+            location=vs.bucket_location,
+            settings=dataclasses.replace(cfg.bucket, force_destroy=vs.force_destroy, name_prefix=_bucket_prefix(vs)),
             reader_members={"runtime": identity.member} if reads_bucket else {},
-            labels=labels,
+            labels=shared.labels,
             project=cfg.project,
         ),
         opts=after_apis(),
@@ -145,7 +250,7 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
     # before its identity can read the bucket and the images, so the service waits after the bindings; the
     # pause runs on create and whenever a binding is replaced (triggers), not on every update.
     iam_settled = Sleep(
-        f"{svc}-iam-propagation",
+        f"{svc}-iam-propagation{sfx}",
         create_duration=f"{IAM_PROPAGATION_S}s",
         triggers={
             "bucket_readers": pulumi.Output.all(*[b.id for b in bucket.reader_bindings]).apply(",".join),
@@ -153,13 +258,13 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         },
         opts=pulumi.ResourceOptions(depends_on=[apis, *bucket.reader_bindings, *registry.reader_bindings]),
     )
-    built = _builds(vs, apis, registry, bucket)
-    image = built.image
+    built = _builds(vs, shared, registry, bucket)
+    door = cfg.frontdoor
     service = GpuInferenceService(
-        svc,
+        f"{svc}{sfx}",
         GpuInferenceServiceArgs(
             region=cfg.region,
-            image=image,
+            image=built.image,
             model=cfg.model,
             engine=cfg.engine,
             loading=cfg.loading,
@@ -170,29 +275,113 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
             vpc=VpcEgressArgs(network=network.network_id, subnetwork=network.subnetwork_id, tags=network.tags),
             bucket_name=bucket.bucket_name,
             service_account_email=identity.email,
-            labels=labels,
+            labels=shared.labels,
+            # Behind the front door a client cannot know which region answers: it signs its ID token for the
+            # front door's URL, which every region accepts (https://cloud.google.com/run/docs/configuring/custom-audiences).
+            custom_audiences=[f"https://{d}" for d in door.domains] if door is not None else [],
             project=cfg.project,
         ),
         # The revision starts only once its model is in the bucket and its image is pushed (issue 10).
         opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket, iam_settled, *built.waits]),
     )
-    outputs = {
-        "call": service.url.apply(lambda url: call_command(url, vs)),
-        "url": service.url,
-        "service_name": service.service_name,
-        "service_account": service.service_account_email,
-        "concurrency": service.concurrency,
-        "startup_probe": service.startup_probe,
-        "engine_args": vs.sizing.engine_args,
-        "image": image,
-        "registry_uri": registry.registry_uri,
-        "model_bucket": bucket.bucket_name,
-        "psc_ip": network.psc_ip,
-        "enabled_apis": apis.services,
-    }
-    if built.identity is not None:
-        outputs["build_service_account"] = built.identity.email
-    return outputs
+    return _Region(vs, network, registry, bucket, built, service)
+
+
+def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> ResponseCache:
+    """The response cache (S1) in front of the region's GPU service: its CPU image, built by Cloud Build like
+    the engine's (its own build identity: push to the registry, read the uploaded source), then the cache
+    service and its Valkey instance in the region's VPC. Clients call the cache; the cache's identity is the
+    GPU service's invoker (the component binds it)."""
+    cfg = vs.config
+    settings = cfg.cache
+    assert settings is not None
+    svc = cfg.service.name
+    after: list[pulumi.Resource] = [shared.apis, region.registry, region.bucket]
+    identity = BuildIdentity(
+        f"{svc}-cache-build",
+        BuildIdentityArgs(
+            account_id=build_account_id(settings.service_name),
+            project=cfg.project,
+            location=cfg.region,
+            repository=region.registry.repository.name,
+            bucket=region.bucket.bucket_name,  # object read: the uploaded build source
+        ),
+        opts=pulumi.ResourceOptions(depends_on=after),
+    )
+    uri = cache_image_uri(vs)
+    image = ImageBuild(
+        f"{svc}-cache-image",
+        ImageBuildArgs(
+            image=uri,
+            config=cache_build_config(vs),
+            service_account=identity.resource_name,
+            project=cfg.project,
+            trigger=uri,
+            source_files=cache_files(),
+            source_staging_dir=region.bucket.bucket_name.apply(source_staging_dir),
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[*after, identity]),
+    )
+    return ResponseCache(
+        f"{svc}-cache",
+        ResponseCacheArgs(
+            region=cfg.region,
+            image=image.image_ref,
+            upstream_url=region.service.url,
+            upstream_service_name=region.service.service_name,
+            network=region.network.network_id,
+            subnetwork=region.network.subnetwork_id,
+            settings=dataclasses.replace(
+                settings, deletion_protection=settings.deletion_protection or vs.deletion_protection
+            ),
+            project=cfg.project,
+            labels=shared.labels,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[shared.apis, region.service, region.network, image]),
+    )
+
+
+def _front_door(vs: ValidatedStack, regions: list[_Region], shared: _Shared) -> FrontDoor:
+    """The load balancer over every region's service (one serverless NEG each). The services admit only load
+    balancers (ingress, checked in stack/config.py) and stay IAM-protected: with IAP on, IAP calls them as its
+    service agent, which gets ``roles/run.invoker`` on each ("grant the IAP service agent the Cloud Run
+    Invoker role", https://cloud.google.com/iap/docs/enabling-cloud-run, Known limitations)."""
+    cfg = vs.config
+    svc = cfg.service.name
+    settings = cfg.frontdoor
+    assert settings is not None
+    primary = regions[0]
+    door = FrontDoor(
+        f"{svc}-frontdoor",
+        FrontDoorArgs(
+            backends={r.vs.config.region: FrontDoorBackend(service_name=r.service.service_name) for r in regions},
+            settings=settings,
+            network=primary.network.network_id if settings.internal else None,
+            subnetwork=primary.network.subnetwork_id if settings.internal else None,
+            project=cfg.project,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[shared.apis, *(r.service for r in regions)]),
+    )
+    if settings.iap.enabled:
+        # The IAP service agent (service-<number>@gcp-sa-iap.iam.gserviceaccount.com) exists once the API is on;
+        # ServiceIdentity creates it if needed and returns its member (pulumi-gcp ``projects.ServiceIdentity``).
+        agent = gcp.projects.ServiceIdentity(
+            f"{svc}-iap-agent",
+            service=IAP_API,
+            project=cfg.project,
+            opts=pulumi.ResourceOptions(depends_on=[shared.apis]),
+        )
+        for r in regions:
+            gcp.cloudrunv2.ServiceIamMember(
+                f"{svc}{r.vs.suffix}-invoker-iap",
+                name=r.service.service_name,
+                location=r.vs.config.region,
+                role=RUN_INVOKER,
+                member=agent.member,
+                project=cfg.project,
+                opts=pulumi.ResourceOptions(parent=r.service),
+            )
+    return door
 
 
 class _Built:
@@ -202,6 +391,16 @@ class _Built:
         self.image = image
         self.identity: BuildIdentity | None = None
         self.waits: list[pulumi.Resource] = []
+
+
+def _build_account_id(vs: ValidatedStack) -> str:
+    """The build identity's account id: today's for the primary region; for another region a short stable
+    hash of the region keeps it unique in the project (account ids are project-wide, 6-30 characters)."""
+    svc = vs.config.service.name
+    if vs.index == 0:
+        return build_account_id(svc)
+    digest = hashlib.sha256(vs.config.region.encode()).hexdigest()[:6]
+    return f"{svc[:16].rstrip('-')}-build-{digest}"
 
 
 def hub_token(vs: ValidatedStack) -> pulumi.Output[str] | None:
@@ -221,11 +420,30 @@ def hub_token(vs: ValidatedStack) -> pulumi.Output[str] | None:
     return token
 
 
-def _builds(vs: ValidatedStack, apis: ProjectApis, registry: ModelRegistry, bucket: ModelBucket) -> _Built:
+BUCKET_NAME_MAX = 63
+"""Cloud Storage bucket names have 3-63 characters (https://cloud.google.com/storage/docs/buckets#naming)."""
+
+
+def _bucket_prefix(vs: ValidatedStack) -> str:
+    """The bucket name prefix: the configured one, plus ``-<region>`` for every region but the first, so an
+    operator tells the regions' copies apart by name (the random suffix alone keeps them unique). The first
+    region keeps its name (an existing single-region stack is adopted, not replaced); a prefix too long to take
+    the region (a bucket name has at most 63 characters, 9 of them ``-`` and the suffix) stays as it is."""
+    prefix = vs.config.bucket.name_prefix
+    if not vs.suffix or len(prefix) + len(vs.suffix) + 1 + SUFFIX_HEX > BUCKET_NAME_MAX:
+        return prefix
+    return f"{prefix}{vs.suffix}"
+
+
+def _builds(vs: ValidatedStack, shared: _Shared, registry: ModelRegistry, bucket: ModelBucket) -> _Built:
     """Registry, bucket, build identity and its bindings → model staging → image build; returns the image the
-    service deploys (by digest when we build it) and the resources the service must wait for."""
+    service deploys (by digest when we build it) and the resources the service must wait for. Per region: each
+    bucket is filled by its own staging build, and each region's image is built for its GPU (the engine build is
+    pinned per GPU type, cloudrun_gpu/images.py) and pushed to the region's registry."""
     cfg = vs.config
     svc = cfg.service.name
+    sfx = vs.suffix
+    apis = shared.apis
     stage, build = staging_needed(vs), image_build_needed(vs)
     out = _Built(cfg.engine.image or "")
     if not stage and not build:
@@ -237,18 +455,20 @@ def _builds(vs: ValidatedStack, apis: ProjectApis, registry: ModelRegistry, buck
         )
     src = cfg.model.model_source()
     token = hub_token(vs) if stage and src is not None and src.kind == "hf" else None
-    secret = None
-    if token is not None:
-        secret = BuildSecret(
+    secret = shared.secret
+    if token is not None and secret is None:  # one secret for every region's staging build
+        secret = shared.secret = BuildSecret(
             f"{svc}-hf-token",
             BuildSecretArgs(secret_id=hub_secret_id(vs), value=token, project=cfg.project),
             opts=pulumi.ResourceOptions(depends_on=[apis]),
         )
+    if token is None:
+        secret = None
     caches = {c for c in UPSTREAM_CACHE.values() if c in registry.remotes}
     identity = BuildIdentity(
-        f"{svc}-build",
+        f"{svc}{sfx}-build",  # child "<…>-build-sa": every build identity's account ends so
         BuildIdentityArgs(
-            account_id=build_account_id(svc),
+            account_id=_build_account_id(vs),
             project=cfg.project,
             location=cfg.region,
             repository=registry.repository.name if build else None,
@@ -270,7 +490,7 @@ def _builds(vs: ValidatedStack, apis: ProjectApis, registry: ModelRegistry, buck
         trigger = staging_trigger(vs, token=token is not None, local_stats=local[2] if local else None)
         config = staging_config(vs, token=token is not None, trigger=trigger)
         staging = ModelStaging(
-            f"{svc}-model",
+            f"{svc}-model{sfx}",
             ModelStagingArgs(
                 config=config,
                 service_account=identity.resource_name,
@@ -289,7 +509,7 @@ def _builds(vs: ValidatedStack, apis: ProjectApis, registry: ModelRegistry, buck
     if build:
         config = cloudbuild_config(vs)
         image = ImageBuild(
-            f"{svc}-image",
+            f"{svc}-image{sfx}",
             ImageBuildArgs(
                 image=image_uri(vs),
                 config=config,

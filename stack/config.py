@@ -20,14 +20,18 @@ from typing import Any
 
 import yaml
 from cloudrun_gpu.bucket import BucketSettings
+from cloudrun_gpu.cache.settings import CacheSettings, VpcEgress
+from cloudrun_gpu.capacity import CapacityPlan, CapacitySettings, InstanceThroughput, Region, plan_capacity
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.registry import RegistrySettings
 from cloudrun_gpu.service.plan import ServicePlan, plan_service
-from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings, ServiceSettings
-from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, suggest, with_prefix
+from cloudrun_gpu.service.settings import GpuSettings, Ingress, ResourcesSettings, ScalingSettings, ServiceSettings
+from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
 from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
+from pydantic import Field, TypeAdapter
 
 PROJECT = "cloudrun-gpu"
 """The Pulumi project name, and so the config namespace (``cloudrun-gpu:<section>``)."""
@@ -54,10 +58,86 @@ SECTIONS: dict[str, type[Any]] = {
     "bucket": BucketSettings,
 }
 """Stack-file section → the component settings type that declares, documents and validates it."""
+REGION_PATTERN = r"^[a-z]+(-[a-z]+)+[0-9]+$"
+"""A Google Cloud region name (``europe-west1``, ``northamerica-northeast2``)."""
+REGIONAL_SECTIONS = ("gpu", "resources", "scaling", "network")
+"""The sections a ``cloudrun-gpu:regions`` entry may override: what differs between regions (GPU type and
+quota, instance shape, instances, subnet). Model, engine, loading and service stay one per stack: every
+region must answer every request the same way, since the load balancer may send any request to any region."""
+
+CONTINENTS = {
+    "us": "North America",
+    "northamerica": "North America",
+    "southamerica": "South America",
+    "europe": "Europe",
+    "asia": "Asia",
+    "australia": "Oceania",
+    "me": "Middle East",
+    "africa": "Africa",
+}
+"""A region's continent from its name's first part (Cloud Storage's location list groups regions so:
+https://cloud.google.com/storage/docs/locations, "Available locations")."""
+MULTI_REGIONS = {"US": "North America", "EU": "Europe", "ASIA": "Asia"}
+"""Cloud Storage multi-regions and the continent each lies in (https://cloud.google.com/storage/docs/locations,
+"Multi-regions": ASIA, EU, US)."""
+DUAL_REGIONS = {
+    "NAM4": ("us-central1", "us-east1"),
+    "EUR4": ("europe-north1", "europe-west4"),
+    "ASIA1": ("asia-northeast1", "asia-northeast2"),
+}
+"""Predefined Cloud Storage dual-regions and their regions (https://cloud.google.com/storage/docs/locations,
+"Predefined dual-regions")."""
+
+
+def continent(location: str) -> str | None:
+    """The continent a region or bucket location lies in; None when unknown (``europe-west1`` → Europe,
+    ``EU`` → Europe, ``NAM4`` → North America)."""
+    upper = location.upper()
+    if upper in MULTI_REGIONS:
+        return MULTI_REGIONS[upper]
+    if upper in DUAL_REGIONS:
+        return continent(DUAL_REGIONS[upper][0])
+    return CONTINENTS.get(location.lower().split("-", 1)[0])
+
+
+@settings
+class RegionSettings:
+    """One region the stack serves from (``cloudrun-gpu:regions``, listed nearest your users first). Each entry
+    gets its own network, model bucket, registry, image build and GPU service; the keys given under ``gpu``,
+    ``resources``, ``scaling`` and ``network`` override the stack's sections of the same name for this region
+    only. The first region is the primary: it keeps a single-region stack's resource names, so turning a
+    stack into a multi-region one replaces nothing."""
+
+    region: str = Field(pattern=REGION_PATTERN)
+    """Cloud Run region; it must offer this entry's GPU type (``components/cloudrun_gpu/limits.py``)."""
+    gpu: GpuSettings | None = None
+    """GPU type, redundancy mode and the quota granted here (keys override ``cloudrun-gpu:gpu``)."""
+    resources: ResourcesSettings | None = None
+    """CPU and memory per instance here (keys override ``cloudrun-gpu:resources``; unset values follow this
+    region's GPU type)."""
+    scaling: ScalingSettings | None = None
+    """Min and max instances here (keys override ``cloudrun-gpu:scaling``): min instances apply per region."""
+    network: NetworkSettings | None = None
+    """This region's network (keys override ``cloudrun-gpu:network``): its own VPC, subnet sized for its max
+    instances, PSC endpoint (named ``<psc.name><n>`` for the n-th region unless set) and NAT."""
+    bucket_location: str | None = None
+    """Where this region's model copy lives: unset = a bucket in the region itself; or a multi-region (``EU``,
+    ``US``, ``ASIA``) or predefined dual-region (``EUR4``, ``NAM4``, ``ASIA1``) on the same continent. Weights are
+    never read across continents at start-up."""
+
+
 HF_TOKEN_KEY = "hf_token"
 """A Hugging Face token for gated models (``pulumi config set --secret cloudrun-gpu:hf_token hf_…``): not a
 section; the program stores it in Secret Manager and the staging build reads it from there (stack/compose.py)."""
-KNOWN_KEYS = ("environment", HF_TOKEN_KEY, *SECTIONS)
+OPTIONAL_SECTIONS: dict[str, type[Any]] = {
+    "regions": RegionSettings,
+    "frontdoor": FrontDoorSettings,
+    "capacity": CapacitySettings,
+    "cache": CacheSettings,
+}
+"""Sections that switch a feature on by being present (``regions`` is a list of the type): a stack without
+them is the single-region stack it always was."""
+KNOWN_KEYS = ("environment", HF_TOKEN_KEY, *SECTIONS, *OPTIONAL_SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -77,10 +157,32 @@ class StackConfig:
     service: ServiceSettings
     registry: RegistrySettings
     bucket: BucketSettings
+    regions: tuple[RegionSettings, ...] = ()
+    """``cloudrun-gpu:regions``, merged over the stack's sections; empty for a single-region stack (then
+    ``region``, ``gpu``, ``scaling`` … describe its only region). When set, the fields above are the first's."""
+    frontdoor: FrontDoorSettings | None = None
+    """``cloudrun-gpu:frontdoor``: the load balancer in front of the regions' services; None: none."""
+    capacity: CapacitySettings | None = None
+    """``cloudrun-gpu:capacity``: the target load and per-GPU throughput the capacity plan uses; None: no plan."""
+    cache: CacheSettings | None = None
+    """``cloudrun-gpu:cache`` with ``enabled: true``: the response cache in front of the service (S1); None: none."""
 
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def multi_region(self) -> bool:
+        return len(self.regions) > 1
+
+    def in_region(self, i: int) -> StackConfig:
+        """The one-region stack of ``regions[i]``: the same model, engine and service, with that region's GPU,
+        instance shape, instances and network."""
+        r = self.regions[i]
+        assert r.gpu and r.resources and r.scaling and r.network  # merged by parse_config
+        return dataclasses.replace(
+            self, region=r.region, gpu=r.gpu, resources=r.resources, scaling=r.scaling, network=r.network
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +193,35 @@ class ValidatedStack:
     plan: ServicePlan
     warnings: tuple[str, ...] = ()
     """What ``plan`` let through that ``pulumi up`` will refuse (a missing project or invoker)."""
+    others: tuple[ValidatedStack, ...] = ()
+    """The regions after the first (``cloudrun-gpu:regions[1:]``), each validated and sized as a one-region
+    stack of its own GPU; empty for a single-region stack."""
+    index: int = 0
+    """This region's position in ``cloudrun-gpu:regions`` (0: the primary, or the only region)."""
+    capacity: CapacityPlan | None = None
+    """The capacity plan over every region when the stack sets ``cloudrun-gpu:capacity``."""
+
+    @property
+    def regional(self) -> tuple[ValidatedStack, ...]:
+        """Every region's validated stack, the primary (this one) first."""
+        return (self, *self.others)
+
+    @property
+    def suffix(self) -> str:
+        """What this region adds to logical names: nothing for the primary (a single-region stack's names stay
+        as they were, so adding regions replaces nothing), ``-<region>`` for the others."""
+        return "" if self.index == 0 else f"-{self.config.region}"
+
+    @property
+    def bucket_location(self) -> str:
+        """Where this region's model bucket lives: the region, or the multi/dual-region its entry names."""
+        regions = self.config.regions
+        chosen = regions[self.index].bucket_location if regions else None
+        return chosen or self.config.region
+
+    @property
+    def front_door(self) -> bool:
+        return self.config.frontdoor is not None
 
     @property
     def sizing(self) -> SizingPlan:
@@ -189,7 +320,9 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
                 PROJECT_PATTERN,
             )
         )
-    if not region or not isinstance(region, str):
+    if not region and isinstance(sections.get("regions"), list):
+        region = _first_region(sections["regions"])  # the primary region is the provider's default too
+    if (not region or not isinstance(region, str)) and "regions" not in sections:
         errors.append(
             ConfigError("gcp:region", region, "is not set", "pulumi config set gcp:region <region, e.g. europe-west1>")
         )
@@ -214,12 +347,10 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
                 ", ".join(ENVIRONMENTS),
             )
         )
-    parsed: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        raw = sections.get(name)
-        if raw is None:
-            parsed[name] = cls(name="gemma-3-4b") if cls is ModelSettings else cls()
-            continue
+    optional = {name: sections.pop(name) for name in OPTIONAL_SECTIONS if name in sections}
+
+    def section(name: str, cls: type[Any], raw: Any) -> Any:
+        """One section parsed by its settings type; None (with the error collected) when it cannot be."""
         if not isinstance(raw, dict):
             errors.append(
                 ConfigError(
@@ -229,13 +360,116 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
                     f"write {NS}{name} as a YAML mapping; known keys: {', '.join(field_names(cls))}",
                 )
             )
-            continue
-        got = collect(errors, lambda raw=raw, cls=cls, name=name: parse(cls, raw, f"{NS}{name}.", problems))  # type: ignore[misc]
-        if got is not None:
+            return None
+        return collect(errors, lambda: parse(cls, raw, f"{NS}{name}.", problems))
+
+    parsed: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        raw = sections.get(name)
+        if raw is None:
+            parsed[name] = cls(name="gemma-3-4b") if cls is ModelSettings else cls()
+        elif (got := section(name, cls, raw)) is not None:
             parsed[name] = got
+    extra: dict[str, Any] = {}
+    for name in ("frontdoor", "capacity", "cache"):
+        if (raw := optional.get(name)) is not None:
+            extra[name] = section(name, OPTIONAL_SECTIONS[name], raw)
+    if extra.get("cache") is not None and not extra["cache"].enabled:
+        extra["cache"] = None  # written down but switched off: the stack is the one without a cache
+    if "regions" in optional:
+        regions = _parse_regions(optional["regions"], parsed, errors, problems)
+        if regions:
+            extra["regions"] = regions
+            first = regions[0]
+            if isinstance(region, str) and region and region != first.region:
+                errors.append(
+                    ConfigError(
+                        "gcp:region",
+                        region,
+                        f"differs from the first of {NS}regions ({first.region}), the stack's primary region",
+                        f"pulumi config set gcp:region {first.region} (or list {region} first in {NS}regions)",
+                    )
+                )
+            region = first.region
+            parsed.update({k: getattr(first, k) for k in REGIONAL_SECTIONS})
     if errors:
         raise ConfigErrors([*errors, *(problems or [])])
-    return StackConfig(project=str(project), region=str(region), environment=str(env), **parsed)
+    return StackConfig(project=str(project), region=str(region), environment=str(env), **parsed, **extra)
+
+
+def _first_region(raw: list[Any]) -> str | None:
+    first = raw[0] if raw else None
+    value = first.get("region") if isinstance(first, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _dump(value: Any) -> Any:
+    """A parsed settings object back into the plain mapping a stack file would hold (enums as their values)."""
+    return TypeAdapter(type(value)).dump_python(value, mode="json")
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """``over`` laid onto ``base``: mappings merge key by key (recursively), anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def _parse_regions(
+    raw: Any, parsed: dict[str, Any], errors: list[ConfigError], problems: list[ConfigError] | None
+) -> tuple[RegionSettings, ...]:
+    """``cloudrun-gpu:regions``: each entry's overrides merged over the stack's sections, then validated as a
+    whole, so an error names the key the user wrote (``cloudrun-gpu:regions[1].gpu.type``)."""
+    key = NS + "regions"
+    example = "- region: europe-west1\n  gpu: {type: nvidia-l4, quota: 3}\n  scaling: {max_instances: 2}"
+    if not isinstance(raw, list) or not raw:
+        errors.append(
+            ConfigError(
+                key,
+                raw,
+                "must be a non-empty list of regions",
+                f"write {key} as a YAML list, e.g.\n{example}; or remove it for a single-region stack",
+            )
+        )
+        return ()
+    out: list[RegionSettings] = []
+    for i, entry in enumerate(raw):
+        at = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            errors.append(
+                ConfigError(
+                    at,
+                    entry,
+                    "must be a mapping with at least region",
+                    f"write each entry as a mapping; known keys: {', '.join(field_names(RegionSettings))}",
+                )
+            )
+            continue
+        merged = dict(entry)
+        complete = True
+        for name in REGIONAL_SECTIONS:
+            base = parsed.get(name)
+            if base is None:  # the stack's own section is wrong: reported already, nothing to merge over
+                complete = False
+                continue
+            over = entry.get(name)
+            if over is None:  # absent or written empty (``gpu:`` with nothing under it): the stack's section
+                over = {}
+            merged[name] = _merge(_dump(base), over) if isinstance(over, dict) else over
+        if not complete:
+            continue
+        net = merged.get("network")
+        over_net = entry.get("network")
+        psc_named = isinstance(over_net, dict) and isinstance(over_net.get("psc"), dict) and "name" in over_net["psc"]
+        if i > 0 and isinstance(net, dict) and isinstance(net.get("psc"), dict) and not psc_named:
+            # The PSC endpoint's forwarding rule and address are global, named per project: each region's own VPC
+            # needs its own names (``llmapis``, ``llmapis2`` …; ≤ 20 characters, letters and digits).
+            base_name = str(net["psc"].get("name", ""))
+            net["psc"] = {**net["psc"], "name": f"{base_name[: 20 - len(str(i + 1))]}{i + 1}"}
+        got = collect(errors, lambda merged=merged, at=at: parse(RegionSettings, merged, f"{at}.", problems))  # type: ignore[misc]
+        if got is not None:
+            out.append(got)
+    return tuple(out) if len(out) == len(raw) else ()
 
 
 def _decode(value: Any) -> Any:
@@ -270,32 +504,31 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
                 [ConfigError(NS + "service.invokers", [], why.split(": ", 1)[1], f"add yourself: {SET_INVOKER}")]
             )
         warnings.append(f"{why}; before pulumi up run {SET_INVOKER}")
+    if vs.config.cache is not None and not vs.config.cache.invokers:
+        why = (
+            "cloudrun-gpu:cache.invokers is empty: nobody could call the response cache (no public invoker by default)"
+        )
+        fix = SET_INVOKER.replace("service.invokers", "cache.invokers")
+        if not plan_only:
+            raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], f"add yourself: {fix}")])
+        warnings.append(f"{why}; before pulumi up run {fix}")
     return dataclasses.replace(vs, warnings=tuple(warnings))
 
 
 def validate(
     cfg: StackConfig, base_dir: Path | None = None, problems: list[ConfigError] | None = None
 ) -> ValidatedStack:
-    """The service plan and the rules that span components; raises ConfigErrors with stack keys
-    (together with any section ``problems`` collected while parsing)."""
+    """The service plan of every region and the rules that span components; raises ConfigErrors with stack
+    keys (together with any section ``problems`` collected while parsing)."""
     errors: list[ConfigError] = []
-    if cfg.loading.method == "internet" and not cfg.network.nat.enabled:
-        errors.append(
-            ConfigError(
-                "loading.method",
-                "internet",
-                "needs Cloud NAT to reach the hub (L5)",
-                "set network.nat.enabled: true, or load from your own bucket (gcs-download)",
-            )
-        )
-    if cfg.service.ingress == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER":
+    if cfg.service.ingress == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" and cfg.frontdoor is None:
         errors.append(
             ConfigError(
                 "service.ingress",
                 cfg.service.ingress,
                 "admits only a load balancer, and this stack creates none: the endpoint could not be called",
                 "use INGRESS_TRAFFIC_ALL (callers still need roles/run.invoker) or INGRESS_TRAFFIC_INTERNAL_ONLY "
-                "(callers inside the VPC); put your own load balancer in front with the components instead",
+                "(callers inside the VPC); or add a cloudrun-gpu:frontdoor section (a load balancer in front)",
                 "INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY",
             )
         )
@@ -307,6 +540,38 @@ def validate(
                 "would delete the production model with the stack",
                 "remove bucket.force_destroy from the prod stack (empty the bucket by hand if "
                 "you really mean to destroy it)",
+            )
+        )
+    errors.extend(_front_door_problems(cfg))
+    errors.extend(_cache_problems(cfg))
+    errors.extend(_region_list_problems(cfg))
+    count = max(1, len(cfg.regions))
+    stacks: list[ValidatedStack] = []
+    for i in range(count):
+        one = cfg.in_region(i) if cfg.regions else cfg
+        found, plan = _region_problems(one, base_dir)
+        errors.extend(_in_region(e, i, one) for e in found) if cfg.regions else errors.extend(found)
+        if plan is not None:
+            stacks.append(ValidatedStack(config=one if i else cfg, plan=plan, index=i))
+    capacity = None
+    if cfg.capacity is not None and len(stacks) == count:
+        capacity = collect(errors, lambda: _capacity(cfg, cfg.capacity, stacks))  # type: ignore[arg-type]
+    if errors or problems or len(stacks) != count:
+        raise ConfigErrors([*(problems or []), *_to_stack_keys(errors)])
+    return dataclasses.replace(stacks[0], others=tuple(stacks[1:]), capacity=capacity)
+
+
+def _region_problems(cfg: StackConfig, base_dir: Path | None) -> tuple[list[ConfigError], ServicePlan | None]:
+    """One region's rules (internet loading needs its NAT, its subnet holds its max instances) and its service
+    plan, sized for its GPU."""
+    errors: list[ConfigError] = []
+    if cfg.loading.method == "internet" and not cfg.network.nat.enabled:
+        errors.append(
+            ConfigError(
+                "loading.method",
+                "internet",
+                "needs Cloud NAT to reach the hub (L5)",
+                "set network.nat.enabled: true, or load from your own bucket (gcs-download)",
             )
         )
     errors.extend(with_prefix(e, "network.") for e in cfg.network.sizing_problems(cfg.scaling.max_instances))
@@ -324,9 +589,229 @@ def validate(
         )
     except (ConfigError, ConfigErrors) as exc:
         errors.extend(as_errors(exc))
-    if errors or problems or plan is None:
-        raise ConfigErrors([*(problems or []), *_to_stack_keys(errors)])
-    return ValidatedStack(config=cfg, plan=plan)
+    return errors, plan
+
+
+def _in_region(err: ConfigError, i: int, cfg: StackConfig) -> ConfigError:
+    """A region's error under the key the user wrote: ``regions[i].<section>…`` for what a region entry sets,
+    the stack-wide key (``engine.context_length``) with the region named in the problem otherwise."""
+    if err.field == "region" or err.field.startswith(tuple(f"{s}." for s in REGIONAL_SECTIONS)):
+        return with_prefix(err, f"regions[{i}].")
+    return ConfigError(err.field, err.value, f"{err.problem} (in {cfg.region} on {cfg.gpu.type})", err.fix, err.allowed)
+
+
+def _cache_problems(cfg: StackConfig) -> list[ConfigError]:
+    """The response cache (S1) calls the GPU service's ``run.app`` URL from its own Cloud Run service.
+
+    - Behind a front door (or across regions) the cache would have to sit in front of the load balancer, which
+      this stack does not compose yet: refused, naming the fix, rather than deploying a cache that bypasses
+      the front door's Cloud Armor and IAP.
+    - A GPU service with internal-only ingress admits a Cloud Run caller only through the VPC: "Requests to Cloud
+      Run from Cloud Run … must go to the VPC network to be considered internal. To route requests to the VPC
+      network, use Direct VPC egress … and enable Private Google Access on the subnet"
+      (https://cloud.google.com/run/docs/securing/ingress, setting *Internal*). The run.app URL is a public
+      address, so only ``ALL_TRAFFIC`` egress routes it there (the stack's subnet has Private Google Access)."""
+    cache = cfg.cache
+    if cache is None:
+        return []
+    errors: list[ConfigError] = []
+    if cfg.frontdoor is not None or cfg.multi_region:
+        errors.append(
+            ConfigError(
+                "cache.enabled",
+                True,
+                "is not supported together with a front door or several regions yet: the cache would call one "
+                "region's service directly, around the load balancer",
+                "remove cloudrun-gpu:cache (or set cache.enabled: false), or drop frontdoor and regions",
+            )
+        )
+    if cfg.service.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY" and cache.vpc_egress != VpcEgress.ALL_TRAFFIC:
+        errors.append(
+            ConfigError(
+                "cache.vpc_egress",
+                cache.vpc_egress,
+                "leaves the GPU service's run.app URL outside the VPC, and service.ingress "
+                "INGRESS_TRAFFIC_INTERNAL_ONLY admits only traffic from the VPC",
+                "set cache.vpc_egress: ALL_TRAFFIC",
+                "ALL_TRAFFIC",
+            )
+        )
+    return errors
+
+
+def _front_door_problems(cfg: StackConfig) -> list[ConfigError]:
+    """Several regions need one entry point; behind it, the services take traffic from the load balancer only.
+
+    Ingress: "Internal and Cloud Load Balancing" admits external and internal Application Load Balancers,
+    "Internal" only internal ones and the VPC; ingress and IAM are independent, "for a layered approach …
+    use both" (https://cloud.google.com/run/docs/securing/ingress; Cloud Run v2 ``IngressTraffic``:
+    INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER "Both internal and Google Cloud Load Balancer traffic is allowed")."""
+    errors: list[ConfigError] = []
+    door = cfg.frontdoor
+    if door is None:
+        if cfg.multi_region:
+            errors.append(
+                ConfigError(
+                    "frontdoor",
+                    None,
+                    f"is not set: {len(cfg.regions)} regions need one entry point (a global load balancer)",
+                    "add cloudrun-gpu:frontdoor with the DNS names clients use, e.g. domains: [llm.example.com]",
+                )
+            )
+        return errors
+    if door.internal and cfg.multi_region:
+        # The regional internal ALB: "the serverless NEG, the load balancer, and any client VMs must be in the
+        # same region as the Cloud Run service"
+        # (https://cloud.google.com/load-balancing/docs/l7-internal/setting-up-l7-internal-serverless).
+        errors.append(
+            ConfigError(
+                "frontdoor.scheme",
+                door.scheme,
+                f"is a regional internal load balancer: one region only, and the stack lists {len(cfg.regions)}",
+                "use scheme EXTERNAL_MANAGED for several regions, or keep one region",
+                "EXTERNAL_MANAGED",
+            )
+        )
+    ingress = cfg.service.ingress
+    if ingress is Ingress.INGRESS_TRAFFIC_ALL:
+        errors.append(
+            ConfigError(
+                "service.ingress",
+                ingress,
+                "lets clients bypass the front door (its Cloud Armor and IAP) through each region's run.app URL",
+                "set service.ingress: INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER (only load balancers and the VPC)",
+                "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" + (", INGRESS_TRAFFIC_INTERNAL_ONLY" if door.internal else ""),
+            )
+        )
+    elif ingress is Ingress.INGRESS_TRAFFIC_INTERNAL_ONLY and not door.internal:
+        errors.append(
+            ConfigError(
+                "service.ingress",
+                ingress,
+                "refuses the external load balancer the front door creates (internal only admits internal ones)",
+                "set service.ingress: INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+                "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            )
+        )
+    return errors
+
+
+def _region_list_problems(cfg: StackConfig) -> list[ConfigError]:
+    """Rules across the region entries: each region once, global names distinct, the model copy on the
+    region's continent."""
+    errors: list[ConfigError] = []
+    seen: dict[str, int] = {}
+    psc: dict[str, int] = {}
+    for i, r in enumerate(cfg.regions):
+        if r.region in seen:
+            errors.append(
+                ConfigError(
+                    f"regions[{i}].region",
+                    r.region,
+                    f"is listed twice (also regions[{seen[r.region]}])",
+                    "list each region once; raise scaling.max_instances there for more instances",
+                )
+            )
+        seen.setdefault(r.region, i)
+        net = r.network
+        if net is not None and net.psc.enabled and net.byo:
+            # Brought-your-own VPC shared by two regions: its private googleapis.com zones and PSC endpoint
+            # exist once per VPC, so only one region may create them.
+            other = next(
+                (
+                    j
+                    for j, o in enumerate(cfg.regions[:i])
+                    if o.network and o.network.psc.enabled and o.network.existing_network == net.existing_network
+                ),
+                None,
+            )
+            if other is not None:
+                errors.append(
+                    ConfigError(
+                        f"regions[{i}].network.psc.enabled",
+                        True,
+                        f"regions[{other}] already creates the PSC endpoint and its private DNS in "
+                        f"{net.existing_network}: a VPC needs them once",
+                        f"set regions[{i}].network.psc.enabled: false (the VPC's endpoint serves every region)",
+                    )
+                )
+        if net is not None and net.psc.enabled:
+            if net.psc.name in psc:
+                errors.append(
+                    ConfigError(
+                        f"regions[{i}].network.psc.name",
+                        net.psc.name,
+                        f"is already the PSC endpoint of regions[{psc[net.psc.name]}]: the endpoint's forwarding "
+                        "rule and address are global resources, named once per project",
+                        f"set regions[{i}].network.psc.name to another name (≤ 20 lowercase letters and digits)",
+                    )
+                )
+            psc.setdefault(net.psc.name, i)
+        where = r.bucket_location
+        if where is None:
+            continue
+        home, there = continent(r.region), continent(where)
+        regional = re.fullmatch(REGION_PATTERN, where) is not None
+        known = where.upper() in MULTI_REGIONS or where.upper() in DUAL_REGIONS or regional
+        if not known or there is None:
+            errors.append(
+                ConfigError(
+                    f"regions[{i}].bucket_location",
+                    where,
+                    "is not a Cloud Storage location this stack knows",
+                    f"leave it unset (a bucket in {r.region}), or use a multi-region or predefined dual-region",
+                    ", ".join([*MULTI_REGIONS, *DUAL_REGIONS]),
+                )
+            )
+        elif there != home or (regional and where != r.region):
+            errors.append(
+                ConfigError(
+                    f"regions[{i}].bucket_location",
+                    where,
+                    f"is in {there}, but {r.region} is in {home}: every cold start would read the weights "
+                    + ("across a continent" if there != home else "from another region"),
+                    f"leave it unset (a bucket in {r.region})"
+                    + ", or use "
+                    + ", ".join(k for k in [*MULTI_REGIONS, *DUAL_REGIONS] if continent(k) == home),
+                )
+            )
+    return errors
+
+
+def _capacity(cfg: StackConfig, settings: CapacitySettings, stacks: list[ValidatedStack]) -> CapacityPlan:
+    """The capacity plan over the regions in the order listed (nearest first), each with its GPU quota and
+    instances, and the per-instance throughput of its GPU type."""
+    regions = [
+        Region(
+            name=vs.config.region,
+            gpu=vs.config.gpu.type.value,
+            quota=vs.config.gpu.quota,
+            max_instances=vs.config.scaling.max_instances,
+            min_instances=vs.config.scaling.min_instances,
+        )
+        for vs in stacks
+    ]
+    throughput: dict[str, InstanceThroughput] = {}
+    for vs in stacks:
+        gpu = vs.config.gpu.type.value
+        thr = settings.throughput.get(gpu)
+        if thr is None:
+            raise ConfigError(
+                f"capacity.throughput.{gpu}",
+                None,
+                f"no per-instance throughput for {gpu} (used in {vs.config.region})",
+                f"measure one {gpu} instance with `python -m stack loadtest URL` and set capacity.throughput.{gpu} "
+                "(requests_per_s, output_tokens_per_s, concurrency, source), or give tokens_per_s_per_sequence",
+            )
+        throughput.setdefault(
+            gpu, thr.instance(gpu, vs.sizing.max_parallel_sequences, settings.output_tokens_per_request)
+        )
+    try:
+        return plan_capacity(
+            settings.target.to_target(), regions, throughput, zonal_redundancy=cfg.gpu.zonal_redundancy
+        )
+    except (ConfigError, ConfigErrors) as exc:
+        raise rename_fields(as_errors(exc), {}, "capacity.") from None
 
 
 def stack_file(stack: str, root: Path) -> Path:

@@ -139,6 +139,12 @@ class RecordingMocks(Mocks):
             out["hex"] = "5eed1e55"
         elif typ == "gcp:storage/bucket:Bucket":
             out["url"] = f"gs://{name}"
+        elif typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            agent = str(out.get("service", "")).split(".", 1)[0]  # iap.googleapis.com → the gcp-sa-iap agent
+            out["email"] = f"service-{MOCK_PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+            out["member"] = f"serviceAccount:{out['email']}"
+        elif typ == "gcp:compute/globalAddress:GlobalAddress" and "address" not in out:
+            out["address"] = "203.0.113.10"  # documentation range (RFC 5737): the front door's anycast IP
         out.setdefault("name", name)
         if typ == "gcp:compute/network:Network":
             rid = f"projects/{project}/global/networks/{name}"

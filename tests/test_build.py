@@ -90,17 +90,25 @@ class CommandMocks(RecordingMocks):
 
 
 def flat_config(stack: str, model: dict[str, Any] | None = None, **sections: dict[str, Any]) -> dict[str, str]:
-    """The committed stack as Pulumi hands it to the program, with a project, an invoker, the stack's model source
+    """The committed stack as Pulumi hands it to the program, with a project, an invoker (of the service, and of
+    the cache where the stack has one), the stack's model source
     and any section overrides (merged into the section)."""
     flat = dict(read_stack_file(stack_file(stack, ROOT)))
     flat["gcp:project"] = PROJECT_ID
     changes = {"model": {**SOURCES[stack], **(model or {})}, "service": {"invokers": ["user:me@example.com"]}}
+    if f"{PROJECT}:cache" in flat:  # the response cache has callers of its own (pulumi up requires them)
+        changes["cache"] = {"invokers": ["user:me@example.com"]}
     for name, extra in sections.items():
         changes[name] = {**changes.get(name, {}), **extra}
     for name, extra in changes.items():
         key = f"{PROJECT}:{name}"
         flat[key] = json.dumps({**json.loads(flat.get(key, "{}")), **extra})
     return flat
+
+
+def gpu_services(res: list[Recorded]) -> list[Recorded]:
+    """The GPU Cloud Run services (a stack with the response cache also has the cache's CPU service)."""
+    return [r for r in res if r.type == "gcp:cloudrunv2/service:Service" and "nodeSelector" in r.inputs["template"]]
 
 
 def validated(flat: dict[str, str]) -> ValidatedStack:
@@ -167,7 +175,8 @@ def test_build_and_staging_commands_exactly(stack: str) -> None:
     res = deploy(stack, flat)
     svc = vs.config.service.name
     sa = f"projects/{PROJECT_ID}/serviceAccounts/{build_account_id(svc)}@{PROJECT_ID}.iam.gserviceaccount.com"
-    assert names(res, COMMAND) == sorted([f"{svc}-image-submit", f"{svc}-model-submit"])
+    cache = [f"{svc}-cache-image-submit"] if vs.config.cache is not None else []  # S1's own image (test_cache_stack.py)
+    assert names(res, COMMAND) == sorted([f"{svc}-image-submit", f"{svc}-model-submit", *cache])
 
     image = one(res, COMMAND, f"{svc}-image-submit").inputs
     bakes = vs.config.loading.method == "image"
@@ -203,7 +212,7 @@ def test_service_deploys_the_built_image_by_digest(stack: str) -> None:
     flat = flat_config(stack)
     vs = validated(flat)
     res = deploy(stack, flat)
-    (svc,) = [r for r in res if r.type == "gcp:cloudrunv2/service:Service"]
+    (svc,) = gpu_services(res)
     repository = cb.image_uri(vs).rsplit(":", 1)[0]
     assert svc.inputs["template"]["containers"][0]["image"] == f"{repository}@{DIGEST}"
 
@@ -320,9 +329,10 @@ def test_your_own_image_means_no_build_and_no_push_role() -> None:
     own = "europe-west4-docker.pkg.dev/my-project/mine/vllm:v1@sha256:" + "1" * 64
     flat = flat_config("prod", engine={"image": own})
     res = deploy("prod", flat)
-    assert names(res, COMMAND) == ["llm-model-submit"]  # gcs-download still reads the bucket: staged
-    assert "cloudrun-gpu:index:ImageBuild" not in {r.type for r in res}
-    (svc,) = [r for r in res if r.type == "gcp:cloudrunv2/service:Service"]
+    # gcs-stream still reads the bucket: staged; the response cache's CPU image is still ours to build
+    assert names(res, COMMAND) == ["llm-cache-image-submit", "llm-model-submit"]
+    assert "llm-image" not in {r.name for r in res if r.type == "cloudrun-gpu:index:ImageBuild"}
+    (svc,) = gpu_services(res)
     assert svc.inputs["template"]["containers"][0]["image"] == own
     roles = {role for role, _ in build_roles(res, f"llm-build@{PROJECT_ID}.iam.gserviceaccount.com")}
     assert PUSH_ROLE not in roles
@@ -399,6 +409,12 @@ def test_image_trigger_follows_the_image_inputs_and_nothing_else(
     assert cb.container_files(copy)[-1] == "container/vllm/Dockerfile" and "container/llama.cpp/extra.sh" in (
         cb.container_files(copy)
     )
+    # the response cache's image (S1) is not the GPU image's: editing it neither uploads nor retags
+    before = _tag(vs)
+    (copy / "cache").mkdir(exist_ok=True)
+    (copy / "cache" / "app.py").write_text("print('changed')")
+    assert _tag(vs) == before
+    assert not [f for f in cb.container_files(copy) if f.startswith("container/cache/")]
 
     monkeypatch.setattr(cb, "CONTAINER", cb.ROOT / "container")
     base = _tag(vs)

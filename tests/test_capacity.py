@@ -16,6 +16,7 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.capacity import (
     FILL_RULE,
     CapacityPlan,
+    CapacitySettings,
     DecodeRate,
     InstanceThroughput,
     Region,
@@ -27,6 +28,7 @@ from cloudrun_gpu.capacity import (
     render_region_table,
 )
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.settings import parse
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -424,3 +426,55 @@ def test_capacity_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     doc.write_text(doc.read_text() + "\n## Later\n\nkept\n")
     report.write_section(doc, f"{report.HEADING}\n\nsecond\n")
     assert doc.read_text() == f"# Results\n\n## A3\n\ntable\n\n{report.HEADING}\n\nsecond\n\n## Later\n\nkept\n"
+
+
+# --- the ``cloudrun-gpu:capacity`` stack section ----------------------------------------------------------------
+
+
+def _capacity_errors(raw: dict[str, object]) -> dict[str, ConfigError]:
+    with pytest.raises(ConfigErrors) as err:
+        parse(CapacitySettings, raw, "cloudrun-gpu:capacity.")
+    return {e.field: e for e in err.value.errors}
+
+
+def test_capacity_section_measured_or_estimated_throughput() -> None:
+    cap = parse(
+        CapacitySettings,
+        {
+            "target": {"requests_per_s": 2},
+            "output_tokens_per_request": 200,
+            "throughput": {
+                L4: {"requests_per_s": 0.5, "output_tokens_per_s": 100, "concurrency": 8, "source": "loadtest"},
+                RTX: {"tokens_per_s_per_sequence": 20, "source": "a benchmark"},
+            },
+        },
+        "cloudrun-gpu:capacity.",
+    )
+    measured = cap.throughput[L4].instance(L4, 30, cap.output_tokens_per_request)
+    assert (measured.requests_per_s, measured.concurrency, measured.measured) == (0.5, 8, True)
+    est = cap.throughput[RTX].instance(RTX, 16, cap.output_tokens_per_request)
+    assert (est.output_tokens_per_s, est.requests_per_s, est.concurrency, est.measured) == (320, 1.6, 16, False)
+    assert cap.target.to_target() == Target(requests_per_s=2)
+
+
+def test_capacity_section_errors_name_the_stack_key() -> None:
+    errors = _capacity_errors(
+        {
+            "target": {},
+            "throughput": {
+                "nvidia-l5": {"tokens_per_s_per_sequence": 5, "source": "x"},
+                L4: {"requests_per_s": 1, "tokens_per_s_per_sequence": 5, "source": "x"},
+                RTX: {"requests_per_s": 1, "output_tokens_per_s": 9, "source": "x"},
+            },
+        }
+    )
+    assert "no load" in errors["cloudrun-gpu:capacity.target.requests_per_s"].problem
+    assert errors["cloudrun-gpu:capacity.throughput.nvidia-l5"].fix == "did you mean nvidia-l4?"
+    assert "not both" in errors[f"cloudrun-gpu:capacity.throughput.{L4}.requests_per_s"].problem
+    assert "required" in errors[f"cloudrun-gpu:capacity.throughput.{RTX}.concurrency"].problem
+    errors = _capacity_errors({"target": {"requests_per_s": -1}, "throughput": {L4: {"source": ""}}})
+    assert set(errors) >= {
+        "cloudrun-gpu:capacity.target.requests_per_s",
+        f"cloudrun-gpu:capacity.throughput.{L4}.source",
+    }
+    assert "cloudrun-gpu:capacity.target" in _capacity_errors({"throughput": {}})

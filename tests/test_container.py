@@ -26,7 +26,7 @@ from cloudrun_gpu.images import ENGINE_IMAGES, GPU_DRIVERS, OLD_VLLM_DLC, Engine
 from cloudrun_gpu.loading import model_delivery
 
 from stack.cloudbuild import cloudbuild_config, image_uri, submit_command, substitutions_used
-from stack.config import ValidatedStack, load_stack, parse_config, validate
+from stack.config import ValidatedStack, load_stack, parse_config, read_config, read_stack_file, stack_file, validate
 
 from .conftest import ROOT
 from .test_storage import dockerfile_stages
@@ -105,8 +105,10 @@ def upload(url: str, prefix: str, tree: dict[str, bytes]) -> None:
 
 def stack_for(engine: str, method: str) -> ValidatedStack:
     raw: dict[str, Any] = {"gcp:project": "my-project", "gcp:region": "europe-west4"}
-    if engine == "vllm":
-        return load_stack("prod", ROOT)  # vLLM, gcs-download, RTX PRO 6000: the production stack itself
+    if engine == "vllm":  # the production stack itself (vLLM, RTX PRO 6000), with the method under test
+        flat = read_stack_file(stack_file("prod", ROOT))
+        flat["cloudrun-gpu:loading"] = json.dumps({"method": method})
+        return read_config(flat, base_dir=ROOT, plan_only=True)
     raw["cloudrun-gpu:model"] = {
         "name": "llama-3.2-3b",
         "file": "llama-3.2-3b-instruct-q4_k_m.gguf",
@@ -161,9 +163,7 @@ GCLOUD = shutil.which("gcloud")
     ("engine", "tool"),
     [
         ("llama.cpp", "python"),
-        pytest.param(
-            "llama.cpp", "gcloud", marks=pytest.mark.skipif(GCLOUD is None, reason="the gcloud CLI is not installed")
-        ),
+        ("llama.cpp", "gcloud"),
         ("vllm", "python"),
     ],
 )
@@ -196,6 +196,14 @@ def test_gcs_download_lands_at_the_engine_model_path_byte_for_byte(
         **{k: str(v).replace(plan.mount_path, f"{root}{plan.mount_path}") for k, v in delivery.env.items()},
     }
     assert env["MODEL_DOWNLOAD_URI"] == f"gs://{BUCKET}/{prefix}/*"
+    if tool == "gcloud" and GCLOUD is None:  # a prerequisite, not an optional extra: no silent skip
+        pytest.fail(
+            "the gcloud CLI is not on PATH; the llama.cpp image downloads with `gcloud storage rsync`, so this "
+            "test runs it against the emulator. Install the Google Cloud CLI (Debian/Ubuntu: add Google's apt "
+            "repository and `apt-get install google-cloud-cli`, https://cloud.google.com/sdk/docs/install), or "
+            "deselect this case explicitly with `-k 'not gcloud'`",
+            pytrace=False,
+        )
     if tool == "gcloud":  # the gcloud CLI pointed at the emulator, without credentials, slicing above 200 KiB
         (tmp_path / "gcloud-config").mkdir()
         env |= {
@@ -362,7 +370,8 @@ def test_prod_vllm_build_uses_the_blackwell_pin() -> None:
             "name": "gcr.io/cloud-builders/docker",
             "args": [
                 *("build", "-f", "container/vllm/Dockerfile", "-t", image_uri(vs)),
-                *("--build-arg", "WITH_GCLOUD=1"),
+                # gcs-stream: vLLM's streamer reads the bucket itself, so the image needs no gcloud
+                *("--build-arg", "WITH_GCLOUD=0"),
                 *(
                     "--build-arg",
                     "VLLM_IMAGE=europe-west4-docker.pkg.dev/your-project-id/llm-serving-docker-hub/vllm/vllm-openai:v0.14.1",
@@ -383,6 +392,17 @@ def test_ollama_image_method_writes_a_modelfile_with_an_escaped_dollar() -> None
     # what bash runs after Cloud Build turns $$ into $, on a staged folder
     with_dollar = script.replace("$$", "$")
     assert with_dollar.endswith("> container/model/Modelfile")
+
+
+def test_ollama_image_modelfile_turns_mmap_off_and_bash_writes_it(tmp_path: Path) -> None:
+    """R7: a baked-in image loads with ``use_mmap false`` (loading.ollama_model_parameters); the step is run by
+    real bash on a staged folder, so the printf escapes are checked, not just the string."""
+    script = cloudbuild_config(stack_for("ollama", "image"))["steps"][2]["args"][1].replace("$$", "$")
+    (tmp_path / "container" / "model").mkdir(parents=True)
+    (tmp_path / "container" / "model" / "m.gguf").write_bytes(b"GGUF")
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+    modelfile = (tmp_path / "container" / "model" / "Modelfile").read_text()
+    assert modelfile == "FROM ./m.gguf\nPARAMETER use_mmap false\n"
 
 
 def test_vllm_image_method_stages_the_model_directory_at_the_engine_path() -> None:

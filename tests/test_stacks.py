@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cloudrun_gpu import limits
 
-from stack.config import load_stack, read_stack_file, stack_file
+from stack.config import ValidatedStack, load_stack, read_stack_file, stack_file
 from stack.render import render_program
 
 from .conftest import ROOT, Rendered
@@ -26,9 +26,15 @@ def test_every_environment_is_committed() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_program_renders_the_service_the_sizing_plan_describes(stack: str) -> None:
-    vs = load_stack(stack, ROOT)
     r = run(stack)
-    s = r.one("gcp:cloudrunv2/service:Service").inputs
+    for vs in load_stack(stack, ROOT).regional:  # one region, or each of cloudrun-gpu:regions
+        _check_region(r, vs, stack)
+
+
+def _check_region(r: Rendered, vs: ValidatedStack, stack: str) -> None:
+    name = f"{vs.config.service.name}{vs.suffix}"
+    s = r.one("gcp:cloudrunv2/service:Service", f"{name}-svc").inputs
+    assert s["location"] == vs.config.region
     t = s["template"]
     c = t["containers"][0]
     gpu = limits.GPU_TYPES[vs.config.gpu.type]
@@ -53,20 +59,27 @@ def test_program_renders_the_service_the_sizing_plan_describes(stack: str) -> No
     assert probe["initialDelaySeconds"] <= limits.PROBE_INITIAL_DELAY_MAX
     assert t["vpcAccess"]["egress"] == "ALL_TRAFFIC"
     iface = t["vpcAccess"]["networkInterfaces"][0]
-    subnet = r.one("gcp:compute/subnetwork:Subnetwork")
+    subnet = r.one("gcp:compute/subnetwork:Subnetwork", f"{vs.config.service.name}-net{vs.suffix}-subnet")
     assert iface["subnetwork"] == f"projects/{vs.config.project}/regions/{vs.config.region}/subnetworks/{subnet.name}"
     sa = r.one("gcp:serviceaccount/account:Account", f"{vs.config.service.name}-sa").inputs["accountId"]
     assert t["serviceAccount"].startswith(f"{sa}@{vs.config.project}.")
-    invokers = [m.inputs["member"] for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")]
-    assert invokers == list(vs.config.service.invokers)
+    invokers = [
+        m.inputs["member"]
+        for m in r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+        if m.inputs["location"] == vs.config.region and m.inputs["name"] == s["name"]
+    ]
+    # the listed invokers, and the response cache's own identity where the stack has one (S1): nobody else
+    cache = vs.config.cache
+    own = [f"serviceAccount:{cache.account_id}@{vs.config.project}.iam.gserviceaccount.com"] if cache else []
+    assert sorted(invokers) == sorted([*vs.config.service.invokers, *own])
     assert "allUsers" not in invokers and "allAuthenticatedUsers" not in invokers
     assert s["deletionProtection"] is (stack == "prod")
-    bucket = r.one("gcp:storage/bucket:Bucket").inputs
+    bucket = r.one("gcp:storage/bucket:Bucket", f"{vs.config.service.name}-models{vs.suffix}-bucket").inputs
     assert bucket["forceDestroy"] is (stack != "prod")
 
 
 def test_prod_uses_zonal_redundancy_and_warm_instance() -> None:
-    t = run("prod").one("gcp:cloudrunv2/service:Service").inputs["template"]
+    t = run("prod").one("gcp:cloudrunv2/service:Service", "llm-svc").inputs["template"]
     assert t["gpuZonalRedundancyDisabled"] is False
     assert t["scaling"]["minInstanceCount"] == 1
 

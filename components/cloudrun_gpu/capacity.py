@@ -41,8 +41,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
+from pydantic import Field as PydField
+
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.settings import nested, settings, suggest
 
 FILL_RULE = (
     "min instances in every region first; then regions in the order listed (nearest first), each filled up to "
@@ -566,3 +569,126 @@ def render_region_table(plan: CapacityPlan) -> str:
     lines += ["", f"Target: {want}; the quotas allow at most {allow} output tok/s."]
     lines += [f"- {line}" for line in plan.explain]
     return "\n".join(lines)
+
+
+# --- The stack section: ``cloudrun-gpu:capacity`` ------------------------------------------------------------
+# Declared here, next to the planner it feeds, so a stack file and a Python caller share one definition.
+
+
+@settings
+class TargetSettings:
+    """The load the stack must serve over all its regions together; give one metric or both."""
+
+    requests_per_s: float | None = PydField(default=None, gt=0, allow_inf_nan=False)
+    """Requests per second to serve (suits a known request mix)."""
+    output_tokens_per_s: float | None = PydField(default=None, gt=0, allow_inf_nan=False)
+    """Output tokens per second to serve (what the load test measures most directly)."""
+
+    def problems(self) -> list[ConfigError]:
+        if self.requests_per_s is None and self.output_tokens_per_s is None:
+            return [
+                ConfigError(
+                    "requests_per_s",
+                    None,
+                    "the target names no load to serve",
+                    "set requests_per_s, output_tokens_per_s, or both",
+                )
+            ]
+        return []
+
+    def to_target(self) -> Target:
+        return Target(requests_per_s=self.requests_per_s, output_tokens_per_s=self.output_tokens_per_s)
+
+
+@settings
+class ThroughputSettings:
+    """What one instance on one GPU type serves: *measured* (``requests_per_s``, ``output_tokens_per_s`` and
+    ``concurrency`` from ``python -m stack loadtest``) or *estimated* (``tokens_per_s_per_sequence`` × the
+    sizing plan's parallel sequences). Either way ``source`` says where the numbers come from, and the plan
+    labels estimates as such."""
+
+    source: str = PydField(min_length=1)
+    """Where the numbers come from: the load test (date, image, model) or the benchmark a decode rate is from."""
+    requests_per_s: float | None = PydField(default=None, gt=0, allow_inf_nan=False)
+    """Measured: requests/s one instance served at ``concurrency`` (the level the load test recommends)."""
+    output_tokens_per_s: float | None = PydField(default=None, gt=0, allow_inf_nan=False)
+    """Measured: output tokens/s one instance served at ``concurrency``."""
+    concurrency: int | None = PydField(default=None, ge=1)
+    """Measured: the requests in flight the rates were measured at."""
+    tokens_per_s_per_sequence: float | None = PydField(default=None, gt=0, allow_inf_nan=False)
+    """Estimated instead: output tokens/s each sequence decodes while all the plan's parallel sequences run
+    (the batched rate, not the single-stream one)."""
+
+    @property
+    def measured(self) -> bool:
+        return self.tokens_per_s_per_sequence is None
+
+    def problems(self) -> list[ConfigError]:
+        measured = {k: getattr(self, k) for k in ("requests_per_s", "output_tokens_per_s", "concurrency")}
+        given = [k for k, v in measured.items() if v is not None]
+        if self.tokens_per_s_per_sequence is not None and given:
+            return [
+                ConfigError(
+                    given[0],
+                    measured[given[0]],
+                    "a throughput is either measured or estimated, not both",
+                    "keep requests_per_s, output_tokens_per_s and concurrency (measured) or "
+                    "tokens_per_s_per_sequence (estimate)",
+                )
+            ]
+        if self.tokens_per_s_per_sequence is None and len(given) != len(measured):
+            missing = next(k for k, v in measured.items() if v is None)
+            return [
+                ConfigError(
+                    missing,
+                    None,
+                    "is required for a measured throughput",
+                    "set requests_per_s, output_tokens_per_s and concurrency from `python -m stack loadtest`, or "
+                    "give tokens_per_s_per_sequence (an estimate) instead",
+                )
+            ]
+        return []
+
+    def instance(self, gpu: str, parallel_sequences: int, output_tokens_per_request: int) -> InstanceThroughput:
+        """The per-instance throughput on ``gpu``: as measured, or estimated from the sizing plan's parallel
+        sequences on that GPU (:func:`estimate`)."""
+        if self.tokens_per_s_per_sequence is None:
+            assert self.requests_per_s is not None and self.output_tokens_per_s is not None
+            assert self.concurrency is not None  # problems() refused anything else
+            return InstanceThroughput(
+                self.requests_per_s, self.output_tokens_per_s, self.concurrency, self.source, measured=True
+            )
+        rate = DecodeRate(gpu, self.tokens_per_s_per_sequence, self.source)
+        return estimate(parallel_sequences, rate, output_tokens_per_request)
+
+
+@settings
+class CapacitySettings:
+    """The load the stack must serve and what one instance serves per GPU type: ``plan`` shows instances,
+    expected capacity and quota headroom per region, and refuses a target the regions' quotas and max
+    instances cannot meet (saying by how much)."""
+
+    target: TargetSettings
+    """The load to serve over all regions (required: without it there is nothing to plan)."""
+    throughput: dict[str, ThroughputSettings] = PydField(default_factory=dict)
+    """Per GPU type (``nvidia-l4``, ``nvidia-rtx-pro-6000``): what one instance on it serves. Every GPU type
+    the stack's regions use needs one."""
+    output_tokens_per_request: int = PydField(default=256, ge=1)
+    """Typical ``max_tokens`` of a request: turns an estimated token rate into requests/s."""
+
+    def problems(self) -> list[ConfigError]:
+        errors = nested(self.target, "target")
+        for gpu, thr in self.throughput.items():
+            if gpu not in limits.GPU_TYPES:
+                guess = suggest(gpu, limits.GPU_TYPES)
+                errors.append(
+                    ConfigError(
+                        f"throughput.{gpu}",
+                        gpu,
+                        "is not a Cloud Run GPU type",
+                        f"did you mean {guess}?" if guess else "key each throughput by its GPU type",
+                        ", ".join(limits.GPU_TYPES),
+                    )
+                )
+            errors += nested(thr, f"throughput.{gpu}")
+        return errors

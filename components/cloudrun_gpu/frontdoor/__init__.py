@@ -303,7 +303,7 @@ class FrontDoor(pulumi.ComponentResource):
             opts=child,
         )
         self.forwarding_rule = gcp.compute.GlobalForwardingRule(
-            f"{name}-https",
+            f"{name}-https-rule",  # not "-https": that is the proxy's name, and a plan lists dependencies by name
             target=self.https_proxy.id,
             ip_address=self.address.id,
             ip_protocol="TCP",
@@ -392,7 +392,7 @@ class FrontDoor(pulumi.ComponentResource):
         )
         waits = [self.proxy_subnet] if self.proxy_subnet is not None else []
         self.forwarding_rule = gcp.compute.ForwardingRule(
-            f"{name}-https",
+            f"{name}-https-rule",
             region=region,
             load_balancing_scheme="INTERNAL_MANAGED",
             network=args.network,

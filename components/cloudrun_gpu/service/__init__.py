@@ -97,6 +97,10 @@ class GpuInferenceServiceArgs:
     """An existing runtime identity; None creates a dedicated one with no project roles."""
     labels: dict[str, str] = field(default_factory=dict)
     """Labels on the service and its revisions."""
+    custom_audiences: list[str] = field(default_factory=list)
+    """Extra ID-token audiences the service accepts besides its ``run.app`` URL: behind a load balancer in
+    several regions a client cannot know which regional URL answers, so it signs for the load balancer's
+    URL instead (https://cloud.google.com/run/docs/configuring/custom-audiences)."""
     project: str | None = None
     """The project; defaults to the provider's."""
 
@@ -304,6 +308,7 @@ class GpuInferenceService(pulumi.ComponentResource):
             ingress=str(svc.ingress),
             deletion_protection=bool(svc.deletion_protection),
             invoker_iam_disabled=False,
+            custom_audiences=list(args.custom_audiences) or None,
             launch_stage=gpu.launch_stage,
             labels=args.labels or None,
             template=template,
