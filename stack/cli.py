@@ -266,9 +266,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"startup probe GET {sp.path} delay {sp.initial_delay_seconds}s period {sp.period_seconds}s "
         f"timeout {sp.timeout_seconds}s × {sp.failure_threshold}"
     )
-    print(
-        quota_need(cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib).summary()
-    )
+    for region in vs.regional:  # each region draws on its own region's quotas
+        rc = region.config
+        need = quota_need(rc.gpu.type, rc.gpu.zonal_redundancy, rc.scaling.max_instances, region.cpu, region.memory_gib)
+        print((f"{rc.region}: " if vs.others else "") + need.summary())
     if "regions" in out:
         _print_regions(out, vs)
     apis = [r["inputs"]["service"] for r in custom if r["type"] == API_TYPE]

@@ -377,6 +377,11 @@ def test_plan_text_shows_regions_chain_and_capacity(capsys: pytest.CaptureFixtur
         "forwarding rule: llm-multi-frontdoor-https-rule ← target: llm-multi-frontdoor-https",
         "| europe-west1 | nvidia-l4 | 3 (1 / 3) |",
         "quota headroom",
+        # each region's quota need, against that region's quotas
+        "europe-west1: Quota needed at 3 instance(s): 3 × nvidia-l4 "
+        "(NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion)",
+        "us-central1: Quota needed at 2 instance(s): 2 × nvidia-rtx-pro-6000 "
+        "(NvidiaRtxPro6000GpuAllocNoZonalRedundancyPerProjectRegion), 40 vCPU",
     ):
         assert needle in text, needle
 
