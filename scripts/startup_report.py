@@ -104,7 +104,7 @@ def serve_fuse(source: str, mountpoint: str, latency_ms: float, stats_path: str)
     try:
         import mfusepy  # type: ignore[import-untyped]
     except ImportError:
-        raise SystemExit("the FUSE cases need mfusepy: `.venv/bin/python -m pip install mfusepy==3.1.1`") from None
+        raise SystemExit("the FUSE cases need mfusepy (requirements-dev.txt): `make .venv/.installed`") from None
 
     sizes: Counter[int] = Counter()
     lock = threading.Lock()
