@@ -57,7 +57,12 @@ SERVICE_TESTS = ["tests/test_strength_service.py", "tests/test_service.py", "tes
 STORAGE_TESTS = ["tests/test_strength_storage.py", "tests/test_storage.py"]
 
 MODULES: dict[str, list[str]] = {
-    "sizing/engines.py": [*SIZING_TESTS, "tests/test_service.py", "tests/test_golden.py"],
+    "sizing/engines.py": [
+        "tests/test_strength_ollama.py",
+        *SIZING_TESTS,
+        "tests/test_service.py",
+        "tests/test_golden.py",
+    ],
     "sizing/plan.py": [*SIZING_TESTS, "tests/test_properties.py", "tests/test_golden.py"],
     "sizing/quant.py": SIZING_TESTS + READER_TESTS,
     "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
@@ -69,8 +74,50 @@ MODULES: dict[str, list[str]] = {
     "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
     "bucket/__init__.py": STORAGE_TESTS,
     "registry/__init__.py": STORAGE_TESTS,
+    "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
+    "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
+    "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
+    "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
+    "apis/__init__.py": ["tests/test_strength_apis.py", "tests/test_apis.py"],
+    "identity/__init__.py": ["tests/test_strength_identity.py", "tests/test_service.py", "tests/test_build.py"],
+    "build/__init__.py": ["tests/test_strength_build.py", "tests/test_build.py"],
+    "network/__init__.py": NETWORK_TESTS,
+    "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
+    "capacity.py": ["tests/test_strength_capacity.py", "tests/test_capacity.py"],
+    "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
+    "frontdoor/settings.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
+    "sizing/catalogue.py": [
+        "tests/test_strength_catalogue.py",
+        "tests/test_catalogue.py",
+        *SIZING_TESTS,
+        *READER_TESTS,
+    ],
+    "sizing/spec.py": ["tests/test_strength_spec.py", *SIZING_TESTS, *READER_TESTS],
+    "sizing/settings.py": [
+        "tests/test_strength_sizing_settings.py",
+        *SERVICE_TESTS,
+        "tests/test_build.py",
+        "tests/test_streamer.py",
+    ],
+    "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
+    "cache/__init__.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
+    "cache/settings.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
 }
 """Module (under the library) → the test files run against its mutants, fastest killers first."""
+
+NOT_MUTATED: dict[str, str] = {
+    "__init__.py": "a docstring only: no statement to mutate (Cosmic Ray finds 0 mutants)",
+    "sizing/__init__.py": "re-exports only (imports and `__all__`); Cosmic Ray finds 0 mutants, and every name it "
+    "re-exports is scored in its own module",
+}
+"""Library files deliberately left out of MODULES, each with the reason; every other ``.py`` must be listed."""
+
+
+def unlisted_modules() -> list[str]:
+    """Library ``.py`` files in neither MODULES nor NOT_MUTATED (a new module must be added to one)."""
+    lib = ROOT / LIB
+    found = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*.py") if "__pycache__" not in p.parts)
+    return [m for m in found if m not in MODULES and m not in NOT_MUTATED]
 
 
 @dataclass(frozen=True)
@@ -111,6 +158,12 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "differs only for room < 0, where the fit becomes negative instead of 0: both are below any "
             "sequence count in the search, and a room ≤ 0 is refused right after with the same error",
         ),
+        Equivalent(
+            "timeout = min(PROBE_TIMEOUT_S, period - 1)",
+            "ReplaceBinaryOperator_Sub_Mul",
+            "`period - 1` → `period * 1`: the period is 10 or 30 s and `PROBE_TIMEOUT_S` is 5, so the minimum is 5 "
+            "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
+        ),
     ],
     "bucket/__init__.py": [
         Equivalent(
@@ -119,6 +172,69 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`SUFFIX_HEX // 2` → `/ 2` gives 4.0 instead of 4: Pulumi sends every number as a protobuf double, "
             "so the provider receives the same byte_length",
         )
+    ],
+    "settings.py": [
+        Equivalent(
+            'args = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]',
+            "ReplaceComparisonOperator_IsNot_NotEq",
+            "`a is not NoneType` → `a != NoneType`: the union's members are classes (whose `==` is identity) or "
+            "typing aliases such as `list[str]` (whose `==` is False against any class), so both keep exactly "
+            "the non-None members",
+        ),
+    ],
+    "sizing/spec.py": [
+        Equivalent(
+            "is_global = (i % pattern == 0) if full_first else (i % pattern == pattern - 1)",
+            "ReplaceComparisonOperator_Eq_GtE",
+            "`i % pattern >= pattern - 1` ⇔ `== pattern - 1`: `i % pattern` is at most `pattern - 1` (pattern ≥ 2 "
+            "here, smaller patterns return earlier), so the larger values `>=` would add never occur",
+        ),
+    ],
+    "capacity.py": [
+        Equivalent(
+            'if name == "max_instances" and value is None:',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`name` only takes the loop's three literals: 'quota' and 'min_instances' sort after 'max_instances' "
+            "('q' > 'm', 'mi' > 'ma'), so `name <= 'max_instances'` is true for 'max_instances' alone, as `==` is",
+        ),
+        Equivalent(
+            "default=0,",
+            "NumberReplacer",
+            "the `default` of `max(…)` over the target's metrics is never used: `Target` refuses a target with no "
+            "metric (`names no load to serve`), so `wanted` always has one or two items",
+        ),
+    ],
+    "frontdoor/__init__.py": [
+        Equivalent(
+            "assert args.network is not None and args.subnetwork is not None and s.certificate is not None",
+            "ReplaceAndWithOr",
+            "an invariant assert (for mypy): `FrontDoorArgs` and `FrontDoorSettings` refuse the internal scheme "
+            "without a network, a subnetwork or a certificate, so all three hold whenever `_internal` runs and "
+            "`a and b or c` is true exactly as `a and b and c` is",
+        ),
+        Equivalent(
+            "if len(self.backends) > 1:",
+            "ReplaceComparisonOperator_Gt_NotEq",
+            "an empty `backends` is refused just before (`is empty: the front door needs at least one Cloud Run "
+            "service`), so `len ≥ 1` here and `!= 1` is `> 1`",
+        ),
+    ],
+    "frontdoor/settings.py": [
+        Equivalent(
+            '+ (", or use action: throttle" if self.action is ArmorAction.BAN else ""),',
+            "ReplaceComparisonOperator_Is_LtE",
+            "`ArmorAction` is a `StrEnum` with two members, 'ban' and 'throttle': `action <= 'ban'` holds for 'ban' "
+            "alone ('throttle' sorts after it), exactly when `action is ArmorAction.BAN` does",
+        ),
+    ],
+    "cache/settings.py": [
+        Equivalent(
+            'if len(f"{self.service_name}-valkey") > 63 or not re.fullmatch(r"[a-z][-a-z0-9]*", self.service_name):',
+            op,
+            f"`> 63` → `{sym} 63`: `service_name` already matches the Cloud Run name pattern (at most 42 characters), "
+            "so `<name>-valkey` has at most 49 and neither comparison can be true",
+        )
+        for op, sym in (("ReplaceComparisonOperator_Gt_Eq", "=="), ("ReplaceComparisonOperator_Gt_GtE", ">="))
     ],
     "sizing/engines.py": [
         Equivalent(
@@ -150,8 +266,8 @@ ISSUE_CLASSES: list[tuple[str, str, str, str, str]] = [
     (
         "OLLAMA_GPU_OVERHEAD / instead of *",
         "sizing/engines.py",
-        "int(vram_bytes * (1 - memory_fraction))",
-        "int(vram_bytes / (1 - memory_fraction))",
+        '"OLLAMA_GPU_OVERHEAD": str(int(vram_bytes * (1 - memory_fraction)))',
+        '"OLLAMA_GPU_OVERHEAD": str(int(vram_bytes / (1 - memory_fraction)))',
         "sizing",
     ),
     (
@@ -424,16 +540,25 @@ def _change(diff: str) -> str:
 def findings(modules: list[str]) -> str:
     """Equivalent and surviving mutants of the last run of each module (from ``mutants/results-*.json``)."""
     equivalent, survived = [], []
+    annotations: dict[str, list[str]] = {}
     for module in modules:
         results = WORK / f"results-{module.replace('/', '.')}.json"
         if not results.exists():
             continue
         for o in json.loads(results.read_text()):
-            where = f"- `{module}:{o['line']}` {o['operator'].removeprefix('core/')}: {_change(o['diff'])}"
-            if o["outcome"] == "equivalent":
+            operator = o["operator"].removeprefix("core/")
+            where = f"- `{module}:{o['line']}` {operator}: {_change(o['diff'])}"
+            if o["outcome"] == "equivalent" and o["reason"] == ANNOTATION_REASON:
+                annotations.setdefault(f"`{module}:{o['line']}`", []).append(operator.rsplit("_", 1)[-1])
+            elif o["outcome"] == "equivalent":
                 equivalent.append(f"{where}. *Equivalent:* {o['reason']}")
             elif o["outcome"] == "survived":
                 survived.append(where)
+    if annotations:
+        lines = ", ".join(f"{where} ({len(ops)}: {' '.join(ops)})" for where, ops in annotations.items())
+        equivalent.insert(
+            0, f"- *Annotation only* ({sum(map(len, annotations.values()))} mutants; {ANNOTATION_REASON}): {lines}"
+        )
     return (
         "\n### Equivalent mutants in the samples\n\n"
         + ("\n".join(equivalent) or "None.")
@@ -486,6 +611,30 @@ def check_classes(work: Path) -> int:
     return failures
 
 
+def rescore(modules: list[str]) -> int:
+    """Re-judge the last run's survivors of ``modules`` against :data:`EQUIVALENT` (after an entry was added)
+    and rewrite their rows: no test runs, and ``mutants/work/`` is left alone (a sampling run may be using it)."""
+    text = DOC.read_text()
+    rows: dict[str, str] = {}
+    for module in modules:
+        results = WORK / f"results-{module.replace('/', '.')}.json"
+        row = re.search(rf"^\| `{re.escape(module)}` \| (\d+) \|.*\| ([^|]+) \|$", text, flags=re.M)
+        if not results.exists() or row is None:
+            print(f"{module}: no earlier run to rescore")
+            continue
+        outcomes = [Outcome(**o) for o in json.loads(results.read_text())]
+        for o in outcomes:
+            minus = [ln[1:] for ln in o.diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+            if o.outcome == "survived" and minus:
+                o.reason = equivalence(module, minus[0], o.operator, ((0, 0), (0, 0)), [])
+                o.outcome = "equivalent" if o.reason else "survived"
+        results.write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+        rows[module] = score_line(module, outcomes, int(row.group(1)), row.group(2).strip())
+        print(rows[module])
+    write_doc(rows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="modules under components/cloudrun_gpu (default: every one listed)")
@@ -494,11 +643,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/test-strength.md")
     parser.add_argument("--classes", action="store_true", help="only check the issue's named survivor classes")
+    parser.add_argument(
+        "--rescore", action="store_true", help="re-judge the last run's survivors against EQUIVALENT (no test runs)"
+    )
     args = parser.parse_args(argv)
+    missing = unlisted_modules()
+    if missing:
+        parser.error(f"library module(s) {missing} are in neither MODULES nor NOT_MUTATED: add each with its tests")
     wanted = [m if m.endswith(".py") else f"{m}.py" for m in args.modules] or list(MODULES)
     unknown = [m for m in wanted if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {list(MODULES)}")
+    if args.rescore:
+        return rescore(wanted)
     work = WORK / ("classes" if args.classes else "work")  # a class check may run beside a sampling run
     os.environ["PYTHONPATH"] = os.pathsep.join([str(work / "components"), str(work)])
     copy_tree(work)
@@ -525,8 +682,8 @@ def main(argv: list[str] | None = None) -> int:
             for o in outcomes:
                 if o.outcome == "survived":
                     print(o.diff)
-    if not args.no_doc:
-        write_doc(rows)
+        if not args.no_doc:  # after each module: a long run stopped halfway keeps what it finished
+            write_doc({module: rows[module]})
     return 0
 
 

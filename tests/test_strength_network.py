@@ -222,3 +222,47 @@ def test_nat_defaults() -> None:
     assert (n.enabled, n.dynamic_port_allocation, n.min_ports_per_vm, n.max_ports_per_vm) == (True, True, 64, 4096)
     assert str(n.log_filter) == "ERRORS_ONLY"
     assert NatSettings(dynamic_port_allocation=False, min_ports_per_vm=65536, max_ports_per_vm=64).min_ports_per_vm
+
+
+def test_default_max_instances_sizes_the_subnet_description() -> None:
+    assert InferenceNetworkArgs(region="r").max_instances == 1
+    assert InferenceNetworkArgs(region="r", max_instances=12.0).max_instances == 12  # type: ignore[arg-type]
+    sub = render(lambda: InferenceNetwork("n", InferenceNetworkArgs(region="r")).network_id).one(
+        "gcp:compute/subnetwork:Subnetwork"
+    )
+    assert sub.inputs["description"] == "Direct VPC egress; sized for 1 max instances"
+
+
+def test_dns_zone_names_fit_63_characters_and_records_are_exact() -> None:
+    name = "n" * 70
+    r = render(lambda: InferenceNetwork(name, InferenceNetworkArgs(region="r", project="p")).network_id)
+    zones = {z.inputs["dnsName"]: z.inputs["name"] for z in r.of_type("gcp:dns/managedZone:ManagedZone")}
+    assert zones == {
+        "googleapis.com.": "n" * 48 + "-googleapis-com",
+        "pkg.dev.": "n" * 55 + "-pkg-dev",
+        "gcr.io.": "n" * 56 + "-gcr-io",
+    }
+    assert all(len(z) == 63 for z in zones.values())
+    short = render(lambda: InferenceNetwork("ab", InferenceNetworkArgs(region="r")).network_id)
+    assert {z.inputs["name"] for z in short.of_type("gcp:dns/managedZone:ManagedZone")} == {
+        "ab-googleapis-com",
+        "ab-pkg-dev",
+        "ab-gcr-io",
+    }
+    records = {(x.inputs["name"], x.inputs["type"]): x.inputs for x in r.of_type("gcp:dns/recordSet:RecordSet")}
+    assert len(records) == 6
+    for zone_dns, zone in zones.items():
+        a, cname = records[(zone_dns, "A")], records[(f"*.{zone_dns}", "CNAME")]
+        assert (a["ttl"], a["rrdatas"], a["managedZone"]) == (300, ["10.255.255.254"], zone)
+        assert (cname["ttl"], cname["rrdatas"], cname["managedZone"]) == (300, [zone_dns], zone)
+
+
+def test_nat_without_dynamic_port_allocation() -> None:
+    settings = NetworkSettings(nat=NatSettings(dynamic_port_allocation=False, min_ports_per_vm=128))
+    nat = render(lambda: InferenceNetwork("n", InferenceNetworkArgs(region="r", settings=settings)).network_id).one(
+        "gcp:compute/routerNat:RouterNat"
+    )
+    assert nat.inputs["enableDynamicPortAllocation"] is False
+    assert nat.inputs["minPortsPerVm"] == 128
+    assert "maxPortsPerVm" not in nat.inputs and "enableEndpointIndependentMapping" not in nat.inputs
+    assert nat.inputs["logConfig"] == {"enable": True, "filter": "ERRORS_ONLY"}

@@ -97,7 +97,7 @@ def test_model_path_reaches_the_engine_flags() -> None:
 def test_in_memory_volume_is_weights_times_1_05(method: LoadingMethod) -> None:
     p = plan(
         model=ModelSettings(name="llama-3.1-8b", file="m.gguf", quantization="Q8_0"),
-        loading=LoadingSettings(method=method),
+        loading=LoadingSettings(method=LoadingMethod(method)),
     )
     weights = p.sizing.weights_bytes
     assert p.in_memory_volume_gib == ceil(weights * 1.05 / GIB) == 9  # 7.95 GiB × 1.05 = 8.34 → 9
@@ -107,7 +107,7 @@ def test_in_memory_volume_is_weights_times_1_05(method: LoadingMethod) -> None:
 
 @pytest.mark.parametrize("method", [LoadingMethod.IMAGE, LoadingMethod.GCS_FUSE])
 def test_no_in_memory_volume_for_image_and_fuse(method: LoadingMethod) -> None:
-    assert plan(loading=LoadingSettings(method=method)).in_memory_volume_gib == 0
+    assert plan(loading=LoadingSettings(method=LoadingMethod(method))).in_memory_volume_gib == 0
 
 
 def test_memory_must_hold_the_in_memory_copy_plus_the_engine() -> None:
@@ -374,3 +374,202 @@ def test_min_instances_above_1000_is_out_of_range() -> None:
     with pytest.raises(ConfigErrors) as err:
         ScalingSettings(min_instances=1001, max_instances=1000)
     assert [(e.field, e.problem) for e in err.value.errors] == [("ScalingSettings.min_instances", "is out of range")]
+
+
+# ------------------------------------------------------------------ service/__init__.py, field by field
+
+
+def test_image_method_without_vpc_renders_every_cloud_run_field() -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> Any:
+        svc = GpuInferenceService(
+            "chat",
+            GpuInferenceServiceArgs(
+                region="europe-west1",
+                image="img",
+                model=LLAMA,
+                engine=EngineSettings(context_length=4096),
+                service=ServiceSettings(name="chat", invokers=["user:a@example.com"]),
+            ),
+        )
+        seen["svc"] = svc
+        return pulumi.Output.all(svc.url, svc.service_account_email, svc.service_name)
+
+    r = render(program)
+    svc = seen["svc"]
+    plan, probe = svc.plan, svc.plan.sizing.startup_probe
+    s = r.one(SVC).inputs
+    assert (s["name"], s["location"], s["launchStage"], s["ingress"]) == (
+        "chat",
+        "europe-west1",
+        "GA",
+        "INGRESS_TRAFFIC_ALL",
+    )
+    assert (s["deletionProtection"], s["invokerIamDisabled"]) == (False, False)
+    assert "customAudiences" not in s and "labels" not in s
+    t = s["template"]
+    assert t["serviceAccount"] == "chat-runtime@test-project.iam.gserviceaccount.com"
+    assert t["executionEnvironment"] == "EXECUTION_ENVIRONMENT_GEN2"
+    assert t["nodeSelector"] == {"accelerator": "nvidia-l4"}
+    assert t["gpuZonalRedundancyDisabled"] is True
+    assert t["timeout"] == "600s"
+    assert t["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 1}
+    assert t["maxInstanceRequestConcurrency"] == plan.concurrency == svc.concurrency
+    assert "vpcAccess" not in t and "volumes" not in t
+    (c,) = t["containers"]
+    assert (c["name"], c["image"]) == ("llamacpp", "img")
+    assert c["ports"] == {"containerPort": 8080, "name": "http1"}
+    assert c["resources"] == {
+        "limits": {"cpu": str(plan.cpu), "memory": f"{plan.memory_gib}Gi", "nvidia.com/gpu": "1"},
+        "cpuIdle": False,
+        "startupCpuBoost": True,
+    }
+    assert c["startupProbe"] == {
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+        "httpGet": {"path": "/health", "port": 8080},
+    }
+    assert c["livenessProbe"] == {
+        "periodSeconds": 30,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+        "httpGet": {"path": "/health", "port": 8080},
+    }
+    assert c["args"] == list(plan.sizing.engine_args)
+    assert "volumeMounts" not in c
+    assert svc.startup_probe == {
+        "initial_delay_seconds": probe.initial_delay_seconds,
+        "period_seconds": probe.period_seconds,
+        "timeout_seconds": probe.timeout_seconds,
+        "failure_threshold": probe.failure_threshold,
+        "path": "/health",
+    }
+    (binding,) = r.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    assert binding.name == "chat-invoker-user:a@example.com"
+    assert binding.inputs == {
+        "name": "chat",
+        "location": "europe-west1",
+        "role": "roles/run.invoker",
+        "member": "user:a@example.com",
+    }
+    email = "chat-runtime@test-project.iam.gserviceaccount.com"
+    assert r.value[1:] == [email, "chat"]
+    assert r.value[0].startswith("https://chat-")
+
+
+def test_vpc_zonal_redundancy_audiences_and_no_liveness() -> None:
+    s = build(
+        gpu=GpuSettings(zonal_redundancy=True),
+        custom_audiences=["https://llm.example.com"],
+        service=ServiceSettings(name="chat", liveness_probe=False, deletion_protection=True),
+        service_account_email="sa@p.iam.gserviceaccount.com",
+        scaling=ScalingSettings(min_instances=1, max_instances=2, request_timeout_s=900),
+    ).one(SVC)
+    i = s.inputs
+    assert i["customAudiences"] == ["https://llm.example.com"]
+    assert i["deletionProtection"] is True
+    t = i["template"]
+    assert t["gpuZonalRedundancyDisabled"] is False
+    assert t["serviceAccount"] == "sa@p.iam.gserviceaccount.com"
+    assert (t["timeout"], t["scaling"]) == ("900s", {"minInstanceCount": 1, "maxInstanceCount": 2})
+    assert t["vpcAccess"] == {
+        "egress": "ALL_TRAFFIC",
+        "networkInterfaces": [{"network": "n", "subnetwork": "s", "tags": ["llm"]}],
+    }
+    assert "livenessProbe" not in t["containers"][0]
+    untagged = build(vpc=VpcEgressArgs(network="n", subnetwork="s")).one(SVC).inputs["template"]["vpcAccess"]
+    assert untagged["networkInterfaces"] == [{"network": "n", "subnetwork": "s"}]
+
+
+@pytest.mark.parametrize("method", ["gcs-fuse", "gcs-download", "gcs-stream", "internet"])
+def test_network_methods_need_a_vpc(method: str) -> None:
+    engine = EngineSettings(name=EngineName.VLLM) if method == "gcs-stream" else EngineSettings()
+    with pytest.raises(ConfigErrors) as err:
+        GpuInferenceServiceArgs(
+            region="r",
+            image="i",
+            model=LLAMA,
+            engine=engine,
+            loading=LoadingSettings(method=LoadingMethod(method)),
+            bucket_name="b",
+        )
+    (e,) = err.value.errors
+    assert (e.field, e.value) == ("GpuInferenceServiceArgs.vpc", None)
+    assert e.problem == (
+        f"loading.method {method} reads over the network, which needs Direct VPC with ALL_TRAFFIC egress (L4, L5)"
+    )
+    assert e.fix == "pass vpc=VpcEgressArgs(network=…, subnetwork=…) from an InferenceNetwork"
+    assert GpuInferenceServiceArgs(region="r", image="i", model=LLAMA).vpc is None  # image: no VPC needed
+
+
+@pytest.mark.parametrize("method", ["gcs-fuse", "gcs-download", "gcs-stream"])
+def test_bucket_methods_need_a_bucket(method: str) -> None:
+    engine = EngineSettings(name=EngineName.VLLM) if method == "gcs-stream" else EngineSettings()
+    with pytest.raises(ConfigErrors) as err:
+        GpuInferenceServiceArgs(
+            region="r",
+            image="i",
+            model=LLAMA,
+            engine=engine,
+            loading=LoadingSettings(method=LoadingMethod(method)),
+            vpc=VPC,
+        )
+    (e,) = err.value.errors
+    assert (e.field, e.problem, e.fix) == (
+        "GpuInferenceServiceArgs.bucket_name",
+        f"loading.method {method} reads the model from a bucket",
+        "pass bucket_name (e.g. ModelBucket(...).bucket_name)",
+    )
+    internet = GpuInferenceServiceArgs(
+        region="r", image="i", model=LLAMA, loading=LoadingSettings(method=LoadingMethod.INTERNET), vpc=VPC
+    )
+    assert internet.bucket_name is None
+
+
+def test_dict_inputs_are_parsed_and_their_errors_collected() -> None:
+    args = GpuInferenceServiceArgs(
+        region="r",
+        image="i",
+        model={"name": "llama-3.1-8b"},  # type: ignore[arg-type]
+        engine={"name": "vllm"},  # type: ignore[arg-type]
+        vpc={"network": "n", "subnetwork": "s"},  # type: ignore[arg-type]
+    )
+    assert isinstance(args.model, ModelSettings) and args.engine.name == "vllm"
+    assert isinstance(args.vpc, VpcEgressArgs) and args.vpc.tags == []
+    with pytest.raises(ConfigErrors) as err:
+        GpuInferenceServiceArgs(
+            region="r",
+            image="i",
+            model={"name": "x", "gguf": "y"},  # type: ignore[arg-type]
+            scaling={"max_instances": 0},  # type: ignore[arg-type]
+        )
+    assert [e.field for e in err.value.errors] == [
+        "GpuInferenceServiceArgs.model.gguf",
+        "GpuInferenceServiceArgs.scaling.max_instances",
+    ]
+
+
+def test_plan_errors_name_the_args_fields() -> None:
+    args = GpuInferenceServiceArgs(region="antarctica1", image="i", model=LLAMA)
+    with pytest.raises(ConfigErrors) as err:
+        args.plan()
+    assert all(e.field.startswith("GpuInferenceServiceArgs.") for e in err.value.errors)
+    assert "GpuInferenceServiceArgs.region" in [e.field for e in err.value.errors]
+
+
+def test_a_single_plan_error_is_renamed_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloudrun_gpu.service as service_module
+    from cloudrun_gpu.errors import ConfigError
+
+    def refuse(**_: Any) -> Any:
+        raise ConfigError("engine.context_length", 9, "is too small", "set engine.context_length")
+
+    monkeypatch.setattr(service_module, "plan_service", refuse)
+    with pytest.raises(ConfigErrors) as err:
+        GpuInferenceServiceArgs(region="europe-west1", image="i", model=LLAMA).plan()
+    (e,) = err.value.errors
+    assert (e.field, e.value, e.problem) == ("GpuInferenceServiceArgs.engine.context_length", 9, "is too small")
+    assert e.fix == "set GpuInferenceServiceArgs.engine.context_length"

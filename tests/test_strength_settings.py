@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Annotated
+from uuid import UUID
 
 import pytest
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
@@ -20,7 +22,7 @@ from cloudrun_gpu.settings import (
     suggest,
     with_prefix,
 )
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 
 class Color(enum.StrEnum):
@@ -237,3 +239,25 @@ def test_too_many_positional_arguments_read_as_english() -> None:
     (e,) = err.value.errors
     assert (e.field, e.value, e.problem) == ("NatSettings.5", "extra", "is a positional argument too many")
     assert e.fix.startswith("pass settings by name: enabled, dynamic_port_allocation")
+
+
+def _never(value: str) -> str:
+    raise ValueError("refused")
+
+
+@settings
+class Validated:
+    """Error types that sort after ``unexpected_positional_argument`` (``value_error``, ``uuid_parsing``)."""
+
+    word: Annotated[str, AfterValidator(_never)] = "x"
+    """A field with a validator of its own."""
+    ident: UUID | None = None
+    """A UUID."""
+
+
+@pytest.mark.parametrize(("raw", "field"), [({"word": "y"}, "p.word"), ({"ident": "zz"}, "p.ident")])
+def test_other_error_types_are_not_read_as_positional(raw: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigErrors) as err:
+        parse(Validated, raw, "p.")
+    (e,) = err.value.errors
+    assert (e.field, e.problem, e.fix) == (field, "is not valid", f"check {field} against the docs")

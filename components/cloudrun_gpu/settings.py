@@ -197,8 +197,6 @@ def validation_errors(exc: ValidationError, prefix: str, cls: Any) -> ConfigErro
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         typ = err["type"]
-        if typ == "dataclass_arguments_type" or (loc and loc[-1] == "[dataclass-fields]"):
-            loc = loc[:-1]
         path = ".".join(str(p) for p in loc)
         field = prefix + path if path else prefix.rstrip(".:") or "config"
         ctx = err.get("ctx") or {}
