@@ -63,7 +63,12 @@ MODULES: dict[str, list[str]] = {
         "tests/test_service.py",
         "tests/test_golden.py",
     ],
-    "sizing/plan.py": [*SIZING_TESTS, "tests/test_properties.py", "tests/test_golden.py"],
+    "sizing/plan.py": [
+        "tests/test_strength_plan.py",
+        *SIZING_TESTS,
+        "tests/test_properties.py",
+        "tests/test_golden.py",
+    ],
     "sizing/quant.py": SIZING_TESTS + READER_TESTS,
     "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
     "netcalc.py": [*NETWORK_TESTS, "tests/test_config.py"],

@@ -373,11 +373,12 @@ def test_exactly_zero_room_is_refused_as_no_room(engine: str) -> None:
     )
     with pytest.raises(ConfigError) as exc:
         size(req)
-    assert exc.value.field == "model"
-    one_more = replace(spec, weights_bytes=budget - overhead - 1)  # one byte of room: a context error instead
+    assert exc.value.field == "model" and "exceed the" in exc.value.problem  # weights + overhead ≥ budget
+    one_more = replace(spec, weights_bytes=budget - overhead - 1)  # one byte of room: no context fits in it
     with pytest.raises(ConfigError) as exc:
         size(replace(req, model=one_more))
-    assert exc.value.field == "engine.context_length"
+    assert exc.value.field == "model"
+    assert exc.value.problem.startswith("weights and engine overhead leave 0.00 GiB for the KV cache: not even")
 
 
 def test_sliding_windows_need_the_hybrid_kv_cache_manager() -> None:

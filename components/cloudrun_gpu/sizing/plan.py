@@ -393,6 +393,14 @@ def _raise_context(
     hybrid: bool = True,
 ) -> NoReturn:
     largest = _largest_context(engine, spec, kv, room, batched_tokens, hybrid)
+    if largest < 1:  # no context at all fits: shortening it is no fix ("≤ 0"), the model or the GPU must change
+        raise ConfigError(
+            "model",
+            spec.name,
+            f"weights and engine overhead leave {_gib(room)} for the KV cache: not even the shortest context fits "
+            f"(one {context:,}-token sequence needs {_gib(per_seq)})",
+            "use a 4-bit quantisation (B2), a smaller model, or a GPU with more memory",
+        )
     raise ConfigError(
         "engine.context_length",
         context,
