@@ -272,3 +272,30 @@ def test_largest_context_is_zero_when_no_multiple_of_256_fits() -> None:
     per_256 = kv_bytes_per_sequence("llama.cpp", spec, 256, "f16")
     assert _largest_context("llama.cpp", spec, "f16", per_256 - 1) == 0
     assert _largest_context("llama.cpp", spec, "f16", per_256) == 256
+
+
+def test_the_scheduler_note_counts_the_sequences_it_estimated() -> None:
+    """Llama 3.1 8B at 106,496 tokens on an L4: Ollama's estimate allows exactly one sequence, and the note says
+    so (one sequence, the estimate for it); at 8,192 tokens it allows the fit's 14."""
+    spec = catalogue_model("llama-3.1-8b")
+    one = size(SizingRequest(model=spec, engine="ollama", context_length=106_496))
+    assert one.max_parallel_sequences == 1
+    (note,) = [line for line in one.explain if "layer scheduler" in line]
+    estimate = ollama_scheduler_estimate(spec, 106_496, 1, "q8_0", one.weights_bytes)
+    assert f"its own estimate ({gib(estimate)} for 1 sequence: weights," in note
+    many = size(SizingRequest(model=spec, engine="ollama", context_length=8192))
+    (note,) = [line for line in many.explain if "layer scheduler" in line]
+    assert f"for {many.max_parallel_sequences} sequences: weights," in note and many.max_parallel_sequences == 14
+
+
+def test_a_load_rate_below_1_mib_per_s_is_refused_in_gib_per_s() -> None:
+    """The value is reported in the unit the user writes (``loading.throughput_gib_per_s``), not in bytes."""
+    spec = catalogue_model("llama-3.1-8b")
+    with pytest.raises(ConfigError) as err:
+        size(SizingRequest(model=spec, engine="llama.cpp", load_bytes_per_s=MIB // 2))
+    assert (err.value.field, err.value.value, err.value.allowed) == (
+        "loading.throughput_gib_per_s",
+        (MIB // 2) / GIB,
+        "≥ 0.001",
+    )
+    assert err.value.problem == "is below 1 MiB/s"

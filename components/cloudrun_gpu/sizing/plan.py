@@ -545,7 +545,7 @@ def size(req: SizingRequest) -> SizingPlan:
             "loading.method",
             req.loading_method,
             "unknown loading method",
-            "pick one of the seed's four methods (L2)",
+            "pick one of the loading methods (L2; gcs-stream: R7)",
             ", ".join(limits.LOADING_METHODS),
         )
     if req.load_bytes_per_s is not None and req.load_bytes_per_s < limits.MIB:
@@ -606,7 +606,8 @@ def size(req: SizingRequest) -> SizingPlan:
                 notes.append(
                     f"Ollama {OLLAMA_PINNED_VERSION} runs {spec.architecture} on its llama.cpp runner, whose layer "
                     f"scheduler keeps every layer on the GPU only while its own estimate ({_gib(estimate)} for "
-                    f"{max(1, fit)} sequences: weights, KV at its bytes per element, graph, 457 MiB minimum) fits "
+                    f"{max(1, fit)} sequence{'s' if fit > 1 else ''}: weights, KV at its bytes per element, graph, "
+                    "457 MiB minimum) fits "
                     f"in {_gib(free)} (GPU less OLLAMA_GPU_OVERHEAD)"
                 )
             if fit < 1 and sequences_that_fit(room, per_seq) >= 1:
