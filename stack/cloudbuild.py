@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import shlex
+from collections.abc import Callable
 from math import ceil
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -196,6 +197,30 @@ def submit_command(
 # --- What the image build uploads ---------------------------------------------------------------------
 
 
+def upload_files(base: Path, root: Path, skip: Callable[[PurePosixPath], bool] | None = None) -> list[str]:
+    """The files a build uploads from ``base``, relative to ``root``, sorted: every file but Python caches,
+    documentation (``*.md``) and what ``skip`` (given the path relative to ``base``) leaves out."""
+    out = []
+    for path in base.rglob("*"):
+        rel = PurePosixPath(path.relative_to(base).as_posix())
+        if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".md"):
+            continue
+        if skip is None or not skip(rel):
+            out.append(path.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def hash_files(root: Path, files: list[str], seed: bytes = b"") -> str:
+    """SHA-256 over ``seed`` and each file's path, executable bit and content: changes exactly when the upload
+    (or the seed) does."""
+    h = hashlib.sha256(seed)
+    for rel in files:
+        path = root / rel
+        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def container_files(container: Path | None = None) -> list[str]:
     """The files the image build uploads, relative to the project root (``container/…``), sorted: everything
     under ``container/`` except caches, documentation (``*.md``) and whatever sits in ``container/model/``
@@ -203,28 +228,17 @@ def container_files(container: Path | None = None) -> list[str]:
     ``container/cache/``, the response cache's own image (S1), which no engine Dockerfile copies: changing the
     cache must not rebuild, retag and redeploy the GPU image."""
     base = container or CONTAINER
-    out = []
-    for path in base.rglob("*"):
-        rel = path.relative_to(base)
-        if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".md"):
-            continue
-        if rel.parts[0] == "model" and rel.as_posix() != "model/.keep":
-            continue
-        if rel.parts[0] == "cache":
-            continue
-        out.append((PurePosixPath(base.name) / rel.as_posix()).as_posix())
-    return sorted(out)
+
+    def skip(rel: PurePosixPath) -> bool:
+        return (rel.parts[0] == "model" and rel.as_posix() != "model/.keep") or rel.parts[0] == "cache"
+
+    return upload_files(base, base.parent, skip)
 
 
 def container_hash(container: Path | None = None) -> str:
-    """SHA-256 over each uploaded file's path, executable bit and content: changes exactly when the upload does."""
+    """The hash of what the image build uploads (:func:`hash_files` over :func:`container_files`)."""
     base = container or CONTAINER
-    h = hashlib.sha256()
-    for rel in container_files(base):
-        path = base.parent / rel
-        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
+    return hash_files(base.parent, container_files(base))
 
 
 # --- Staging the model into the bucket ----------------------------------------------------------------
@@ -467,29 +481,16 @@ CACHE_PYTHON_IMAGE = "python:3.11.13-slim-bookworm"
 def cache_files(context: Path | None = None) -> list[str]:
     """What the cache build uploads, relative to the project root, sorted (its docs and caches left out)."""
     base = context or CACHE_CONTEXT
-    root = base.parent.parent
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in base.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".md")
-    )
+    return upload_files(base, base.parent.parent)
 
 
 def cache_image_uri(vs: ValidatedStack, context: Path | None = None) -> str:
     """``<registry>/llm-cache:<hash>``: the hash covers every uploaded file (path, mode, content) and the base
     image, so an edit of the cache is a new immutable tag, and only the cache's revision changes."""
     base = context or CACHE_CONTEXT
-    root = base.parent.parent
-    h = hashlib.sha256(_cache_base(vs).encode())
-    for rel in cache_files(base):
-        path = root / rel
-        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+    digest = hash_files(base.parent.parent, cache_files(base), seed=_cache_base(vs).encode())
     cfg = vs.config
-    return (
-        f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}/{CACHE_IMAGE_NAME}:"
-        f"{h.hexdigest()[:12]}"
-    )
+    return f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}/{CACHE_IMAGE_NAME}:{digest[:12]}"
 
 
 def _cache_base(vs: ValidatedStack) -> str:
