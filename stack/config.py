@@ -882,22 +882,23 @@ def read_stack_file(path: Path) -> dict[str, str]:
     return out
 
 
-def _unsupported(value: Any) -> Any:
-    """The first value JSON (and so Pulumi config) cannot carry: bytes, sets, dates, non-string keys."""
+def _unsupported(value: Any, _inside: frozenset[int] = frozenset()) -> Any:
+    """The first value JSON (and so Pulumi config) cannot carry: bytes, sets, dates, non-string keys, and a
+    value that contains itself (a YAML anchor used inside its own node, ``&a {self: *a}``: PyYAML builds the
+    cycle, and JSON cannot write it)."""
     if isinstance(value, (bytes, set, frozenset, datetime.date)):
         return repr(value)
     if isinstance(value, float) and value != value:
         return "NaN"
-    if isinstance(value, dict):
-        for k, v in value.items():
+    if isinstance(value, (dict, list)):
+        if id(value) in _inside:
+            return "a YAML anchor that refers to itself"
+        inside = _inside | {id(value)}
+        items = list(value.items()) if isinstance(value, dict) else [("", v) for v in value]
+        for k, v in items:
             if not isinstance(k, str):
                 return repr(k)
-            bad = _unsupported(v)
-            if bad is not None:
-                return bad
-    if isinstance(value, list):
-        for v in value:
-            bad = _unsupported(v)
+            bad = _unsupported(v, inside)
             if bad is not None:
                 return bad
     return None
