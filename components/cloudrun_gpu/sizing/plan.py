@@ -293,7 +293,9 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
     method = limits.LOADING_METHODS[req.loading_method]
     window = startup.probe_window(est)
     max_window = int(limits.STARTUP_WINDOW_GPU_S.value)
-    largest = limits.PROBE_INITIAL_DELAY_MAX + max_window
+    initial_delay = startup.initial_delay(est)
+    # The probing after the initial delay is what Cloud Run caps (failureThreshold × periodSeconds ≤ 1800 s).
+    largest = initial_delay + max_window
     if window > largest:
         faster = [
             f"{m.name}: ~{est.container_s + seconds_to_load(weights, m.bytes_per_s) + est.init.seconds:.0f} s"
@@ -306,12 +308,11 @@ def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str])
             f"the model ({_gib(weights)}) needs ~{est.expected_s:.0f} s to start at {est.rate / GIB:.3f} GiB/s and up "
             f"to ~{est.slowest_s:.0f} s at the slowest published rate (×{startup.PROBE_SAFETY_FACTOR} + "
             f"{startup.PROBE_SAFETY_FLOOR_S} s = {window} s), beyond Cloud Run's largest startup window "
-            f"({limits.PROBE_INITIAL_DELAY_MAX} s delay + {max_window} s probing)",
+            f"({initial_delay} s delay + {max_window} s probing)",
             "use a faster loading method ("
             + ("; ".join(faster) or "none is faster")
             + "), a smaller quantisation, or a smaller model (practices D2, L2)",
         )
-    initial_delay = startup.initial_delay(est)
     remaining = window - initial_delay
     period = 10 if remaining <= 600 else 30
     failure_threshold = max(limits.PROBE_FAILURE_THRESHOLD_MIN, ceil(remaining / period))
