@@ -23,6 +23,7 @@ import csv
 import io
 import statistics
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from math import ceil, floor
 
@@ -265,6 +266,12 @@ class StartupEvidence:
 
 def load_evidence() -> list[StartupEvidence]:
     """Every row of ``data/startup_evidence.csv``."""
+    return list(_evidence_rows())
+
+
+@lru_cache(maxsize=1)
+def _evidence_rows() -> tuple[StartupEvidence, ...]:
+    """Parsed once per process: every plan asks :func:`coverage_gaps`, which reads the rows."""
     text = resources.files("cloudrun_gpu.sizing.data").joinpath(EVIDENCE_FILE).read_text(encoding="utf-8")
     rows = []
     for r in csv.DictReader(io.StringIO(text)):
@@ -289,7 +296,7 @@ def load_evidence() -> list[StartupEvidence]:
                 note=r["note"],
             )
         )
-    return rows
+    return tuple(rows)
 
 
 def implied_rate(row: StartupEvidence) -> float | None:
