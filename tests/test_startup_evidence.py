@@ -149,3 +149,33 @@ def test_gpt_oss_120b_init_is_not_scaled_by_total_parameters() -> None:
 def test_doc_exists_with_the_command() -> None:
     assert isinstance(DOC, Path) and DOC.is_file()
     assert "scripts/startup_report.py --evidence" in DOC.read_text(encoding="utf-8")
+
+
+def stack_row(stack: str) -> str:
+    """The line of docs/startup-evidence.md's stack table for ``stack`` (its plan, recomputed)."""
+    plan = plan_json(stack, ROOT)["sizing"]
+    probe = plan["startup_probe"]
+    gaps = [n.split(": ", 2)[2] for n in plan["explain"] if n.startswith("startup evidence")]
+    config = f"{plan['engine']}, {plan_method(plan)}, {plan['gpu']}, {plan['weights_bytes'] / GIB:.1f} GiB"
+    return (
+        f"| {stack} | {config} | {probe['expected_start_seconds']:.0f} | {probe['window_seconds']} "
+        f"| {probe['initial_delay_seconds']} | {'; '.join(gaps) or 'covered'} |"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docs_stack_table_is_the_plans(stack: str) -> None:
+    assert stack_row(stack) in DOC.read_text(encoding="utf-8")
+
+
+def test_explain_names_each_terms_source() -> None:
+    """Staging's explain text: every term of the expected start and of the probe carries its source."""
+    explain = plan_json("staging", ROOT)["sizing"]["explain"]
+    start = next(n for n in explain if n.startswith("startup:"))
+    probe = next(n for n in explain if n.startswith("probe:"))
+    assert str(limits.CONTAINER_START_S.source) in start
+    assert str(limits.DIRECT_VPC_CONNECT_S.source) in start
+    assert limits.LOADING_METHODS["gcs-fuse"].source in start
+    assert startup.ENGINE_INIT["ollama"].source in start
+    assert "slowest start" in probe and "Direct VPC allowance" in probe and "fastest start" in probe
+    assert "startup evidence: outside what the published starts cover" in " ".join(explain)
