@@ -215,7 +215,11 @@ LOADING_METHODS: dict[str, LoadingMethodFacts] = {
         0.05 * GIB,
         "3 published Cloud Storage FUSE starts (Ollama, L4, gemma3 4b-27b, default gcsfuse options, "
         "docs/startup-evidence.md): 0.050-0.052 GiB/s. Our mount options (sequential-read-size-mb=1024, "
-        "metadata caches) are not credited: nothing published or measured shows them faster",
+        "metadata caches) are not credited: gcsfuse already detects sequential reads and then sends fewer, "
+        "larger requests over one TCP connection (storage/docs/gcsfuse-performance-and-best-practices, zh-CN "
+        "page, paraphrased), and its "
+        "documented lever for one large file read by one thread is parallel download through a file cache "
+        "(gcsfuse v2.4.0 release notes), which we do not set; nothing published or measured shows ours faster",
         needs=("Direct VPC egress ALL_TRAFFIC + Private Service Connect (L4)",),
         slow_bytes_per_s=0.049 * GIB,
         fast_bytes_per_s=0.053 * GIB,
