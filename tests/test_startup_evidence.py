@@ -179,3 +179,35 @@ def test_explain_names_each_terms_source() -> None:
     assert startup.ENGINE_INIT["ollama"].source in start
     assert "slowest start" in probe and "Direct VPC allowance" in probe and "fastest start" in probe
     assert "startup evidence: outside what the published starts cover" in " ".join(explain)
+
+
+@pytest.mark.parametrize(
+    ("version", "band"),
+    [(None, "V1"), ("0.17.2rc1", "V1"), ("0.8.0", "V1"), ("0.7.3", "V0"), ("0.6.4", "V0"), ("1.0", "V1")],
+)
+def test_vllm_version_bands(version: str | None, band: str) -> None:
+    assert startup.vllm_band(version) == band
+    assert startup.engine_init("vllm", version) is startup.VLLM_INIT[band]
+
+
+def test_a_measured_rate_replaces_the_expected_and_bounds_the_slow_and_fast_cases() -> None:
+    """``loading.load_bytes_per_s``: the user's rate is the expected one; the window still allows the slowest
+    published rate when that is slower, and the initial delay the fastest when that is faster."""
+    weights = 5 * GIB
+    fuse = limits.LOADING_METHODS["gcs-fuse"]
+    fast_user = startup.estimate(method="gcs-fuse", engine="ollama", weights_bytes=weights, load_bytes_per_s=GIB)
+    assert fast_user.rate == GIB and fast_user.load_s == 5.0
+    assert fast_user.slow_load_s == pytest.approx(weights / fuse.slow_bytes_per_s, abs=0.1)
+    assert fast_user.fast_load_s == 5.0
+    slow_user = startup.estimate(method="gcs-fuse", engine="ollama", weights_bytes=weights, load_bytes_per_s=0.01 * GIB)
+    assert slow_user.slow_load_s == slow_user.load_s == 500.0
+    assert slow_user.fast_load_s == pytest.approx(weights / fuse.fast_bytes_per_s, abs=0.1)
+
+
+def test_image_reads_need_no_direct_vpc_and_network_reads_do() -> None:
+    image = startup.estimate(method="image", engine="ollama", weights_bytes=GIB)
+    fuse = startup.estimate(method="gcs-fuse", engine="ollama", weights_bytes=GIB)
+    assert (image.vpc_s, image.vpc_window_s) == (0.0, 0.0)
+    assert (fuse.vpc_s, fuse.vpc_window_s) == (34.0, 60.0)
+    # the fastest start never waits for Direct VPC: the doc says the delay *might* happen
+    assert fuse.fastest_s == pytest.approx(5.6 + fuse.fast_load_s + 4.0)
