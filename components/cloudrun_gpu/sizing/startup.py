@@ -22,10 +22,12 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from math import ceil, floor
+from typing import Any
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.limits import GIB
@@ -68,11 +70,11 @@ class EngineInit:
 
 ENGINE_INIT: dict[str, EngineInit] = {
     "ollama": EngineInit(
-        engine="ollama",
-        band="all",
-        seconds=5.0,
-        fast_seconds=4.0,
-        slow_seconds=10.0,
+        "ollama",
+        "all",
+        5.0,
+        4.0,
+        10.0,
         source=(
             "Ollama 0.12.6 on an L4 (docs/startup-evidence.md): gemma3:1b (0.8 GB) baked in the image answered "
             "/api/generate 5.5-5.9 s after its first /api/version; 5 s expected, 4-10 s"
@@ -80,11 +82,11 @@ ENGINE_INIT: dict[str, EngineInit] = {
         evidence=True,
     ),
     "llama.cpp": EngineInit(
-        engine="llama.cpp",
-        band="all",
-        seconds=5.0,
-        fast_seconds=1.0,
-        slow_seconds=10.0,
+        "llama.cpp",
+        "all",
+        5.0,
+        1.0,
+        10.0,
         source="estimate: no published Cloud Run llama.cpp start; llama-server starts in ~1-3 s after mmap "
         "(llm-sizing §5), 5 s expected, up to 10 s",
         evidence=False,
@@ -95,11 +97,11 @@ name so it does not depend on where that record lives)."""
 
 VLLM_INIT: dict[str, EngineInit] = {
     "V1": EngineInit(
-        engine="vllm",
-        band=">=0.8 (V1: torch.compile and CUDA graphs on every start)",
-        seconds=139.0,
-        fast_seconds=70.0,
-        slow_seconds=139.0,
+        "vllm",
+        ">=0.8 (V1: torch.compile and CUDA graphs on every start)",
+        139.0,
+        70.0,
+        139.0,
         source=(
             "vLLM 0.17.2rc1, Gemma 4 31B on an RTX PRO 6000 (docs/startup-evidence.md, Cloud Run log): engine "
             "set-up 27 s before the weights + 'init engine (profile, create kv cache, warmup model) took 97.04 "
@@ -111,11 +113,11 @@ VLLM_INIT: dict[str, EngineInit] = {
         evidence=True,
     ),
     "V0": EngineInit(
-        engine="vllm",
-        band="<0.8 (V0)",
-        seconds=139.0,
-        fast_seconds=30.0,
-        slow_seconds=139.0,
+        "vllm",
+        "<0.8 (V0)",
+        139.0,
+        30.0,
+        139.0,
         source="estimate: no published Cloud Run start of a V0 vLLM; the V1 figure is kept as the expected and "
         "slow case (V0 has no torch.compile by default, so it is an upper bound), 30 s fast",
         evidence=False,
@@ -168,10 +170,10 @@ def _seconds(bytes_: int, rate: float) -> float:
 
 
 def estimate(
-    *,
     method: str,
     engine: str,
     weights_bytes: int,
+    *,
     engine_version: str | None = None,
     direct_vpc: bool | None = None,
     gpu: str | None = None,
@@ -269,33 +271,19 @@ def load_evidence() -> list[StartupEvidence]:
     return list(_evidence_rows())
 
 
+_CONVERT: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "bool": "true".__eq__}
+"""CSV text to a field's type (``from __future__ import annotations`` keeps the types as their names)."""
+
+
 @lru_cache(maxsize=1)
 def _evidence_rows() -> tuple[StartupEvidence, ...]:
     """Parsed once per process: every plan asks :func:`coverage_gaps`, which reads the rows."""
     text = resources.files("cloudrun_gpu.sizing.data").joinpath(EVIDENCE_FILE).read_text(encoding="utf-8")
-    rows = []
-    for r in csv.DictReader(io.StringIO(text)):
-        rows.append(
-            StartupEvidence(
-                id=r["id"],
-                source_url=r["source_url"],
-                date=r["date"],
-                engine=r["engine"],
-                engine_version=r["engine_version"],
-                gpu=r["gpu"],
-                region=r["region"],
-                method=r["method"],
-                method_options=r["method_options"],
-                direct_vpc=r["direct_vpc"] == "true",
-                model=r["model"],
-                weights_bytes=int(r["weights_bytes"]),
-                weights_source=r["weights_source"],
-                clock=r["clock"],
-                measured_s=float(r["measured_s"]),
-                breakdown=r["breakdown"],
-                note=r["note"],
-            )
-        )
+    types = {f.name: str(f.type) for f in fields(StartupEvidence)}
+    rows = [
+        StartupEvidence(**{name: _CONVERT[types[name]](value) for name, value in r.items()})
+        for r in csv.DictReader(io.StringIO(text))
+    ]
     return tuple(rows)
 
 
@@ -390,12 +378,7 @@ class RowCheck:
 def check_row(row: StartupEvidence) -> RowCheck:
     """The plan's expected start, window and initial delay for the row's configuration."""
     est = estimate(
-        method=row.method,
-        engine=row.engine,
-        weights_bytes=row.weights_bytes,
-        engine_version=row.engine_version,
-        direct_vpc=row.direct_vpc,
-        gpu=row.gpu,
+        row.method, row.engine, row.weights_bytes, engine_version=row.engine_version, direct_vpc=row.direct_vpc
     )
     return RowCheck(row, round(est.expected_s + row.rollout_s, 1), probe_window(est), initial_delay(est))
 
