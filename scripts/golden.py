@@ -32,12 +32,13 @@ def committed_stacks(root: Path = ROOT) -> list[str]:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
 
 
 def _walk(path: str, old: Any, new: Any) -> Iterator[str]:
-    """One line per leaf that differs; dicts are compared key by key, everything else as a whole."""
+    """One line per leaf that differs; dicts key by key, lists of equal length item by item, everything else
+    as a whole."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             sub = f"{path}.{key}" if path else str(key)
@@ -47,6 +48,13 @@ def _walk(path: str, old: Any, new: Any) -> Iterator[str]:
                 yield f"{sub}: removed (was {_short(old[key])})"
             else:
                 yield from _walk(sub, old[key], new[key])
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            yield from _walk(f"{path}[{i}]", a, b)
+    elif isinstance(old, list) and isinstance(new, list) and all(isinstance(x, str) for x in [*old, *new]):
+        # Lines of text (explain, args) that grew or shrank: name the lines that went and came.
+        yield from (f"{path}: removed {_short(line)}" for line in old if line not in new)
+        yield from (f"{path}: added {_short(line)}" for line in new if line not in old)
     elif old != new:
         yield f"{path}: {_short(old)} → {_short(new)}"
 
