@@ -62,9 +62,9 @@ def test_differences_name_each_resource_and_input_path() -> None:
     }
     assert golden.differences(old, new) == [
         'cost: added {"idle_per_hour": 0}',
-        'sizing.engine_args: ["--a"] → ["--a", "--b"]',
+        'sizing.engine_args: added "--b"',
         "sizing.max_parallel_sequences: 16 → 14",
-        'resource svc: dependencies: [] → ["net"]',
+        'resource svc: dependencies: added "net"',
         "resource svc: inputs.gone: removed (was true)",
         "resource svc: inputs.x: 1 → 2",
         "resource old (t:b): removed",
