@@ -373,7 +373,10 @@ def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> Res
             project=cfg.project,
             labels=shared.labels,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[shared.apis, region.service, region.network, image]),
+        # Not on region.service (issue 19): only the cache's Cloud Run service and its invoker binding need the GPU
+        # service (its URL and name, so they wait for it through those outputs); the Memorystore instance and the
+        # connection policy start alongside the GPU service instead of after it and the builds.
+        opts=pulumi.ResourceOptions(depends_on=[shared.apis, region.network]),  # the image: through image_ref
     )
 
 

@@ -325,3 +325,18 @@ def test_preflight_needs_a_project(tmp_path: Path) -> None:
     with pytest.raises(Exception) as err:
         preflight_main(args, session=requests.Session())
     assert "pulumi config set gcp:project" in str(err.value)
+
+
+# --- smaller items (issue 19 item 7) -------------------------------------------------------------------------
+
+
+def test_memorystore_does_not_wait_for_the_gpu_service(plans: dict[str, dict[str, Any]]) -> None:
+    """Only the cache's Cloud Run service (and its invoker binding) needs the GPU service's URL; the Valkey instance
+    and the connection policy, a long create, start without waiting for the GPU service or any build."""
+    res = by_name(plans["prod"])
+    slow = [r for r in res.values() if r["type"].startswith(("gcp:memorystore/", "gcp:networkconnectivity/"))]
+    assert len(slow) == 2
+    for r in slow:
+        assert not {"llm-svc", "llm-image-submit", "llm-cache-image-submit"} & set(r["dependencies"]), r["name"]
+    cache = res["llm-cache-svc"]
+    assert {"llm-svc", "llm-cache-image-submit"} <= set(cache["dependencies"])
