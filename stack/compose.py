@@ -316,10 +316,28 @@ def _region(vs: ValidatedStack, shared: _Shared) -> _Region:
         ),
         # The revision starts only once its model is in the bucket and its image is pushed (issue 10).
         opts=pulumi.ResourceOptions(
-            depends_on=[apis, registry, bucket, iam_settled, *built.waits, *([gate] if gate is not None else [])]
+            depends_on=[
+                apis,
+                registry,
+                bucket,
+                iam_settled,
+                *built.waits,
+                *([gate] if gate is not None else []),
+                *_private_path(network, reads_bucket),
+            ]
         ),
     )
     return _Region(vs, network, registry, bucket, built, service, gate)
+
+
+def _private_path(network: InferenceNetwork, reads_bucket: bool) -> list[pulumi.Resource]:
+    """What a service that reads its weights from Cloud Storage at start-up must wait for (issue 19): the Private
+    Service Connect endpoint and the private DNS records that send ``storage.googleapis.com`` to it. Its egress goes
+    through the VPC; a first revision started before the records exist resolves the public address, which a VPC
+    without NAT cannot reach. A service whose model is in its image reads nothing through the VPC at start-up."""
+    if not reads_bucket or network.psc_rule is None:
+        return []
+    return [network.psc_rule, *network.dns_records]
 
 
 def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> ResponseCache:

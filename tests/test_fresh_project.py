@@ -340,3 +340,27 @@ def test_memorystore_does_not_wait_for_the_gpu_service(plans: dict[str, dict[str
         assert not {"llm-svc", "llm-image-submit", "llm-cache-image-submit"} & set(r["dependencies"]), r["name"]
     cache = res["llm-cache-svc"]
     assert {"llm-svc", "llm-cache-image-submit"} <= set(cache["dependencies"])
+
+
+@pytest.mark.parametrize(("stack", "waits"), [("staging", True), ("prod", True), ("multi", True), ("dev", False)])
+def test_a_service_that_loads_from_the_bucket_waits_for_psc_and_its_dns(
+    plans: dict[str, dict[str, Any]], stack: str, waits: bool
+) -> None:
+    """staging (gcs-fuse), prod (gcs-stream) and multi (gcs-download) read the bucket through the PSC endpoint at
+    start-up: each GPU service waits for its region's endpoint and every private DNS record; dev bakes the model."""
+    res = by_name(plans[stack])
+    services = [r for r in res.values() if r["type"] == "gcp:cloudrunv2/service:Service" and "cache" not in r["name"]]
+    assert services
+    for svc in services:
+        net = svc["name"].removesuffix("-svc").replace("-us-central1", "") + "-net"
+        net += "-us-central1" if "us-central1" in svc["name"] else ""
+        psc = [n for n in res if n == net + "-psc"]
+        records = [
+            n
+            for n, r in res.items()
+            if n.startswith(net + "-dns-")
+            and r["type"] == "gcp:dns/recordSet:RecordSet"
+            and "us-central1" not in n[len(net) :]
+        ]
+        assert len(psc) == 1 and len(records) == 6, (svc["name"], psc, records)
+        assert (set(psc + records) <= set(svc["dependencies"])) is waits, svc["name"]
