@@ -364,3 +364,51 @@ def test_a_service_that_loads_from_the_bucket_waits_for_psc_and_its_dns(
         ]
         assert len(psc) == 1 and len(records) == 6, (svc["name"], psc, records)
         assert (set(psc + records) <= set(svc["dependencies"])) is waits, svc["name"]
+
+
+# --- the README's per-stack model rows (issue 19 item 5) -----------------------------------------------------
+
+
+def readme_model_rows() -> dict[str, tuple[str, list[str]]]:
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- model-sources -->", 1)[1].split("<!-- /model-sources -->", 1)[0]
+    rows: dict[str, tuple[str, list[str]]] = {}
+    for line in table.strip().splitlines()[2:]:
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        rows[cells[0]] = (cells[2], json.loads(cells[3]))
+    return rows
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_readme_model_rows_fit_each_stack(stack: str) -> None:
+    """Issue 19 item 5: the deploy sequence was written for dev (``*Q4_K_M.gguf`` gave prod's vLLM nothing to load).
+    Each committed stack has a row; its source validates, staging plans for that stack's engine and loading method,
+    and its patterns choose what the engine loads: one GGUF for llama.cpp and Ollama, the model directory for vLLM."""
+    import fnmatch
+
+    from stack.cloudbuild import staging_config, staging_needed
+
+    rows = readme_model_rows()
+    assert set(rows) == set(STACKS)
+    source, files = rows[stack]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    vs = read_config(
+        stack_flat(
+            stack, model={**_model_section(stack), "source": source.replace("<commit>", commit), "files": files}
+        ),
+        plan_only=True,
+    )
+    assert staging_needed(vs), stack
+    assert staging_config(vs, token=False, trigger="t")["steps"]
+    engine = vs.config.engine.name
+    picks = lambda name: any(fnmatch.fnmatch(name, p) for p in files)  # noqa: E731
+    if engine == "vllm":
+        wanted = ("config.json", "model-00001-of-00004.safetensors", "tokenizer.json", "generation_config.json")
+        assert all(picks(n) for n in wanted) and not picks("model-Q4_K_M.gguf")
+    else:
+        assert picks(f"Model-{vs.config.model.quantization}.gguf") and not picks("model.safetensors")
+        assert not picks("Model-Q8_0.gguf")  # one GGUF: the quantization the stack is sized for
+
+
+def _model_section(stack: str) -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["cloudrun-gpu:model"])
