@@ -173,7 +173,8 @@ def authorized_session() -> requests.Session:
         raise ConfigError(
             "credentials", None, f"no Application Default Credentials ({exc})", "gcloud auth application-default login"
         ) from None
-    return AuthorizedSession(creds)
+    session: requests.Session = AuthorizedSession(creds)  # type: ignore[no-untyped-call]  # google-auth: untyped
+    return session
 
 
 def main(

@@ -69,6 +69,8 @@ DEV_BUCKET = f"llm-dev-models-{MOCK_HEX}"  # issue 19: the prefix follows the se
 def bucket_of(vs: Any) -> str:
     """The model bucket's name under mocks: the stack's prefix and the RandomId hex."""
     return f"{vs.config.bucket.name_prefix}-{MOCK_HEX}"
+
+
 PROJECT_ID = "my-project"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SOURCES: dict[str, dict[str, Any]] = {
@@ -282,7 +284,8 @@ def test_build_identity_holds_exactly_its_roles_on_exactly_those_resources(stack
     assert build_roles(res, email) == {
         (PUSH_ROLE, cfg.registry.repository_id),
         (PULL_ROLE, f"{cfg.registry.repository_id}-docker-hub"),  # base images come through this cache
-        (BUCKET_WRITE_ROLE, f"{cfg.bucket.name_prefix}-{MOCK_HEX}"),  # staging writes the model; the build reads it and its source
+        # staging writes the model; the build reads it and its source
+        (BUCKET_WRITE_ROLE, f"{cfg.bucket.name_prefix}-{MOCK_HEX}"),
         (LOG_ROLE, PROJECT_ID),
     }
 

@@ -216,12 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.server.log.append(("POST", self.path))
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._send(200, {"name": "operations/acf.p2-1", "done": self.server.polls == 0})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.log.append(("GET", self.path))
         if self.path.startswith("/v1/operations/"):
             self.server.polls -= 1
@@ -401,7 +401,10 @@ def test_readme_model_rows_fit_each_stack(stack: str) -> None:
     assert staging_needed(vs), stack
     assert staging_config(vs, token=False, trigger="t")["steps"]
     engine = vs.config.engine.name
-    picks = lambda name: any(fnmatch.fnmatch(name, p) for p in files)  # noqa: E731
+
+    def picks(name: str) -> bool:
+        return any(fnmatch.fnmatch(name, p) for p in files)
+
     if engine == "vllm":
         wanted = ("config.json", "model-00001-of-00004.safetensors", "tokenizer.json", "generation_config.json")
         assert all(picks(n) for n in wanted) and not picks("model-Q4_K_M.gguf")
