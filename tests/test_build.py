@@ -23,6 +23,7 @@ import pytest
 from cloudrun_gpu.build import (
     BUCKET_READ_ROLE,
     BUCKET_WRITE_ROLE,
+    FAILED_BUILD_LOGS,
     LOG_ROLE,
     PULL_ROLE,
     PUSH_ROLE,
@@ -153,12 +154,13 @@ if gcloud artifacts docker images describe "$IMAGE" >/dev/null 2>&1; then
   echo 'up to date: no build' >&2
 else
   src=$(mktemp -d)
-  trap 'rm -rf "$src" "$src.json"' EXIT
+  trap 'rm -rf "$src" "$src.json" "$src.out" "$src.rc"' EXIT
   printf '%s' "$CLOUDBUILD_CONFIG" > "$src.json"
   printf '%s\\n' "$SOURCE_FILES" | tar -C "$SOURCE_ROOT" -cf - -T - | tar -xf - -C "$src"
-  gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" \
---service-account="$BUILD_SERVICE_ACCOUNT"{subs} 1>&2
-fi
+  { gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" \
+--service-account="$BUILD_SERVICE_ACCOUNT"{subs} 2>&1 && echo 0 > "$src.rc" || echo $? > "$src.rc"; } \
+| tee "$src.out" 1>&2
+{failed_logs}fi
 gcloud artifacts docker images describe "$IMAGE" --format='value(image_summary.digest)'
 """
 STAGING_CREATE = """set -eu
@@ -166,11 +168,12 @@ if [ "$(gcloud storage cat "$MARKER" 2>/dev/null || true)" = "$STAGE_ID" ]; then
   echo 'up to date: no build' >&2
 else
   src=$(mktemp -d)
-  trap 'rm -rf "$src" "$src.json"' EXIT
+  trap 'rm -rf "$src" "$src.json" "$src.out" "$src.rc"' EXIT
   printf '%s' "$CLOUDBUILD_CONFIG" > "$src.json"
-  gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" \
---substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}" 1>&2
-fi
+  { gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" \
+--substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}" 2>&1 && echo 0 > "$src.rc" || echo $? > "$src.rc"; } \
+| tee "$src.out" 1>&2
+{failed_logs}fi
 printf '%s\\n' "$STAGE_ID"
 """
 SUBS = ' --substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}"'
@@ -188,7 +191,9 @@ def test_build_and_staging_commands_exactly(stack: str) -> None:
 
     image = one(res, COMMAND, f"{svc}-image-submit").inputs
     bakes = vs.config.loading.method == "image"
-    assert image["create"] == IMAGE_CREATE.replace("{subs}", SUBS if bakes else "")
+    assert image["create"] == IMAGE_CREATE.replace("{subs}", SUBS if bakes else "").replace(
+        "{failed_logs}", FAILED_BUILD_LOGS
+    )
     assert image["environment"] == {
         "CLOUDBUILD_CONFIG": json.dumps(cb.cloudbuild_config(vs), sort_keys=True),
         "BUILD_SERVICE_ACCOUNT": sa,
@@ -203,7 +208,7 @@ def test_build_and_staging_commands_exactly(stack: str) -> None:
 
     staging = one(res, COMMAND, f"{svc}-model-submit").inputs
     trigger = cb.staging_trigger(vs, token=False)
-    assert staging["create"] == STAGING_CREATE
+    assert staging["create"] == STAGING_CREATE.replace("{failed_logs}", FAILED_BUILD_LOGS)
     assert staging["environment"] == {
         "CLOUDBUILD_CONFIG": json.dumps(cb.staging_config(vs, token=False, trigger=trigger), sort_keys=True),
         "BUILD_SERVICE_ACCOUNT": sa,
@@ -604,9 +609,15 @@ case "$1 $2" in
     echo "NOT_FOUND" >&2; exit 1;;
   "builds submit")
     echo "streaming build logs"
+    if [ -n "${FAKE_FAIL:-}" ]; then
+      echo "Created [https://cloudbuild.googleapis.com/v1/projects/p/locations/global/builds/0a1b-2c3d]."
+      echo "ERROR: (gcloud.builds.submit) build 0a1b-2c3d completed with status \"FAILURE\"" >&2; exit 1
+    fi
     src=$3; [ "$src" = "--no-source" ] || cp -R "$src" "$FAKE_STATE/uploaded"
     for a in "$@"; do case "$a" in --config=*) cp "${a#--config=}" "$FAKE_STATE/config.json";; esac; done
     touch "$FAKE_STATE/pushed"; exit 0;;
+  "logging read")
+    printf 'Step #2 - "build-image": error: no config.json\nStep #2 - "build-image": ERROR: build step 2 failed\n';;
   "storage cat")
     [ -f "$FAKE_STATE/marker" ] && cat "$FAKE_STATE/marker"; [ -f "$FAKE_STATE/marker" ];;
 esac
@@ -656,6 +667,29 @@ def test_image_build_script_uploads_exactly_the_hashed_files_and_prints_only_the
     second = run_script(cmd["create"], env, ROOT)
     assert second.stdout == f"{DIGEST}\n"
     assert sum(line.startswith("builds submit") for line in (tmp_path / "calls.log").read_text().splitlines()) == 1
+
+
+def test_a_failed_build_prints_its_cloud_logging_lines(tmp_path: Path) -> None:
+    """Issue 19: GA ``gcloud builds submit`` does not stream CLOUD_LOGGING_ONLY logs, so a failure showed only
+    "BUILD FAILURE". The script reads the build's last lines from Cloud Logging (oldest first) and keeps the build's
+    exit status."""
+    res = deploy("dev", flat_config("dev"))
+    cmd = one(res, COMMAND, "llm-dev-image-submit").inputs
+    env = {**fake_env(tmp_path, cmd["environment"]), "FAKE_FAIL": "1"}
+    run = subprocess.run(["/bin/sh", "-c", cmd["create"]], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stdout == ""
+    read = [c for c in (tmp_path / "calls.log").read_text().splitlines() if c.startswith("logging read")]
+    assert read == [
+        'logging read resource.type="build" AND resource.labels.build_id="0a1b-2c3d" --order=desc --limit=200 '
+        "--format=value(textPayload)"
+    ]
+    err = run.stderr
+    assert err.index("streaming build logs") < err.index("the last build log lines of 0a1b-2c3d")
+    assert err.index("ERROR: build step 2 failed") < err.index("error: no config.json")  # reversed: oldest first
+    # a build that passes reads no logs
+    ok = run_script(cmd["create"], {k: v for k, v in env.items() if k != "FAKE_FAIL"}, ROOT)
+    assert ok.stdout == f"{DIGEST}\n"
+    assert sum(c.startswith("logging read") for c in (tmp_path / "calls.log").read_text().splitlines()) == 1
 
 
 def test_staging_script_skips_when_the_marker_holds_its_id(tmp_path: Path) -> None:
