@@ -27,7 +27,14 @@ from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.registry import RegistrySettings
 from cloudrun_gpu.service.plan import ServicePlan, plan_service
-from cloudrun_gpu.service.settings import GpuSettings, Ingress, ResourcesSettings, ScalingSettings, ServiceSettings
+from cloudrun_gpu.service.settings import (
+    SERVICE_NAME_PATTERN,
+    GpuSettings,
+    Ingress,
+    ResourcesSettings,
+    ScalingSettings,
+    ServiceSettings,
+)
 from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
 from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
@@ -426,7 +433,9 @@ def stack_names(sections: dict[str, Any], optional: dict[str, Any]) -> None:
     not a mapping is left for its parser to refuse."""
     service = sections.get("service")
     name = service.get("name") if isinstance(service, dict) else None
-    svc = name if isinstance(name, str) and name else SERVICE_DEFAULT
+    # A service name its own parser refuses derives nothing: that one error, not one per derived name.
+    valid = isinstance(name, str) and re.fullmatch(SERVICE_NAME_PATTERN, name)
+    svc = name if valid and isinstance(name, str) else SERVICE_DEFAULT
 
     def fill(section: dict[str, Any], sub: str, key: str, value: str) -> None:
         raw = section.get(sub)
