@@ -84,7 +84,9 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
                     cfg.scaling.max_instances,
                     region.cpu,
                     region.memory_gib,
-                    warn=pulumi.log.warn,  # unreadable on a fresh project until ProjectApis enables Cloud Quotas
+                    # Unreadable on a fresh project until ProjectApis enables Cloud Quotas: then it warns, and the
+                    # quota gate after the APIs (_quota_gate) stops the run before any build (issue 19).
+                    warn=pulumi.log.warn,
                 )
         return _build(vs)
     except (ConfigError, ConfigErrors) as exc:

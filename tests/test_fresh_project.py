@@ -184,6 +184,27 @@ def test_quota_gate_reruns_when_the_need_changes() -> None:
     assert json.loads(one["triggers"][0])["gpus"] == 1 and json.loads(two["triggers"][0])["gpus"] == 2
 
 
+def test_quota_gate_script_runs_preflight_with_the_project_venv_and_fails_with_it(tmp_path: Path) -> None:
+    """The gate's shell runs ``.venv/bin/python -m stack preflight`` (Pulumi.yaml's virtualenv) for its stack and
+    region without enabling the API, and its exit status is the command's: a short quota fails the resource."""
+    import os
+    import subprocess
+
+    from stack.compose import QUOTA_GATE_SCRIPT
+
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    fake = venv / "python"
+    fake.write_text('#!/bin/sh\necho "$*" > "$OUT"\nexit "${RC:-0}"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "STACK": "multi", "REGION": "us-central1", "OUT": str(tmp_path / "args")}
+    for rc in (0, 2):
+        run = subprocess.run(["/bin/sh", "-c", QUOTA_GATE_SCRIPT], cwd=tmp_path, env={**env, "RC": str(rc)})
+        assert run.returncode == rc
+        args = (tmp_path / "args").read_text().split()
+        assert args == ["-m", "stack", "preflight", "--stack", "multi", "--region", "us-central1", "--no-enable"]
+
+
 # --- python -m stack preflight against a fake Cloud Quotas / Service Usage ----------------------------------
 
 
