@@ -211,12 +211,13 @@ def upload_files(base: Path, root: Path, skip: Callable[[PurePosixPath], bool] |
 
 
 def hash_files(root: Path, files: list[str], seed: bytes = b"") -> str:
-    """SHA-256 over ``seed`` and each file's path, executable bit and content: changes exactly when the upload
-    (or the seed) does."""
+    """SHA-256 over ``seed`` and each file's path and content: changes exactly when the upload (or the seed) does.
+    No mode bits (issue 19): a fresh clone or ``core.fileMode=false`` must not rebuild; the Dockerfiles set the
+    modes the image needs themselves (``COPY --chmod``), so the uploaded files' modes never reach the image."""
     h = hashlib.sha256(seed)
     for rel in files:
         path = root / rel
-        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        h.update(f"{rel}\0".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
@@ -292,9 +293,10 @@ def _docker_hub(vs: ValidatedStack, ref: str) -> str:
     return f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}-docker-hub/{path}"
 
 
-def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, int]]]:
+def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, str]]]:
     """A local ``model.source``: the folder to upload from (as written), the chosen files relative to it, and
-    each file's (name, size, mtime) for the trigger. Pickle files are never chosen."""
+    each file's (name, size, SHA-256 of its content) for the trigger. Pickle files are never chosen. No
+    modification times (issue 19): a fresh clone or a copy restages nothing when the bytes are the same."""
     cfg = vs.config
     written = str(cfg.model.source)
     path = Path(written) if Path(written).is_absolute() else base_dir / written
@@ -322,13 +324,22 @@ def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], li
             "cloudrun-gpu:model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
         )
     base = path if path.is_dir() else path.parent
-    stats = [(n, (base / n).stat().st_size, (base / n).stat().st_mtime_ns) for n in names]
+    stats = [(n, (base / n).stat().st_size, _file_sha256(base / n)) for n in names]
     return root, names, stats
 
 
-def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[str, int, int]] | None = None) -> str:
+def _file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in 1 MiB blocks (model files are GBs)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[str, int, str]] | None = None) -> str:
     """Changes exactly when the staged objects would: the pinned source and file choice (a local source's file
-    names, sizes and times), and the layout (engine, method, prefix, the engine's file name)."""
+    names, sizes and contents), and the layout (engine, method, prefix, the engine's file name)."""
     cfg = vs.config
     what = {
         "source": cfg.model.source,
