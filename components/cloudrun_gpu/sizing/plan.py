@@ -15,19 +15,21 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing.engines import (
+    ENGINE_MAX_SEQUENCES,
     ENGINES,
     OLLAMA_NUM_BATCH,
     OLLAMA_PINNED_VERSION,
     VLLM_DEFAULT_BATCHED_TOKENS,
+    VLLM_ENGINE_MODES,
     VllmOverhead,
     VllmProfile,
     attention_params,
     engine_memory_from_config,
     engine_parallel_from_config,
-    intermediate_size_estimate,
     kv_bytes_per_sequence,
     kv_bytes_per_token_full,
     kv_bytes_total,
+    mlp_shape,
     ollama_engine_family,
     ollama_gpu_overhead,
     ollama_scheduler_estimate,
@@ -76,6 +78,10 @@ class SizingRequest:
     max_num_batched_tokens: int | None = None
     """vLLM ``--max-num-batched-tokens``; default: vLLM's own serve default for the GPU (2048, or 8192 on
     GPUs with ≥ 70 GiB). More tokens per step cost activation memory and the sliding-window cache."""
+    vllm_mode: str | None = None
+    """vLLM's engine, ``"v0"`` or ``"v1"`` (``VLLM_USE_V1``; ``size --vllm-mode``, read from a log by
+    ``calibrate``): V0 forced on a V1 release, or V1 forced before v0.8, profile differently from the version's
+    default. None: the version's default engine."""
     high_precision_params: int = 0
     """Parameters kept in 16 bit whatever the quantisation: per-layer embeddings (Gemma 3n / Gemma 4
     "E" models), vision/audio towers. 0 when the engine drops them (vLLM ``--language-model-only``)."""
@@ -450,7 +456,6 @@ def _fit_vllm(
     weights: int,
     fraction: float,
     cap: int,
-    cr_max: int,
     notes: list[str],
 ) -> _VllmFit:
     """vLLM's budget, start-up profile and KV pool; the sequences its profile runs with are the plan's parallel
@@ -459,18 +464,19 @@ def _fit_vllm(
     budget = int(total * fraction)
     version = parse_vllm_version(req.engine_version)
     batched = req.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
-    intermediate = intermediate_size_estimate(spec)
+    mlp = mlp_shape(spec)
     hybrid = supports_hybrid_kv(version)
 
     def evaluate(seqs: int) -> tuple[VllmOverhead, int, int, int, int]:
         tokens = max(batched, seqs)  # vLLM refuses max_num_batched_tokens < max_num_seqs
         ov = vllm_overhead(
             hidden=spec.hidden_size,
-            intermediate=intermediate,
+            intermediate=mlp.active_intermediate,
             vocab=spec.vocab_size,
             weights_bytes=weights,
             budget_bytes=budget,
-            profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version),
+            profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version, mode=req.vllm_mode),
+            mlp=mlp,
         )
         per_seq = kv_bytes_per_sequence("vllm", spec, context, kv, tokens, hybrid=hybrid)
         room = budget - weights - ov.total
@@ -481,7 +487,7 @@ def _fit_vllm(
     else:
         # The profile's sequences are the plan's parallel, and more sequences cost sampler memory: the largest
         # s ≤ cap whose own profile leaves room for s sequences (fit(s) − s falls as s grows: binary search).
-        lo, hi = 1, max(1, min(cap, cr_max))
+        lo, hi = 1, max(1, cap)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if evaluate(mid)[4] >= mid:
@@ -556,6 +562,27 @@ def size(req: SizingRequest) -> SizingPlan:
             "measure the real rate (e.g. time a gcloud storage cp) and set it in GiB/s",
             "≥ 0.001",
         )
+    if req.vllm_mode is not None and (req.engine != "vllm" or req.vllm_mode not in VLLM_ENGINE_MODES):
+        raise ConfigError(
+            "engine.vllm_mode",
+            req.vllm_mode,
+            "is not a vLLM engine" if req.engine == "vllm" else f"applies to vLLM only, not {req.engine}",
+            "v0 (VLLM_USE_V1=0) or v1 (VLLM_USE_V1=1), as the start-up log names it; leave it unset otherwise",
+            ", ".join(VLLM_ENGINE_MODES),
+        )
+    if req.engine == "ollama" and req.engine_version is not None:
+        asked = parse_vllm_version(req.engine_version)
+        if asked != parse_vllm_version(OLLAMA_PINNED_VERSION):
+            # Every Ollama rule here (engine vs llama.cpp runner, cache cells, scheduler estimate) was read at one
+            # tag; another release lays out its caches differently, so its number would be a guess, not a plan.
+            raise ConfigError(
+                "engine.version",
+                req.engine_version,
+                f"Ollama's memory rules were read from its source at v{OLLAMA_PINNED_VERSION} only; this release's "
+                "cache layout is not modelled, and sizing it by 0.12.3's rules could over-commit",
+                f"use Ollama {OLLAMA_PINNED_VERSION} (the pinned image), or size with a log: python -m stack calibrate",
+                OLLAMA_PINNED_VERSION,
+            )
     engine = ENGINES[req.engine]
     gpu = limits.GPU_TYPES[req.gpu]
     spec = req.model
@@ -578,9 +605,18 @@ def size(req: SizingRequest) -> SizingPlan:
     cap = req.max_parallel or engine.max_parallel_default
     cr_max = int(limits.CONCURRENCY_MAX.value)
     per_token = kv_bytes_per_token_full(spec, kv)
+    limit = ENGINE_MAX_SEQUENCES[req.engine]
+    if req.parallel is not None and limit is not None and req.parallel > limit:
+        raise ConfigError(
+            "engine.parallel",
+            req.parallel,
+            f"{engine.name} accepts at most {limit} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h)",
+            f"set engine.parallel ≤ {limit}, or serve with vllm (no such limit)",
+            f"1..{limit}",
+        )
     vfit: _VllmFit | None = None
     if req.engine == "vllm":
-        vfit = _fit_vllm(req, spec, gpu, context, kv, weights, fraction, cap, cr_max, notes)
+        vfit = _fit_vllm(req, spec, gpu, context, kv, weights, fraction, cap, notes)
         total, budget, overhead, per_seq = vfit.cuda_total, vfit.budget, vfit.overhead.total, vfit.per_seq
         room, fit = vfit.room, vfit.fit
     else:
@@ -631,14 +667,6 @@ def size(req: SizingRequest) -> SizingPlan:
                 f"set engine.parallel ≤ {fit}, or lower engine.context_length (R1)",
                 f"1..{fit}",
             )
-        if req.parallel > cr_max:
-            raise ConfigError(
-                "engine.parallel",
-                req.parallel,
-                "exceeds Cloud Run's concurrency maximum",
-                f"set engine.parallel ≤ {cr_max}",
-                f"1..{cr_max}",
-            )
         parallel = req.parallel
         notes.append(f"parallel: {parallel} as configured (≤ {fit} that fit)")
     elif vfit is not None:
@@ -670,11 +698,18 @@ def size(req: SizingRequest) -> SizingPlan:
     batch = parallel if req.ideal_batch_size is None else req.ideal_batch_size
     batch = max(0, min(batch, cr_max // instances - parallel))
     concurrency = a2_concurrency(instances, parallel, batch)
-    notes.append(
-        f"Cloud Run concurrency: {concurrency} = ({instances} model instance × {parallel} parallel) + "
-        f"({instances} × ideal batch {batch}) (A2: the second term queues the next batch; too high adds "
-        "latency, too low idles the GPU; load-test it, A3)"
-    )
+    if concurrency > cr_max:
+        concurrency = cr_max
+        notes.append(
+            f"Cloud Run concurrency: {cr_max}, Cloud Run's maximum per instance: fewer than the {parallel} parallel "
+            "sequences sized (vLLM --max-num-seqs), so at most that many reach the engine at once"
+        )
+    else:
+        notes.append(
+            f"Cloud Run concurrency: {concurrency} = ({instances} model instance × {parallel} parallel) + "
+            f"({instances} × ideal batch {batch}) (A2: the second term queues the next batch; too high adds "
+            "latency, too low idles the GPU; load-test it, A3)"
+        )
     probe = _probe(req, weights, req.engine, notes)
     args, env = render_engine_config(
         req.engine,

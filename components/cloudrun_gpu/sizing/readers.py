@@ -28,6 +28,7 @@ from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.sizing.spec import (
     MAX_CONTEXT,
     MAX_DIM,
+    MAX_EXPERTS,
     MAX_HEADS,
     MAX_LAYERS,
     MAX_VOCAB,
@@ -51,7 +52,6 @@ MAX_SAFETENSORS_HEADER = 100_000_000
 """The safetensors library's own limit (``MAX_HEADER_SIZE``): a larger declared length is corrupt."""
 MAX_TENSOR_RANK = 16
 """Real tensors have ≤ 5 dimensions; the cap keeps a hostile shape list from costing minutes."""
-MAX_EXPERTS = 1 << 16
 
 # Bits per element of every dtype the safetensors format defines (safetensors ``Dtype``).
 _SAFETENSORS_BITS = {

@@ -1,0 +1,285 @@
+"""Issue 22: mixture-of-experts at engine fidelity, engine modes and versions, and a calibrate that never guesses.
+
+Each finding of the issue has a test here that failed before the fix (the numbers in the docstrings are what the
+old code produced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu.sizing.data import check_row, evidence_summary, evidence_table, load_vllm_evidence
+from cloudrun_gpu.sizing.engines import (
+    ENGINE_MAX_SEQUENCES,
+    VLLM_EARLY_V1_LOGIT_BYTES,
+    MlpShape,
+    VllmProfile,
+    intermediate_size_estimate,
+    mlp_shape,
+    vllm_band,
+    vllm_forward_bytes,
+    vllm_overhead,
+)
+
+from stack import calibrate
+
+ROWS = load_vllm_evidence()
+DOC = Path(__file__).parent.parent / "docs" / "sizing-evidence.md"
+LOGS = Path(__file__).parent / "data" / "logs"
+NO_TOTAL_LOG = LOGS / "vllm-v1-gpt-oss-20b-a100-no-total.log"
+H100_CUDA_TOTAL = int(79.18 * GIB)  # the H100 rows of vllm_evidence.csv
+
+
+# --- mixture of experts ---------------------------------------------------------------------------------
+
+
+def test_moe_activation_runs_the_routed_experts_not_all_of_them() -> None:
+    """Before: gpt-oss-120b's MLP was taken as wide as all 128 experts together (~250 k), 19 GiB of overhead."""
+    oss = catalogue_model("gpt-oss-120b")
+    shape = mlp_shape(oss)
+    assert shape == MlpShape(dense_intermediate=0, experts_per_token=4, expert_intermediate=2880)
+    assert intermediate_size_estimate(oss) == 4 * 2880
+    # fused_experts workspace: (M, topk, 2N) + (M·topk, N) + (M, topk, hidden) in bf16, plus 4 hidden buffers
+    tokens = 8192
+    expected = tokens * 2 * 4 * 2880 + tokens * 4 * (3 * 2880 + 2880) * 2
+    assert vllm_forward_bytes(tokens, 2880, shape) == expected
+    dense = catalogue_model("llama-3.1-8b")
+    assert mlp_shape(dense).experts_per_token == 0
+    assert abs(mlp_shape(dense).dense_intermediate - 14336) / 14336 < 0.01  # within 1 % of config.json
+
+
+def test_moe_expert_width_estimated_from_parameters_when_undeclared() -> None:
+    mixtral = catalogue_model("mixtral-8x7b")
+    declared = mlp_shape(mixtral)
+    guessed = mlp_shape(replace(mixtral, expert_intermediate_size=0))
+    assert declared.expert_intermediate == 14336 and declared.experts_per_token == 2
+    assert guessed.experts_per_token == 2
+    assert abs(guessed.expert_intermediate - 14336) / 14336 < 0.02  # (params − embeddings − attention) / 8 experts
+
+
+def test_gpt_oss_120b_at_16k_fits_an_80_gb_gpu() -> None:
+    """Before: refused at any context ('weights 66.69 GiB + engine overhead 19.00 GiB exceed the 71.26 GiB budget')
+    while vLLM ran it on one H100 (vllm-project/vllm#27508: 1.71 GiB KV at 0.95 and 1,024 sequences)."""
+    plan = size(
+        SizingRequest(
+            model=catalogue_model("gpt-oss-120b"),
+            engine="vllm",
+            gpu="nvidia-rtx-pro-6000",
+            vram_bytes=H100_CUDA_TOTAL,
+            context_length=16384,
+            weights_quant="mxfp4",
+            engine_version="0.11.0",
+            max_num_batched_tokens=8192,
+        )
+    )
+    assert plan.max_parallel_sequences >= 1
+    assert plan.engine_memory is not None
+    assert plan.weights_bytes + plan.runtime_overhead_bytes + plan.engine_memory["kv_pool_bytes"] <= plan.budget_bytes
+    assert plan.runtime_overhead_bytes < 4 * GIB
+
+
+def test_spec_refuses_more_routed_experts_than_it_has() -> None:
+    with pytest.raises(ConfigError) as err:
+        replace(catalogue_model("mixtral-8x7b"), experts_per_token=9)
+    assert err.value.field == "experts_per_token"
+    with pytest.raises(ConfigError) as err:
+        replace(catalogue_model("mixtral-8x7b"), experts_per_token=0)
+    assert err.value.field == "experts_per_token"
+
+
+# --- engine modes ---------------------------------------------------------------------------------------
+
+
+def test_early_v1_profiles_logits_for_every_dummy_token() -> None:
+    """V1 before v0.8 (VLLM_USE_V1=1 on 0.7.x) computed logits for all max_num_batched_tokens in profile_run and ran
+    no sampler; before, a version below 0.8 was always sized as V0 and the CLI could not say otherwise."""
+    assert vllm_band((0, 7, 3)) == ["V0"]
+    assert vllm_band((0, 7, 3), "v1") == ["V1<0.8"]
+    assert vllm_band((0, 10, 1), "v0") == ["V0"]
+    assert vllm_band((0, 14, 1), "v1") == ["0.8-0.20"]
+    assert vllm_band(None, "v1") == ["V1<0.8", "0.8-0.20", "0.21-0.29", ">=0.30"]
+    llama70 = catalogue_model("llama-3.1-70b")
+    kw = {"hidden": 8192, "intermediate": 28672, "vocab": llama70.vocab_size, "weights_bytes": 0, "budget_bytes": 0}
+    profile = VllmProfile(max_num_seqs=256, max_num_batched_tokens=8192, version=(0, 7, 3), mode="v1")
+    early = vllm_overhead(profile=profile, **kw)  # type: ignore[arg-type]
+    v0 = vllm_overhead(profile=replace(profile, mode=None), **kw)  # type: ignore[arg-type]
+    logits = 8192 * llama70.vocab_size * VLLM_EARLY_V1_LOGIT_BYTES
+    assert early.band == "V1<0.8"
+    assert early.activation - v0.activation == logits + int(1.4 * GIB)  # logits + the cold torch.compile
+
+
+def test_vllm_mode_is_a_checked_setting() -> None:
+    spec = catalogue_model("llama-3.1-8b")
+    plan = size(SizingRequest(model=spec, engine="vllm", engine_version="0.7.3", vllm_mode="v1"))
+    assert plan.engine_memory is not None and plan.engine_memory["profile_band"] == "V1<0.8"
+    for engine, mode in (("vllm", "V2"), ("llama.cpp", "v1")):
+        with pytest.raises(ConfigError) as err:
+            size(SizingRequest(model=spec, engine=engine, vllm_mode=mode))
+        assert err.value.field == "engine.vllm_mode" and err.value.allowed == "v0, v1"
+
+
+def test_engine_version_reaches_ollama() -> None:
+    """Before: any Ollama version was sized by 0.12.3's rules without a word."""
+    spec = catalogue_model("gemma-3-4b")
+    assert size(SizingRequest(model=spec, engine="ollama", engine_version="0.12.3")).max_parallel_sequences >= 1
+    assert size(SizingRequest(model=spec, engine="ollama", engine_version="v0.12.3")).max_parallel_sequences >= 1
+    with pytest.raises(ConfigError) as err:
+        size(SizingRequest(model=spec, engine="ollama", engine_version="0.13.5"))
+    assert (err.value.field, err.value.allowed) == ("engine.version", "0.12.3")
+    assert "not modelled" in err.value.problem
+
+
+def test_parallel_limits_per_engine() -> None:
+    """Before: --parallel stopped at 1,000 for every engine, so vLLM's default --max-num-seqs 1024 was refused."""
+    assert ENGINE_MAX_SEQUENCES == {"llama.cpp": 256, "ollama": 256, "vllm": None}
+    tiny = catalogue_model("llama-3.2-1b")
+    plan = size(SizingRequest(model=tiny, engine="vllm", gpu="nvidia-rtx-pro-6000", context_length=2048, parallel=1024))
+    assert plan.max_parallel_sequences == 1024
+
+
+# --- evidence -------------------------------------------------------------------------------------------
+
+
+def test_every_moe_row_is_within_ten_percent_and_none_over_commits() -> None:
+    moe = [check_row(r) for r in ROWS if r.n_experts > 1]
+    assert len(moe) >= 2
+    for c in moe:
+        assert -0.10 <= c.error <= 0, f"{c.row.id}: {c.error:+.1%}"
+
+
+def test_the_doc_table_is_the_model_today() -> None:
+    """docs/sizing-evidence.md's error table and headline are regenerated from check_row, not typed in."""
+    checks = [check_row(r) for r in ROWS]
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split("<!-- evidence-table -->")[1].strip()
+    assert table == evidence_table(checks)
+    summary = evidence_summary(checks)
+    m = re.search(r"(\d+) over-commits in (\d+) rows; median absolute error of the KV pool ([\d.]+) %", text)
+    assert m is not None
+    assert (int(m.group(1)), int(m.group(2))) == (summary["over_commits"], summary["rows"])
+    assert float(m.group(3)) == round(summary["median_abs_error"] * 100, 1)
+    assert summary["over_commits"] == 0 and summary["median_abs_error"] <= 0.05
+    assert statistics.median(abs(c.error) for c in checks) == summary["median_abs_error"]
+
+
+# --- calibrate ------------------------------------------------------------------------------------------
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    calibrate.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _cal(*argv: str) -> calibrate.Calibration:
+    args = _args(*argv)
+    facts = calibrate.parse_log(Path(args.log).read_text(encoding="utf-8"), args.engine)
+    return calibrate.calibrate(facts, calibrate._spec(args), args)
+
+
+def test_calibrate_asks_for_the_gpu_total_instead_of_inventing_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a log without a GPU total was silently sized as an L4 (22.03 GiB) — memory_fraction 7.452."""
+    rc = calibrate.main(_args(str(NO_TOTAL_LOG), "--model", "gpt-oss-20b", "--quant", "mxfp4"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--vram-gib" in err and "prints no GPU total" in err
+    cal = _cal(str(NO_TOTAL_LOG), "--model", "gpt-oss-20b", "--quant", "mxfp4", "--vram-gib", "79.25")
+    assert cal.facts.cuda_total_bytes is None
+    assert next(r for r in cal.rows if r.quantity.startswith("budget")).plan == pytest.approx(0.65 * 79.25, abs=0.01)
+
+
+def test_calibrate_reads_the_argument_dump() -> None:
+    """Before: 'gpu_memory_utilization': 0.65 in vLLM's non-default args was missed and 0.90 reported."""
+    facts = calibrate.parse_log(NO_TOTAL_LOG.read_text(encoding="utf-8"), None)
+    assert (facts.engine, facts.version, facts.memory_fraction) == ("vllm", "0.19.0", 0.65)
+    assert facts.max_model_len == 131072
+    assert facts.weights_bytes == int(13.72 * GIB) and facts.kv_bytes == int(36.56 * GIB)
+    dump = (
+        "Initializing a V1 LLM engine (v0.7.3) with config: model='m', max_seq_len=4096, "
+        "kv_cache_dtype=fp8, enable_prefix_caching=True\n"
+        "non-default args: {'max_num_seqs': 64, 'max_num_batched_tokens': 4096, 'gpu_memory_utilization': 0.8, "
+        "'enable_chunked_prefill': False}\n"
+    )
+    f = calibrate.parse_log(dump, "vllm")
+    assert (f.v1, f.v0, f.version) == (True, False, "0.7.3")
+    assert (f.max_num_seqs, f.max_num_batched_tokens, f.memory_fraction) == (64, 4096, 0.8)
+    assert (f.kv_cache_dtype, f.chunked_prefill) == ("fp8", False)
+
+
+def test_calibrate_turns_a_token_count_into_a_pool(tmp_path: Path) -> None:
+    """Before: a log printing only 'GPU KV cache size: N tokens' proposed no setting. Numbers of row
+    v030-l4-qwen3-8b-warm (the Glyd L4 benchmark: vLLM 0.30.0, 27,024 tokens, Qwen3-8B bf16)."""
+    log = tmp_path / "tokens.log"
+    log.write_text(
+        "vLLM API server version 0.30.0\n"
+        "non-default args: {'max_model_len': 4096, 'gpu_memory_utilization': 0.9}\n"
+        "Model loading took 15.27 GiB memory and 20.1 seconds\n"
+        "GPU KV cache size: 27,024 tokens\n",
+        encoding="utf-8",
+    )
+    cal = _cal(str(log), "--model", "qwen3-8b", "--quant", "bf16", "--gpu", "nvidia-l4")
+    assert cal.facts.kv_bytes == 27_024 * 147_456  # 36 layers × 8 KV heads × 128 × 2 (K, V) × 2 B
+    assert any(s.startswith("pin the pool this engine found: --kv-cache-memory=3984850944") for s in cal.settings)
+    assert any(s.startswith("engine.memory_fraction:") for s in cal.settings)
+    gemma = _cal(str(log), "--model", "gemma-3-4b", "--quant", "bf16", "--gpu", "nvidia-l4")
+    assert gemma.facts.kv_bytes is None  # a sliding-window model's token count is not its pool
+    assert any("vllm-project/vllm#51041" in w for w in gemma.warnings)
+
+
+def test_calibrate_refuses_an_impossible_fraction(tmp_path: Path) -> None:
+    """Before: it proposed 'engine.memory_fraction: 7.452'."""
+    setting, warning = calibrate._fraction_advice(int(30 * GIB), int(22 * GIB), 0.9, int(0.25 * GIB))
+    assert setting is None and warning is not None and "more than the whole GPU" in warning
+    setting, warning = calibrate._fraction_advice(int(21.8 * GIB), int(22 * GIB), 0.9, int(0.25 * GIB))
+    assert setting is None and warning is not None and "at most 0.98" in warning
+    setting, warning = calibrate._fraction_advice(int(20 * GIB), int(22 * GIB), 0.9, int(0.25 * GIB))
+    assert warning is None and setting is not None and setting.startswith("engine.memory_fraction: 0.909")
+    # a total smaller than the GPU the log ran on is refused, naming the flag
+    with pytest.raises(ConfigError) as err:
+        _cal(str(NO_TOTAL_LOG), "--model", "gpt-oss-20b", "--quant", "mxfp4", "--vram-gib", "39.38")
+    assert err.value.field == "--vram-gib" and "larger GPU" in err.value.problem
+
+
+def test_mla_cache_matches_vllms_own_number() -> None:
+    """DeepSeek-V2-Lite-Chat on vLLM V1 0.8.3 (vllm-project/vllm#15871): 'To serve at least one request with the
+    models's max seq len (32768), (0.95 GiB KV cache is needed ...'. MLA caches one 512 + 64 latent per layer:
+    27 layers × 576 × 2 B × 32,768 tokens = 0.949 GiB."""
+    from cloudrun_gpu.sizing.engines import kv_bytes_per_sequence, kv_bytes_per_token_full
+    from cloudrun_gpu.sizing.spec import ModelSpec
+
+    # geometry as llama.cpp prints it for this model (ggml-org/llama.cpp#8254: n_layer 27, n_embd 2048, n_head 16,
+    # n_expert 64, n_expert_used 6, n_vocab 102400, n_ctx_train 163840); 15.73 B params = vLLM's 'Loading model
+    # weights took 29.3010 GB' in bf16 (vllm-project/vllm#4650); config.json: kv_lora_rank 512, qk_rope_head_dim 64,
+    # moe_intermediate_size 1408, n_shared_experts 2
+    lite = ModelSpec(
+        name="deepseek-v2-lite-chat",
+        architecture="deepseek_v2",
+        n_layers=27,
+        hidden_size=2048,
+        n_heads=16,
+        kv_heads=(1,) * 27,
+        head_dim_k=0,
+        head_dim_v=0,
+        vocab_size=102400,
+        max_context=163840,
+        n_params=15_730_000_000,
+        layer_windows=(None,) * 27,
+        mla_latent_dim=576,
+        n_experts=64,
+        experts_per_token=6,
+        expert_intermediate_size=1408,
+        shared_expert_intermediate_size=2 * 1408,
+    )
+    assert lite.is_mla and lite.is_moe
+    assert kv_bytes_per_token_full(lite, "auto") == 27 * 576 * 2
+    needed = kv_bytes_per_sequence("vllm", lite, 32768, "auto")
+    assert f"{needed / GIB:.2f}" == "0.95"
+    assert mlp_shape(lite) == MlpShape(dense_intermediate=2 * 1408, experts_per_token=6, expert_intermediate=1408)
