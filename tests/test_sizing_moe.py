@@ -283,3 +283,94 @@ def test_mla_cache_matches_vllms_own_number() -> None:
     needed = kv_bytes_per_sequence("vllm", lite, 32768, "auto")
     assert f"{needed / GIB:.2f}" == "0.95"
     assert mlp_shape(lite) == MlpShape(dense_intermediate=2 * 1408, experts_per_token=6, expert_intermediate=1408)
+
+
+def test_readers_carry_the_experts(tmp_path: Path) -> None:
+    """config.json and GGUF declare routed experts, their count per token and their width; the spec carries them
+    so the activation runs through the routed experts (Qwen3-30B-A3B's published config.json values)."""
+    import json
+    import struct
+
+    from cloudrun_gpu.sizing import read_hf
+
+    cfg = {
+        "model_type": "qwen3_moe",
+        "num_hidden_layers": 2,
+        "hidden_size": 2048,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "vocab_size": 151936,
+        "intermediate_size": 6144,
+        "moe_intermediate_size": 768,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+    spec = read_hf(tmp_path / "config.json")
+    assert (spec.n_experts, spec.experts_per_token, spec.expert_intermediate_size) == (128, 8, 768)
+    assert spec.intermediate_size == 6144 and spec.shared_expert_intermediate_size == 0
+    assert mlp_shape(spec) == MlpShape(dense_intermediate=0, experts_per_token=8, expert_intermediate=768)
+    deepseek = {
+        **cfg,
+        "n_routed_experts": 64,
+        "num_experts": None,
+        "n_shared_experts": 2,
+        "moe_intermediate_size": 1408,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(deepseek), encoding="utf-8")
+    spec = read_hf(tmp_path / "config.json")
+    assert (spec.n_experts, spec.shared_expert_intermediate_size) == (64, 2 * 1408)
+
+
+def test_gguf_carries_the_experts(tmp_path: Path) -> None:
+    """GGUF keys (gguf-py Keys.LLM): Mixtral-style files give one expert's width as feed_forward_length;
+    Qwen3-MoE-style ones add expert_feed_forward_length; shared experts have their own count and width."""
+    import gguf
+    import numpy as np
+    from cloudrun_gpu.sizing import read_gguf
+
+    def write(path: Path, **keys: int) -> None:
+        w = gguf.GGUFWriter(str(path), arch="llama")
+        w.add_block_count(4)
+        w.add_embedding_length(64)
+        w.add_head_count(4)
+        w.add_context_length(2048)
+        for name, value in keys.items():
+            getattr(w, f"add_{name}")(value)
+        w.add_tensor("t", np.zeros((8, 8), dtype=np.float16))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+    write(tmp_path / "mixtral.gguf", feed_forward_length=224, expert_count=8, expert_used_count=2)
+    spec = read_gguf(tmp_path / "mixtral.gguf")
+    assert (spec.n_experts, spec.experts_per_token, spec.expert_intermediate_size, spec.intermediate_size) == (
+        8,
+        2,
+        224,
+        0,
+    )
+    write(
+        tmp_path / "qwen.gguf",
+        feed_forward_length=384,
+        expert_count=16,
+        expert_used_count=4,
+        expert_feed_forward_length=48,
+        expert_shared_count=2,
+    )
+    spec = read_gguf(tmp_path / "qwen.gguf")
+    assert (spec.intermediate_size, spec.expert_intermediate_size, spec.shared_expert_intermediate_size) == (
+        384,
+        48,
+        96,
+    )
+    write(tmp_path / "dense.gguf", feed_forward_length=256)
+    assert read_gguf(tmp_path / "dense.gguf").intermediate_size == 256
+    write(tmp_path / "bad.gguf", feed_forward_length=224, expert_count=8, expert_used_count=9)
+    with pytest.raises(ConfigError) as err:
+        read_gguf(tmp_path / "bad.gguf")
+    assert "llama.expert_used_count" in str(err.value)

@@ -158,7 +158,9 @@ def test_safetensors_shards_are_summed(tmp_path: Path) -> None:
     spec = read_hf(cfg)
     assert spec.n_params == 100 + 3 + 20 + 8
     assert spec.weights_bytes == a + b == 100 + 12 + 40 + 4
-    assert spec.notes == ()
+    # issue 22: the experts are read too; without num_experts_per_tok every expert is taken as running
+    assert spec.notes == ("num_local_experts = 8 but no num_experts_per_tok: activation sized as if every expert ran",)
+    assert (spec.n_experts, spec.experts_per_token) == (8, 8)
     assert spec.source.endswith("+ 2 safetensors header(s)")
 
 
