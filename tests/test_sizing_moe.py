@@ -328,23 +328,12 @@ def test_readers_carry_the_experts(tmp_path: Path) -> None:
 def test_gguf_carries_the_experts(tmp_path: Path) -> None:
     """GGUF keys (gguf-py Keys.LLM): Mixtral-style files give one expert's width as feed_forward_length;
     Qwen3-MoE-style ones add expert_feed_forward_length; shared experts have their own count and width."""
-    import gguf
-    import numpy as np
     from cloudrun_gpu.sizing import read_gguf
 
+    from tests.test_strength_readers import _gguf
+
     def write(path: Path, **keys: int) -> None:
-        w = gguf.GGUFWriter(str(path), arch="llama")
-        w.add_block_count(4)
-        w.add_embedding_length(64)
-        w.add_head_count(4)
-        w.add_context_length(2048)
-        for name, value in keys.items():
-            getattr(w, f"add_{name}")(value)
-        w.add_tensor("t", np.zeros((8, 8), dtype=np.float16))
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        _gguf(path, "llama", **keys)
 
     write(tmp_path / "mixtral.gguf", feed_forward_length=224, expert_count=8, expert_used_count=2)
     spec = read_gguf(tmp_path / "mixtral.gguf")
