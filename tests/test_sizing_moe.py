@@ -11,6 +11,7 @@ import re
 import statistics
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cloudrun_gpu.errors import ConfigError
@@ -332,7 +333,7 @@ def test_gguf_carries_the_experts(tmp_path: Path) -> None:
 
     from tests.test_strength_readers import _gguf
 
-    def write(path: Path, **keys: int) -> None:
+    def write(path: Path, **keys: Any) -> None:
         _gguf(path, "llama", **keys)
 
     write(tmp_path / "mixtral.gguf", feed_forward_length=224, expert_count=8, expert_used_count=2)
@@ -363,3 +364,77 @@ def test_gguf_carries_the_experts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         read_gguf(tmp_path / "bad.gguf")
     assert "llama.expert_used_count" in str(err.value)
+
+
+# --- weights the engine loads ---------------------------------------------------------------------------
+
+
+def test_gguf_input_tables_stay_off_the_gpu(tmp_path: Path) -> None:
+    """llama.cpp keeps LLM_TENSOR_LAYER_INPUT tensors (token_embd, per_layer_token_embd …) on the CPU and Ollama's
+    engine its input tables; before, every byte of the file was counted on the GPU."""
+    import numpy as np
+    from cloudrun_gpu.sizing import read_gguf
+
+    from tests.test_strength_readers import _gguf
+
+    f16 = np.float16
+    untied = {
+        "token_embd.weight": np.zeros((32, 64), f16),
+        "per_layer_token_embd.weight": np.zeros((32, 16), f16),
+        "blk.0.attn_q.weight": np.zeros((64, 64), f16),
+        "output.weight": np.zeros((32, 64), f16),
+    }
+    _gguf(tmp_path / "untied.gguf", "llama", tensors=untied)
+    spec = read_gguf(tmp_path / "untied.gguf")
+    assert spec.weights_bytes == (32 * 64 + 32 * 16 + 64 * 64 + 32 * 64) * 2
+    assert (spec.host_input_bytes, spec.per_layer_embedding_bytes) == (32 * 64 * 2, 32 * 16 * 2)
+    tied = {k: v for k, v in untied.items() if k != "output.weight"}
+    _gguf(tmp_path / "tied.gguf", "llama", tensors=tied)
+    assert read_gguf(tmp_path / "tied.gguf").host_input_bytes == 0  # the table is also the output head (GPU)
+
+    gpu_spec = replace(
+        catalogue_model("llama-3.1-8b"),
+        weights_bytes=4 * GIB,
+        host_input_bytes=int(0.5 * GIB),
+        per_layer_embedding_bytes=int(0.25 * GIB),
+    )
+    weights = {e: size(SizingRequest(model=gpu_spec, engine=e)).weights_bytes for e in ("llama.cpp", "ollama", "vllm")}
+    assert weights == {"llama.cpp": int(3.25 * GIB), "ollama": int(3.25 * GIB), "vllm": 4 * GIB}
+    gemma3n_like = replace(gpu_spec, architecture="gemma3n")  # Ollama's own engine: per-layer table on the GPU
+    assert size(SizingRequest(model=gemma3n_like, engine="ollama")).weights_bytes == int(3.5 * GIB)
+
+
+def test_safetensors_vision_tower_is_named_in_the_plan(tmp_path: Path) -> None:
+    """vLLM loads a multimodal checkpoint's encoder unless --language-model-only; the plan counts it and says how
+    much that flag would free."""
+    import json
+    import struct
+
+    from cloudrun_gpu.sizing import read_hf
+
+    cfg = {"model_type": "gemma3", "text_config": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    header = {
+        "language_model.model.layers.0.mlp.up_proj.weight": {
+            "dtype": "BF16",
+            "shape": [64, 64],
+            "data_offsets": [0, 8192],
+        },
+        "vision_tower.vision_model.encoder.layers.0.fc1.weight": {
+            "dtype": "BF16",
+            "shape": [32, 64],
+            "data_offsets": [8192, 12288],
+        },
+        "multi_modal_projector.mm_input_projection_weight": {
+            "dtype": "BF16",
+            "shape": [16],
+            "data_offsets": [12288, 12320],
+        },
+    }
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 12320)
+    spec = read_hf(tmp_path / "config.json")
+    assert (spec.weights_bytes, spec.tower_bytes) == (12320, 4096 + 32)
+    plan = size(SizingRequest(model=replace(spec, vocab_size=32000), engine="vllm", context_length=2048))
+    assert plan.weights_bytes == 12320
+    assert any("--language-model-only" in n for n in plan.explain)

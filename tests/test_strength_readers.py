@@ -174,7 +174,7 @@ def test_safetensors_offsets_must_match_the_shape(tmp_path: Path) -> None:
     assert "span 6 bytes but shape × F16 needs 8" in err.value.problem
 
 
-def _gguf(path: Path, arch: str, **extra: Any) -> None:
+def _gguf(path: Path, arch: str, tensors: dict[str, Any] | None = None, **extra: Any) -> None:
     w = gguf.GGUFWriter(str(path), arch=arch)
     w.add_block_count(4)
     w.add_embedding_length(64)
@@ -183,7 +183,8 @@ def _gguf(path: Path, arch: str, **extra: Any) -> None:
     for key, value in extra.items():
         getattr(w, f"add_{key}")(value)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tensor("t", np.zeros((8, 8), dtype=np.float16))
+    for name, array in (tensors or {"t": np.zeros((8, 8), dtype=np.float16)}).items():
+        w.add_tensor(name, array)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

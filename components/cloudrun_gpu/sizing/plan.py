@@ -180,11 +180,37 @@ def weights_from_quant(spec: ModelSpec, quant: WeightQuant, high_precision_param
     return int(total), how
 
 
+def _file_weights(spec: ModelSpec, engine: str, notes: list[str]) -> int:
+    """The bytes of a model file that the engine puts on the GPU: llama.cpp and Ollama keep the input tables on the
+    CPU (``ModelSpec.host_input_bytes``), llama.cpp also the per-layer embeddings, which Ollama's own engine puts on
+    the GPU (``ModelSpec.per_layer_embedding_bytes``). vLLM loads every tensor, encoder included unless run
+    language-model-only (not rendered by this plan, so counted)."""
+    assert spec.weights_bytes is not None
+    total = spec.weights_bytes
+    off: list[str] = []
+    if engine in ("llama.cpp", "ollama") and spec.host_input_bytes:
+        total -= spec.host_input_bytes
+        off.append(f"{_gib(spec.host_input_bytes)} of input embeddings (kept on the CPU)")
+    on_cpu_ple = engine == "llama.cpp" or (engine == "ollama" and ollama_engine_family(spec) is None)
+    if on_cpu_ple and spec.per_layer_embedding_bytes:
+        total -= spec.per_layer_embedding_bytes
+        off.append(f"{_gib(spec.per_layer_embedding_bytes)} of per-layer embeddings (an input table, on the CPU)")
+    notes.append(
+        f"weights: {_gib(total)} on the GPU of {_gib(spec.weights_bytes)} summed from the file's tensors "
+        f"({spec.source})" + (" less " + " and ".join(off) if off else "")
+    )
+    if engine == "vllm" and spec.tower_bytes:
+        notes.append(
+            f"weights: {_gib(spec.tower_bytes)} of it is the vision/audio encoder, which vLLM loads unless served "
+            "--language-model-only (that flag would free it for the KV cache)"
+        )
+    return total
+
+
 def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, str]:
     spec = req.model
     if spec.weights_bytes is not None:
-        notes.append(f"weights: {_gib(spec.weights_bytes)} summed from the file's tensors ({spec.source})")
-        return spec.weights_bytes, spec.weights_quant or "as stored"
+        return _file_weights(spec, engine, notes), spec.weights_quant or "as stored"
     quant_name = req.weights_quant or FOUR_BIT_DEFAULT[engine]
     quant = WEIGHT_QUANTS.get(quant_name)
     if quant is None or engine not in quant.engines:

@@ -364,6 +364,7 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
     tensors = reader.tensors
     n_params = sum(int(t.n_elements) for t in tensors)
     weights = sum(int(t.n_bytes) for t in tensors)
+    host_input, per_layer_embd = _gguf_host_tables(tensors)
     vocab = whole("vocab_size", 0, MAX_VOCAB, "tokens in the vocabulary")
     if vocab is None:
         tokens = reader.fields.get("tokenizer.ggml.tokens")
@@ -411,6 +412,8 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
             mla_latent_dim=mla,
             weights_bytes=weights,
             weights_quant=quant,
+            host_input_bytes=host_input,
+            per_layer_embedding_bytes=per_layer_embd,
             source=f"gguf: {src.path.name} ({len(tensors)} tensors)",
             head_dims_k=head_dims_k,
             head_dims_v=head_dims_v,
@@ -418,6 +421,25 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
         )
     except ConfigError as exc:
         src.spec_error(exc, origin)
+
+
+_GGUF_INPUT_TABLES = ("token_embd", "position_embd", "token_types")
+"""Input tables both llama.cpp (``LLM_TENSOR_LAYER_INPUT``) and Ollama's engine (``// inputs always use cpu``) keep on
+the CPU (:attr:`ModelSpec.host_input_bytes`)."""
+
+
+def _gguf_host_tables(tensors: Any) -> tuple[int, int]:
+    """(input-table bytes kept on the CPU, ``per_layer_token_embd`` bytes) of a GGUF's tensors. A model without an
+    ``output.weight`` reads ``token_embd`` as its output head too, which both engines place on the GPU."""
+    names = {str(t.name) for t in tensors}
+    host = per_layer = 0
+    for t in tensors:
+        base = str(t.name).split(".")[0]
+        if base == "per_layer_token_embd":
+            per_layer += int(t.n_bytes)
+        elif base in _GGUF_INPUT_TABLES and not (base == "token_embd" and "output.weight" not in names):
+            host += int(t.n_bytes)
+    return host, per_layer
 
 
 def _gguf_mlp(src: _Source, arch: str, key: Callable[[str], Any]) -> dict[str, Any]:
@@ -621,7 +643,7 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
     pre = "text_config." if nested else ""
     geometry = _hf_geometry(src, raw, cfg, pre)
     mlp, experts_key, mlp_notes = _hf_mlp(src, raw, cfg, pre)
-    n_params, weights, shards, notes = _hf_weights(src, raw, cfg, pre, geometry, mlp, experts_key)
+    n_params, weights, tower, shards, notes = _hf_weights(src, raw, cfg, pre, geometry, mlp, experts_key)
     origin = {
         "n_layers": pre + "num_hidden_layers",
         "hidden_size": pre + "hidden_size",
@@ -648,6 +670,7 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
             n_params=n_params,
             weights_bytes=weights or None,
             weights_quant=quant,
+            tower_bytes=tower,
             source=f"hf: {p} + {len(shards)} safetensors header(s)",
             notes=notes + mlp_notes,
             **geometry,
@@ -747,8 +770,9 @@ def _hf_weights(
     geometry: dict[str, Any],
     mlp: dict[str, Any],
     experts_key: str | None,
-) -> tuple[int, int, list[Path], tuple[str, ...]]:
-    """(parameters, bytes, shards, notes) from the safetensors headers beside config.json, or a dense estimate."""
+) -> tuple[int, int, int, list[Path], tuple[str, ...]]:
+    """(parameters, bytes, encoder/projector bytes, shards, notes) from the safetensors headers beside config.json,
+    or a dense estimate."""
     p = src.path
     try:
         beside = sorted(p.parent.glob("*"))
@@ -758,13 +782,15 @@ def _hf_weights(
         if pickle_file.suffix in _PICKLE_SUFFIXES and pickle_file.name != "training_args.bin":
             refuse_pickle(src.field, str(pickle_file))
     shards = [f for f in beside if f.suffix == ".safetensors"]
-    weights = n_params = 0
+    weights = n_params = tower = 0
     for shard in shards:
-        shard_params, shard_bytes = _tensor_totals(src, shard, _safetensors_header(src, shard))
+        header = _safetensors_header(src, shard)
+        shard_params, shard_bytes = _tensor_totals(src, shard, header)
         n_params += shard_params
         weights += shard_bytes
+        tower += _tower_bytes(header)
     if n_params:
-        return n_params, weights, shards, ()
+        return n_params, weights, tower, shards, ()
     if experts_key is not None:
         src.fail(
             f"declares a mixture of experts ({experts_key} = {mlp['n_experts']}) but no "
@@ -783,7 +809,31 @@ def _hf_weights(
     n_params = _estimate_params(
         geometry["n_layers"], hidden, heads, kv, geometry["head_dim_k"], ffn, cfg_vocab, cfg_tied
     )
-    return n_params, 0, shards, ("no safetensors beside config.json: weights from parameters × bits-per-weight",)
+    return n_params, 0, 0, shards, ("no safetensors beside config.json: weights from parameters × bits-per-weight",)
+
+
+_TOWER_PARTS = (
+    "vision_tower",
+    "vision_model",
+    "visual",
+    "multi_modal_projector",
+    "audio_tower",
+    "embed_vision",
+    "embed_audio",
+)
+"""Name parts of the vision/audio encoder and projector tensors in multimodal checkpoints (Gemma 3 / Mistral 3 /
+LLaVA ``vision_tower``, ``multi_modal_projector``; Llama 4 ``vision_model``; Qwen2.5-VL ``visual``; Gemma 3n
+``audio_tower``, ``embed_vision``, ``embed_audio``): what ``--language-model-only`` leaves unloaded."""
+
+
+def _tower_bytes(header: dict[str, Any]) -> int:
+    """Bytes of the encoder/projector tensors in one (already checked) safetensors header."""
+    total = 0
+    for name, meta in header.items():
+        if name != "__metadata__" and any(part in _TOWER_PARTS for part in name.split(".")):
+            begin, end = meta["data_offsets"]
+            total += end - begin
+    return total
 
 
 def _hf_quant(src: _Source, raw: dict[str, Any], cfg: dict[str, Any], pre: str) -> str | None:

@@ -82,9 +82,22 @@ class ModelSpec:
     shared_expert_intermediate_size: int = 0
     """Width of the always-on shared expert(s) (Qwen2-MoE ``shared_expert_intermediate_size``, DeepSeek
     ``n_shared_experts × moe_intermediate_size``, Llama 4); 0 when the model has none."""
-    language_model_only: bool = False
-    """The engine loads only the language model of a multimodal checkpoint (vLLM ``--language-model-only`` /
-    a text-only architecture): ``n_params`` then counts the text tower alone."""
+    host_input_bytes: int = 0
+    """Bytes of a GGUF's input tables (``token_embd``, ``position_embd``, ``token_types``) that llama.cpp and Ollama
+    keep on the CPU: llama.cpp ``dev_input = { cpu_dev, … }`` "there is very little benefit to offloading the input
+    layer" (src/llama-model.cpp:1604-1605 in the llama.cpp that llama-cpp-python 0.3.36 vendors; the tensors are
+    ``LLM_TENSOR_LAYER_INPUT``, src/llama-arch.cpp:728-730), Ollama ``// inputs always use cpu``
+    (ml/backend/ggml/ggml.go). A tied ``token_embd`` also serves as the output head, which both put on the GPU, so it
+    is not counted here. Included in ``weights_bytes``; the plan takes it off the GPU."""
+    per_layer_embedding_bytes: int = 0
+    """Bytes of a GGUF's ``per_layer_token_embd`` (Gemma 3n / Gemma 4 "E" models): an input table on llama.cpp
+    (src/llama-arch.cpp:921, on the CPU), but created on the *output* buffer by Ollama's own engine. Included in
+    ``weights_bytes``."""
+    tower_bytes: int = 0
+    """Bytes of a checkpoint's vision/audio encoder and projector tensors (safetensors names under
+    ``vision_tower``, ``vision_model``, ``visual``, ``multi_modal_projector``, ``audio_tower``, ``embed_vision``,
+    ``embed_audio``). Included in ``weights_bytes``: vLLM loads them unless ``--language-model-only``, which
+    "prevents loading multimodal modules, freeing up GPU memory for KV cache" (vLLM docs, models/multimodal-models)."""
 
     def __post_init__(self) -> None:
         """Refuse a geometry that cannot be a model, whichever source built it.
@@ -146,8 +159,8 @@ class ModelSpec:
         )
         for name in ("expert_intermediate_size", "shared_expert_intermediate_size"):
             _check_int(name, getattr(self, name), 0, MAX_DIM, "an expert's MLP width, 0 when unknown or none")
-        if not isinstance(self.language_model_only, bool):
-            _refuse("language_model_only", self.language_model_only, "must be True or False", "True or False")
+        for name in ("host_input_bytes", "per_layer_embedding_bytes", "tower_bytes"):
+            _check_int(name, getattr(self, name), 0, self.weights_bytes or 0, "bytes within weights_bytes")
 
     @property
     def is_moe(self) -> bool:
