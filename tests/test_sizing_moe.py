@@ -438,3 +438,20 @@ def test_safetensors_vision_tower_is_named_in_the_plan(tmp_path: Path) -> None:
     plan = size(SizingRequest(model=replace(spec, vocab_size=32000), engine="vllm", context_length=2048))
     assert plan.weights_bytes == 12320
     assert any("--language-model-only" in n for n in plan.explain)
+
+
+def test_early_v1_w8a8_row_no_longer_over_commits() -> None:
+    """Issue 22's row: Llama-3.1-70B W8A8 on an H100 (79.18 GiB) at 0.98 on early V1, 67.72 GiB of weights
+    (vllm PR #12569), 2,048 batched tokens, 256 sequences: vLLM found 6.74 GiB, the 0.8+ formula planned 7.49."""
+    llama70 = catalogue_model("llama-3.1-70b")
+    budget = int(0.98 * 79.18 * GIB)
+    weights = int(67.72 * GIB)
+    kw: dict[str, Any] = {"hidden": 8192, "intermediate": 28672, "vocab": llama70.vocab_size, "weights_bytes": weights}
+    profile = VllmProfile(max_num_seqs=256, max_num_batched_tokens=2048, version=(0, 7, 1), mode="v1")
+    before = (
+        budget - weights - vllm_overhead(budget_bytes=budget, profile=replace(profile, version=(0, 8, 0)), **kw).total
+    )
+    after = budget - weights - vllm_overhead(budget_bytes=budget, profile=profile, **kw).total
+    assert before / GIB == pytest.approx(7.49, abs=0.02)  # the over-commit the issue reports
+    assert after / GIB <= 6.74  # now under what vLLM found
+    assert after / GIB >= 6.74 * 0.9

@@ -175,15 +175,16 @@ output, the activated product and four hidden-sized buffers in BF16 (V0 rows: 0.
 VLLM_SAMPLER_BYTES_PER_LOGIT = 40
 """Sampler warm-up peak per (sequence × vocabulary entry): 38.4-39.3 B printed from v0.6.5 to v0.29
 (fp32 logits, sort values and int64 indices …)."""
-VLLM_EARLY_V1_LOGIT_BYTES = 2
+VLLM_EARLY_V1_LOGIT_BYTES = 4
 """V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` computes the logits of *every* dummy token,
 ``hidden_states = self._dummy_run(self.max_num_tokens, dummy_kv_caches)`` then
 ``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage of
-the sampler.`` (vllm/v1/worker/gpu_model_runner.py ``profile_run``, early-2025 V1). ``compute_logits`` returns the
-lm_head output in the model dtype (bf16: 2 B), so the step's peak carries max_num_batched_tokens × vocabulary ×
-2 B on top of the forward — 1.96 GiB for Llama-3.1-70B at 8,192 tokens, the term an 8,192-wide model lacked in
-the 0.8+ formula. Later V1 releases compute logits only at the sampled positions (``_dummy_sampler_run`` with
-``max_num_seqs`` rows: the sampler term)."""
+the sampler.`` (vllm/v1/worker/gpu_model_runner.py ``profile_run``, early-2025 V1, read in a stored copy); the
+sampler dummy run came later (#13594, #14508, per vllm-project/vllm#15357). ``compute_logits`` returns the lm_head
+output in the model dtype (2 B in bf16); 4 B a logit is charged because the one measurement (issue 22's
+Llama-3.1-70B W8A8 row at 0.98: 6.74 GiB found, 7.49 planned without this term) is 0.75 GiB short, which bf16
+logits of 2,048 tokens (0.49 GiB) do not cover and fp32-sized ones (0.98 GiB) do. Conservative, and unverified
+against a second log. Later V1 releases compute logits only at the sampled positions (the sampler term)."""
 VLLM_FUSED_MOE_CHUNK = 64 * 1024
 """``VLLM_FUSED_MOE_CHUNK_SIZE`` (default ``64 * 1024``): ``fused_experts_impl`` processes at most this many tokens
 at once (``M = min(num_tokens, CHUNK_SIZE)``, vllm/model_executor/layers/fused_moe/fused_moe.py), so its
