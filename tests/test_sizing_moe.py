@@ -128,14 +128,22 @@ def test_vllm_mode_is_a_checked_setting() -> None:
 
 
 def test_engine_version_reaches_ollama() -> None:
-    """Before: any Ollama version was sized by 0.12.3's rules without a word."""
-    spec = catalogue_model("gemma-3-4b")
-    assert size(SizingRequest(model=spec, engine="ollama", engine_version="0.12.3")).max_parallel_sequences >= 1
+    """Before: any Ollama version was sized by 0.12.3's rules without a word. From 0.30 (ollama#16031, #16417) GGUF
+    models run on llama-server, whose sliding-window cache is window + n_ubatch cells a sequence."""
+    from cloudrun_gpu.sizing.engines import kv_bytes_per_sequence
+
+    spec = catalogue_model("gemma-3-4b")  # 0.12.3 runs gemma3 on Ollama's own engine: parallel × window + batch
+    old = size(SizingRequest(model=spec, engine="ollama", engine_version="0.12.3", context_length=8192, parallel=4))
     assert size(SizingRequest(model=spec, engine="ollama", engine_version="v0.12.3")).max_parallel_sequences >= 1
-    with pytest.raises(ConfigError) as err:
-        size(SizingRequest(model=spec, engine="ollama", engine_version="0.13.5"))
-    assert (err.value.field, err.value.allowed) == ("engine.version", "0.12.3")
-    assert "not modelled" in err.value.problem
+    new = size(SizingRequest(model=spec, engine="ollama", engine_version="0.30.0", context_length=8192, parallel=4))
+    assert new.kv_cache_bytes_per_sequence == kv_bytes_per_sequence("llama.cpp", spec, 8192, new.kv_cache_type)
+    assert new.kv_cache_bytes_per_sequence != old.kv_cache_bytes_per_sequence
+    assert any("llama-server" in n for n in new.explain)
+    for between in ("0.13.5", "0.29.1"):
+        with pytest.raises(ConfigError) as err:
+            size(SizingRequest(model=spec, engine="ollama", engine_version=between))
+        assert (err.value.field, err.value.allowed) == ("engine.version", "0.12.3, or ≥ 0.30.0")
+        assert "not modelled" in err.value.problem
 
 
 def test_parallel_limits_per_engine() -> None:

@@ -108,6 +108,22 @@ with ≥ 70 GiB — the H100 rows of sizing/data/vllm_evidence.csv ran 1024), so
 # --- Ollama, at the version the image pins (images.py ``OLLAMA_TAG``; tests/test_sizing.py checks they agree) --
 OLLAMA_PINNED_VERSION = "0.12.3"
 """Every rule below was read in ollama/ollama at tag v0.12.3; bumping the image means re-reading them."""
+OLLAMA_LLAMA_SERVER_SINCE: tuple[int, int, int] = (0, 30, 0)
+"""From Ollama 0.30 every GGUF model runs on an upstream llama-server ("runner: Remove CGO engines, use
+llama-server exclusively for GGML models", ollama/ollama#16031; Ollama 0.30.0 logs "error starting llama-server"
+when the binary is missing, ollama/ollama#16417, while 0.24 ran the same models on its own runners). Its caches
+are then llama.cpp's: a sliding layer keeps ``PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)`` cells a sequence
+(:func:`kv_cells` for llama.cpp, llama-kv-cache-iswa.cpp), not 0.12.3's full-size (llama runner) or
+``parallel × window + batch`` (Ollama engine) caches. Ollama's own layer-scheduler estimate of 0.12.3 is not
+applied there (not read for 0.30). Releases between 0.12.3 and 0.30 were not read and are refused."""
+
+
+def ollama_on_llama_server(version_text: str | None) -> bool:
+    """Whether this Ollama release hands GGUF models to llama-server (:data:`OLLAMA_LLAMA_SERVER_SINCE`)."""
+    version = parse_vllm_version(version_text)
+    return version is not None and version >= OLLAMA_LLAMA_SERVER_SINCE
+
+
 OLLAMA_NUM_BATCH = 512
 """``NumBatch: 512`` (api/types.go:835 at v0.12.3), capped by the context: ``opts.NumBatch = min(opts.NumBatch,
 opts.NumCtx)`` (llm/server.go:175). It is the ``maxBatch`` the Ollama engine adds to a sliding-window cache and

@@ -17,6 +17,7 @@ from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing.engines import (
     ENGINE_MAX_SEQUENCES,
     ENGINES,
+    OLLAMA_LLAMA_SERVER_SINCE,
     OLLAMA_NUM_BATCH,
     OLLAMA_PINNED_VERSION,
     VLLM_DEFAULT_BATCHED_TOKENS,
@@ -32,6 +33,7 @@ from cloudrun_gpu.sizing.engines import (
     mlp_shape,
     ollama_engine_family,
     ollama_gpu_overhead,
+    ollama_on_llama_server,
     ollama_scheduler_estimate,
     parse_vllm_version,
     render_engine_config,
@@ -180,7 +182,7 @@ def weights_from_quant(spec: ModelSpec, quant: WeightQuant, high_precision_param
     return int(total), how
 
 
-def _file_weights(spec: ModelSpec, engine: str, notes: list[str]) -> int:
+def _file_weights(spec: ModelSpec, engine: str, version: str | None, notes: list[str]) -> int:
     """The bytes of a model file that the engine puts on the GPU: llama.cpp and Ollama keep the input tables on the
     CPU (``ModelSpec.host_input_bytes``), llama.cpp also the per-layer embeddings, which Ollama's own engine puts on
     the GPU (``ModelSpec.per_layer_embedding_bytes``). vLLM loads every tensor, encoder included unless run
@@ -191,7 +193,9 @@ def _file_weights(spec: ModelSpec, engine: str, notes: list[str]) -> int:
     if engine in ("llama.cpp", "ollama") and spec.host_input_bytes:
         total -= spec.host_input_bytes
         off.append(f"{_gib(spec.host_input_bytes)} of input embeddings (kept on the CPU)")
-    on_cpu_ple = engine == "llama.cpp" or (engine == "ollama" and ollama_engine_family(spec) is None)
+    on_cpu_ple = engine == "llama.cpp" or (
+        engine == "ollama" and (ollama_engine_family(spec) is None or ollama_on_llama_server(version))
+    )
     if on_cpu_ple and spec.per_layer_embedding_bytes:
         total -= spec.per_layer_embedding_bytes
         off.append(f"{_gib(spec.per_layer_embedding_bytes)} of per-layer embeddings (an input table, on the CPU)")
@@ -210,7 +214,7 @@ def _file_weights(spec: ModelSpec, engine: str, notes: list[str]) -> int:
 def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, str]:
     spec = req.model
     if spec.weights_bytes is not None:
-        return _file_weights(spec, engine, notes), spec.weights_quant or "as stored"
+        return _file_weights(spec, engine, req.engine_version, notes), spec.weights_quant or "as stored"
     quant_name = req.weights_quant or FOUR_BIT_DEFAULT[engine]
     quant = WEIGHT_QUANTS.get(quant_name)
     if quant is None or engine not in quant.engines:
@@ -596,19 +600,24 @@ def size(req: SizingRequest) -> SizingPlan:
             "v0 (VLLM_USE_V1=0) or v1 (VLLM_USE_V1=1), as the start-up log names it; leave it unset otherwise",
             ", ".join(VLLM_ENGINE_MODES),
         )
-    if req.engine == "ollama" and req.engine_version is not None:
+    ollama_server = req.engine == "ollama" and ollama_on_llama_server(req.engine_version)
+    if req.engine == "ollama" and req.engine_version is not None and not ollama_server:
         asked = parse_vllm_version(req.engine_version)
         if asked != parse_vllm_version(OLLAMA_PINNED_VERSION):
             # Every Ollama rule here (engine vs llama.cpp runner, cache cells, scheduler estimate) was read at one
-            # tag; another release lays out its caches differently, so its number would be a guess, not a plan.
+            # tag (and llama-server's from 0.30); a release in between lays out its caches in ways not read here.
             raise ConfigError(
                 "engine.version",
                 req.engine_version,
-                f"Ollama's memory rules were read from its source at v{OLLAMA_PINNED_VERSION} only; this release's "
-                "cache layout is not modelled, and sizing it by 0.12.3's rules could over-commit",
-                f"use Ollama {OLLAMA_PINNED_VERSION} (the pinned image), or size with a log: python -m stack calibrate",
-                OLLAMA_PINNED_VERSION,
+                f"Ollama's memory rules were read at v{OLLAMA_PINNED_VERSION} (its own runners) and from "
+                f"v{'.'.join(map(str, OLLAMA_LLAMA_SERVER_SINCE))} (llama-server); this release is not modelled, "
+                "and sizing it by either could over-commit",
+                f"use Ollama {OLLAMA_PINNED_VERSION} (the pinned image) or ≥ 0.30, or size with a log: "
+                "python -m stack calibrate",
+                f"{OLLAMA_PINNED_VERSION}, or ≥ {'.'.join(map(str, OLLAMA_LLAMA_SERVER_SINCE))}",
             )
+    # The engine whose cache layout applies: Ollama ≥ 0.30 allocates llama-server's (llama.cpp's) caches.
+    kv_engine = "llama.cpp" if ollama_server else req.engine
     engine = ENGINES[req.engine]
     gpu = limits.GPU_TYPES[req.gpu]
     spec = req.model
@@ -649,18 +658,24 @@ def size(req: SizingRequest) -> SizingPlan:
         total = req.vram_bytes or gpu.vram_bytes
         budget = int(total * fraction)
         overhead = runtime_overhead_bytes(req.engine, spec)
-        per_seq = kv_bytes_per_sequence(req.engine, spec, context, kv)
+        per_seq = kv_bytes_per_sequence(kv_engine, spec, context, kv)
         notes.append(f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} ({gpu.display}; R5 reserves the rest)")
         notes.append(f"engine overhead: {_gib(overhead)} (CUDA context, compute/activation buffers; {engine.name})")
         notes.append(
             f"KV cache: {per_token:,} B/token over {_full_kv_layers(spec)} full-attention layers ({kv})"
-            + _kv_layers_note(req.engine, spec)
+            + _kv_layers_note(kv_engine, spec)
             + f" → {_gib(per_seq)} per {context:,}-token sequence as {engine.name} allocates it"
+            + (
+                f" (Ollama {req.engine_version} runs GGUF models on llama-server: llama.cpp's caches; Ollama's "
+                f"{OLLAMA_PINNED_VERSION} layer-scheduler estimate is not applied)"
+                if ollama_server
+                else ""
+            )
         )
         room = budget - weights - overhead
         if room <= 0:
             _raise_no_room(spec, gpu, weights, overhead, budget)
-        if req.engine == "ollama":
+        if req.engine == "ollama" and not ollama_server:
             free = (req.vram_bytes or limits.cuda_total_bytes(gpu)) - ollama_gpu_overhead(gpu.vram_bytes, fraction)
             fit = ollama_sequences_that_fit(spec, context, kv, room, weights=weights, free=free)
             estimate = ollama_scheduler_estimate(spec, context, max(1, fit), kv, weights)
@@ -683,7 +698,7 @@ def size(req: SizingRequest) -> SizingPlan:
         else:
             fit = sequences_that_fit(room, per_seq)
         if fit < 1:
-            _raise_context(req.engine, spec, kv, context, per_seq, room)
+            _raise_context(kv_engine, spec, kv, context, per_seq, room)
     if req.parallel is not None:
         if req.parallel > fit:
             raise ConfigError(
@@ -710,7 +725,7 @@ def size(req: SizingRequest) -> SizingPlan:
             + ("" if req.max_parallel else f" ({engine.name} default; raise engine.max_parallel after a load test, A3)")
             + ")"
         )
-    if req.engine == "ollama":
+    if req.engine == "ollama" and not ollama_server:
         # Ollama's caches are shared by its sequences: charge each its share of the total for this many.
         total_kv = kv_bytes_total("ollama", spec, context, kv, parallel)
         shared = -(-total_kv // parallel)
