@@ -463,3 +463,17 @@ def test_early_v1_w8a8_row_no_longer_over_commits() -> None:
     assert before / GIB == pytest.approx(7.49, abs=0.02)  # the over-commit the issue reports
     assert after / GIB <= 6.74  # now under what vLLM found
     assert after / GIB >= 6.74 * 0.9
+
+
+def test_size_cli_takes_the_vllm_mode_and_1024_sequences(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stack.cli import main as cli_main
+
+    argv = ["size", "llama-3.1-8b", "--engine", "vllm", "--engine-version", "0.7.3", "--vllm-mode", "v1", "--json"]
+    assert cli_main(argv) == 0
+    sizing = json.loads(capsys.readouterr().out)["sizing"]
+    assert sizing["engine_memory"]["profile_band"] == "V1<0.8"
+    argv = ["size", "llama-3.2-1b", "--engine", "vllm", "--gpu", "nvidia-rtx-pro-6000", "--context", "2048"]
+    assert cli_main([*argv, "--parallel", "1024", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sizing"]["max_parallel_sequences"] == 1024
