@@ -121,6 +121,11 @@ def test_vllm_mode_is_a_checked_setting() -> None:
     spec = catalogue_model("llama-3.1-8b")
     plan = size(SizingRequest(model=spec, engine="vllm", engine_version="0.7.3", vllm_mode="v1"))
     assert plan.engine_memory is not None and plan.engine_memory["profile_band"] == "V1<0.8"
+    assert plan.engine_env["VLLM_USE_V1"] == "1"  # R6: the engine sized is the engine that runs
+    v0 = size(SizingRequest(model=spec, engine="vllm", engine_version="0.10.1", vllm_mode="v0"))
+    assert v0.engine_env["VLLM_USE_V1"] == "0" and v0.engine_memory is not None
+    assert v0.engine_memory["profile_band"] == "V0"
+    assert "VLLM_USE_V1" not in size(SizingRequest(model=spec, engine="vllm")).engine_env
     for engine, mode in (("vllm", "V2"), ("llama.cpp", "v1")):
         with pytest.raises(ConfigError) as err:
             size(SizingRequest(model=spec, engine=engine, vllm_mode=mode))
