@@ -34,6 +34,7 @@ from .test_cache_support import (
     run_cache,
     run_secure_store,
     serve,
+    signed_caller,
     store_binary,
     store_client,
 )
@@ -84,7 +85,10 @@ def cache_for(stub: tuple[StubUpstream, str], store: StoreServer, url: str, ca_p
     return run_cache(stub[1], store.port, None, semantic=False, **{**settings, **kw})
 
 
-def ask(base: str, question: str, who: str = "key-auth-tests") -> httpx.Response:
+WHO = signed_caller("auth-tests")["authorization"]
+
+
+def ask(base: str, question: str, who: str = WHO) -> httpx.Response:
     body = {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": question}]}
     return httpx.post(f"{base}/v1/chat/completions", json=body, headers={"authorization": who}, timeout=30)
 
