@@ -380,17 +380,14 @@ def load_report() -> Any:
     return module
 
 
-def test_shipped_threshold_is_the_one_the_paraphrase_set_chooses(embedder: Embedder) -> None:
-    """No false hit on any near-miss of tests/data/cache_paraphrases.csv at the shipped threshold, most
-    paraphrases still hit, and the guard is what keeps numbers and negations apart (docs/cache.md)."""
+@pytest.mark.slow
+def test_shipped_threshold_is_the_one_the_pair_set_chooses(embedder: Embedder) -> None:
+    """The component's threshold is what scripts/cache_report.py chooses on tests/data/cache_pairs.jsonl, and it
+    meets issue #20's bar (docs/cache.md)."""
     report = load_report()
     pairs = report.score_pairs(embedder)
-    assert len(pairs) >= 50 and sum(not p.same for p in pairs) >= 25
     assert report.choose_threshold(pairs) == THRESHOLD
-    true_hits, false_hits = report.rates(pairs, THRESHOLD)
-    assert false_hits == 0 and true_hits >= 0.5
-    assert report.rates(pairs, THRESHOLD, guard=False)[1] > 0, "embedding alone would serve wrong answers"
-    assert all(not p.hits(0.0) for p in pairs if p.kind in ("number", "negation") and not p.same)
+    assert report.meets_target(pairs, THRESHOLD)
 
 
 def test_vector_search_commands_follow_the_memorystore_syntax() -> None:
