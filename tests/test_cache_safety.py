@@ -369,3 +369,36 @@ def test_false_hits_at_most_one_percent_and_half_the_paraphrases_hit(embedder: E
     prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["cloudrun-gpu:cache"]
     if prod.get("enabled") and prod.get("semantic", True):
         assert report.meets_target(scored, float(prod.get("threshold", THRESHOLD))), prod
+
+
+def test_the_cloud_run_url_is_an_audience_and_googles_certificates_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Cloud Run the service accepts its deterministic URL (K_SERVICE + the metadata server's project number
+    and region); Google's certificates are fetched once and kept for their max-age (no network: a mock transport)."""
+    import asyncio
+
+    from semcache.app import cloud_run_audience
+    from semcache.identity import GOOGLE_CERTS_URL, GoogleCerts
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if str(request.url) == GOOGLE_CERTS_URL:
+            return httpx.Response(200, json={"k1": "PEM"}, headers={"cache-control": "public, max-age=21600"})
+        assert request.headers["metadata-flavor"] == "Google"
+        if request.url.path.endswith("numeric-project-id"):
+            return httpx.Response(200, text="123456789")
+        return httpx.Response(200, text="projects/123456789/regions/europe-west1")
+
+    async def run() -> tuple[str | None, str | None, list[dict[str, str]]]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            monkeypatch.setenv("K_SERVICE", "llm-cache")
+            on_run = await cloud_run_audience(client)
+            monkeypatch.delenv("K_SERVICE")
+            off_run = await cloud_run_audience(client)
+            certs = GoogleCerts(client)
+            return on_run, off_run, [dict(await certs()), dict(await certs())]
+
+    on_run, off_run, certs = asyncio.run(run())
+    assert on_run == "https://llm-cache-123456789.europe-west1.run.app" and off_run is None
+    assert certs == [{"k1": "PEM"}] * 2 and seen.count(GOOGLE_CERTS_URL) == 1
