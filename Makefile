@@ -35,13 +35,17 @@ plan: $(STAMP)
 plan-json: $(STAMP)
 	$(BIN)/python -m stack plan --stack $(STACK) --json
 
-## Every check CI runs: lint, types, and the whole test suite (real llama.cpp tests included).
-test: lint engine
-	$(BIN)/python -m pytest
+## Every check CI runs, fastest first so a mistake fails in seconds: lint (Python, Dockerfiles, shell, spelling),
+## types, the fast lane (no engine), then the slow lane (builds llama-server once, real llama.cpp tests).
+test: lint
+	$(BIN)/python -m pytest -m "not slow"
+	$(MAKE) engine
+	$(BIN)/python -m pytest -m slow
 
+## pre-commit runs ruff, hadolint, shellcheck and codespell from the pinned wheels in the venv (offline: every hook
+## is local, .pre-commit-config.yaml), on every tracked file; then mypy.
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 	$(BIN)/mypy
 	$(BIN)/mypy examples/team_stack/__main__.py
 	$(BIN)/mypy policy/__main__.py

@@ -18,6 +18,8 @@ from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.quota import quota_need
 
 if TYPE_CHECKING:
+    from cloudrun_gpu.pricing import StackCost
+
     from stack.config import ValidatedStack
     from stack.render import Recorded
 
@@ -192,7 +194,40 @@ def _plan(stack: str, root: Path) -> tuple[ValidatedStack, dict[str, Any]]:
         doc["frontdoor"] = {"scheme": cfg.frontdoor.scheme.value, "chain": front_door_chain(resources)}
     if vs.capacity is not None:
         doc["capacity"] = vs.capacity.to_dict()
+    doc["cost"] = stack_cost(vs).to_dict()
     return vs, doc
+
+
+def stack_cost(vs: ValidatedStack) -> StackCost:
+    """The stack's price (#24): each region's instance at list price, × min instances (idle) and × max instances
+    (full), and per million output tokens at the per-instance throughput the capacity section declares (measured
+    or estimated); with a capacity plan, also what the planned instances cost for the throughput they serve."""
+    from cloudrun_gpu.pricing import RegionCost, StackCost, instance_cost
+
+    by_region = {r.name: r for r in vs.capacity.regions} if vs.capacity is not None else {}
+    regions = []
+    for region in vs.regional:
+        rc = region.config
+        planned = by_region.get(rc.region)
+        thr = planned.throughput if planned is not None else None
+        regions.append(
+            RegionCost(
+                instance=instance_cost(
+                    rc.region, rc.gpu.type.value, rc.gpu.zonal_redundancy, region.cpu, region.memory_gib
+                ),
+                min_instances=rc.scaling.min_instances,
+                max_instances=rc.scaling.max_instances,
+                output_tokens_per_s=thr.output_tokens_per_s if thr is not None else None,
+                throughput_source=thr.source if thr is not None else "",
+                throughput_measured=thr.measured if thr is not None else False,
+            )
+        )
+    cap = vs.capacity
+    return StackCost(
+        regions=tuple(regions),
+        planned_per_hour=cap.usd_per_hour if cap is not None else None,
+        planned_output_tokens_per_s=cap.output_tokens_per_s if cap is not None else None,
+    )
 
 
 def _region_entry(vs: ValidatedStack) -> dict[str, Any]:
@@ -272,6 +307,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print((f"{rc.region}: " if vs.others else "") + need.summary())
     if "regions" in out:
         _print_regions(out, vs)
+    from cloudrun_gpu.pricing import render_cost
+
+    print("\nCost")
+    for line in render_cost(stack_cost(vs)):
+        print(f"  {line}")
     apis = [r["inputs"]["service"] for r in custom if r["type"] == API_TYPE]
     if apis:
         print(f"\nAPIs enabled first, everything else waits for them ({len(apis)}): {', '.join(sorted(apis))}")

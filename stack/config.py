@@ -25,6 +25,7 @@ from cloudrun_gpu.capacity import CapacityPlan, CapacitySettings, InstanceThroug
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
 from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
+from cloudrun_gpu.pricing import instance_cost
 from cloudrun_gpu.registry import RegistrySettings
 from cloudrun_gpu.service.plan import ServicePlan, plan_service
 from cloudrun_gpu.service.settings import (
@@ -889,6 +890,10 @@ def _capacity(cfg: StackConfig, settings: CapacitySettings, stacks: list[Validat
             quota=vs.config.gpu.quota,
             max_instances=vs.config.scaling.max_instances,
             min_instances=vs.config.scaling.min_instances,
+            # #24: what one instance costs, so the planner can prefer the cheapest mix (capacity.prefer).
+            usd_per_hour=instance_cost(
+                vs.config.region, vs.config.gpu.type.value, vs.config.gpu.zonal_redundancy, vs.cpu, vs.memory_gib
+            ).per_hour,
         )
         for vs in stacks
     ]
@@ -909,7 +914,11 @@ def _capacity(cfg: StackConfig, settings: CapacitySettings, stacks: list[Validat
         )
     try:
         return plan_capacity(
-            settings.target.to_target(), regions, throughput, zonal_redundancy=cfg.gpu.zonal_redundancy
+            settings.target.to_target(),
+            regions,
+            throughput,
+            zonal_redundancy=cfg.gpu.zonal_redundancy,
+            prefer=settings.prefer,
         )
     except (ConfigError, ConfigErrors) as exc:
         raise rename_fields(as_errors(exc), {}, "capacity.") from None

@@ -165,6 +165,11 @@ def test_loadtest_against_the_real_server(
     assert all(lv["requests"] == 4 and lv["errors"] == 0 and lv["tokens_per_s"] > 0 for lv in levels)
     assert all(lv["ttft_p50_s"] <= lv["ttft_p95_s"] for lv in levels)
     assert out["recommended_concurrency"] in (1, 2, 4)
+    # #24: real shapes by default: prompts drawn around 256 tokens (llama-server's usage counts them), eight
+    # output tokens each (--max-tokens fixes the output length; ignore_eos makes the model write all of them)
+    assert all(150 < lv["prompt_tokens_mean"] < 400 and lv["output_tokens_mean"] == 8 for lv in levels)
+    assert all(0 < lv["itl_p50_ms"] <= lv["itl_p95_ms"] for lv in levels)
+    assert out["workload"].startswith("prompt ~256±64 tokens, output 8±0 tokens")
     from stack.config import load_stack
 
     written = load_stack("dev", tmp_path)  # the stack file stays valid with the recommendation in it

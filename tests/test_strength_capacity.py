@@ -219,7 +219,9 @@ def test_to_dict_and_table() -> None:
         "quota_headroom": 1,
         "throughput_measured": False,
         "throughput_source": "lt-rtx",
+        "usd_per_hour": None,  # #24: no price given to these regions
     }
+    assert (d["prefer"], d["usd_per_hour"]) == ("nearest", None)
     assert d["explain"] == [
         f"fill rule: {C.FILL_RULE}",
         "nvidia-l4: 0.5 req/s, 100 output tok/s per instance at concurrency 8 (measured: lt-l4)",

@@ -39,7 +39,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field as PydField
 
@@ -51,6 +51,13 @@ FILL_RULE = (
     "min instances in every region first; then regions in the order listed (nearest first), each filled up to "
     "min(quota, max_instances) before the next is used, until the target is met"
 )
+CHEAPEST_RULE = (
+    "min instances in every region first; then regions from the lowest cost per unit of the target (an instance's "
+    "USD per hour ÷ what it serves of the first target metric) to the highest, each filled up to "
+    "min(quota, max_instances) before the next is used, until the target is met"
+)
+PREFER = ("nearest", "cheapest")
+"""How the planner orders regions: as listed (nearest the users first) or by cost per unit of the target."""
 METRICS = ("requests_per_s", "output_tokens_per_s")
 """The two target metrics, in the order errors report them."""
 UNITS = {"requests_per_s": "req/s", "output_tokens_per_s": "output tok/s"}
@@ -252,6 +259,9 @@ class Region:
     quota: int
     max_instances: int | None = None
     min_instances: int = 0
+    usd_per_hour: float | None = None
+    """What one instance here costs per hour (``pricing.instance_cost``); needed when the plan prefers the
+    cheapest mix."""
 
     @property
     def cap(self) -> int:
@@ -271,6 +281,7 @@ class RegionPlan:
     min_instances: int
     instances: int
     throughput: InstanceThroughput
+    usd_per_hour: float | None = None
 
     @property
     def concurrency(self) -> int:
@@ -316,6 +327,7 @@ class RegionPlan:
             "quota_headroom": self.quota_headroom,
             "throughput_measured": self.throughput.measured,
             "throughput_source": self.throughput.source,
+            "usd_per_hour": None if self.usd_per_hour is None else round(self.instances * self.usd_per_hour, 4),
         }
 
 
@@ -328,10 +340,18 @@ class CapacityPlan:
     regions: tuple[RegionPlan, ...]
     rule: str = FILL_RULE
     explain: tuple[str, ...] = field(default_factory=tuple)
+    prefer: str = "nearest"
 
     @property
     def instances(self) -> int:
         return sum(r.instances for r in self.regions)
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        """What the planned instances cost per hour; None when a region has no price."""
+        if any(r.usd_per_hour is None for r in self.regions):
+            return None
+        return sum(r.instances * (r.usd_per_hour or 0.0) for r in self.regions)
 
     def capacity(self, metric: str) -> Fraction:
         """Exact total expected capacity for ``metric``."""
@@ -372,6 +392,8 @@ class CapacityPlan:
             "output_tokens_per_s": self.output_tokens_per_s,
             "quota_requests_per_s": self.quota_requests_per_s,
             "quota_output_tokens_per_s": self.quota_output_tokens_per_s,
+            "prefer": self.prefer,
+            "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
             "explain": list(self.explain),
         }
 
@@ -492,17 +514,42 @@ def plan_capacity(
     throughput: Mapping[str, InstanceThroughput],
     *,
     zonal_redundancy: bool = False,
+    prefer: str = "nearest",
 ) -> CapacityPlan:
-    """Instances per region that serve ``target``, filled by :data:`FILL_RULE`.
+    """Instances per region that serve ``target``, filled by :data:`FILL_RULE` (``prefer="nearest"``) or
+    :data:`CHEAPEST_RULE` (``prefer="cheapest"``: every region needs ``usd_per_hour``).
 
     ``throughput`` maps a GPU type to one instance's throughput on it (different GPU types serve different
     rates, so a two-region plan with L4 and RTX needs one of each). ``zonal_redundancy`` only names the
-    quota the regions' ``quota`` stands for in messages; give the quota of that mode."""
+    quota the regions' ``quota`` stands for in messages; give the quota of that mode.
+
+    The cheapest order is greedy on cost per unit of the first target metric: whole instances can leave the last
+    region used slightly over-filled, so the mix is the cheapest up to that last instance."""
     errors = _check_regions(regions, throughput)
+    if prefer not in PREFER:
+        errors.append(ConfigError("prefer", prefer, "is not a region order", "use one of them", ", ".join(PREFER)))
+    elif prefer == "cheapest":
+        for i, r in enumerate(regions):
+            if r.usd_per_hour is None or not math.isfinite(r.usd_per_hour) or r.usd_per_hour <= 0:
+                errors.append(
+                    ConfigError(
+                        f"regions[{i}].usd_per_hour",
+                        r.usd_per_hour,
+                        "is needed to prefer the cheapest mix",
+                        "give each region its instance price (cloudrun_gpu.pricing.instance_cost), or prefer nearest",
+                        allowed="a number > 0",
+                    )
+                )
     if errors:
         raise ConfigErrors(errors)
     wanted = target.items()
     instances = [r.min_instances for r in regions]
+    order = list(range(len(regions)))
+    if prefer == "cheapest":
+        metric = wanted[0][0]
+        order.sort(
+            key=lambda i: exact(regions[i].usd_per_hour or 0.0) / exact(throughput[regions[i].gpu].per_instance(metric))
+        )
 
     def deficit(metric: str, value: float) -> Fraction:
         have = sum(
@@ -511,7 +558,8 @@ def plan_capacity(
         )
         return exact(value) - have
 
-    for i, r in enumerate(regions):
+    for i in order:
+        r = regions[i]
         thr = throughput[r.gpu]
         need = max(
             (max(0, math.ceil(deficit(m, v) / exact(thr.per_instance(m)))) for m, v in wanted),
@@ -531,10 +579,14 @@ def plan_capacity(
             min_instances=r.min_instances,
             instances=n,
             throughput=throughput[r.gpu],
+            usd_per_hour=r.usd_per_hour,
         )
         for r, n in zip(regions, instances, strict=True)
     )
-    explain = [f"fill rule: {FILL_RULE}"]
+    rule = CHEAPEST_RULE if prefer == "cheapest" else FILL_RULE
+    explain = [f"fill rule: {rule}"]
+    if prefer == "cheapest":
+        explain.append("fill order (cheapest first): " + ", ".join(f"{regions[i].name}" for i in order))
     for gpu in dict.fromkeys(r.gpu for r in regions):
         t = throughput[gpu]
         kind = "measured" if t.measured else "ESTIMATED"
@@ -542,7 +594,7 @@ def plan_capacity(
             f"{gpu}: {fmt(t.requests_per_s)} req/s, {fmt(t.output_tokens_per_s)} output tok/s per instance at "
             f"concurrency {t.concurrency} ({kind}: {t.source})"
         )
-    return CapacityPlan(target, zonal_redundancy, planned, explain=tuple(explain))
+    return CapacityPlan(target, zonal_redundancy, planned, rule=rule, explain=tuple(explain), prefer=prefer)
 
 
 def render_region_table(plan: CapacityPlan) -> str:
@@ -675,6 +727,9 @@ class CapacitySettings:
     the stack's regions use needs one."""
     output_tokens_per_request: int = PydField(default=256, ge=1)
     """Typical ``max_tokens`` of a request: turns an estimated token rate into requests/s."""
+    prefer: Literal["nearest", "cheapest"] = "nearest"
+    """``nearest``: fill regions in the order listed (nearest the users first); ``cheapest``: fill them from the
+    lowest cost per unit of the target (list prices in ``cloudrun_gpu.pricing``), for the cheapest mix."""
 
     def problems(self) -> list[ConfigError]:
         errors = nested(self.target, "target")
