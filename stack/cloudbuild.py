@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cloudrun_gpu import limits
+from cloudrun_gpu.engines import PROFILES, profile
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import EngineImage, pinned_image
 from cloudrun_gpu.limits import GIB
@@ -35,25 +36,37 @@ DOCKER = "gcr.io/cloud-builders/docker"
 MIN_DISK_GB = 100
 
 
-ENGINE_IMAGE_NAMES = {"llama.cpp": "llama-cpp", "ollama": "ollama", "vllm": "vllm"}
-UPSTREAM_CACHE = {"llama.cpp": "docker-hub", "ollama": "docker-hub", "vllm": "docker-hub"}
-"""The remote repository each engine's base images come through (llama.cpp: nvidia/cuda; vLLM on the RTX PRO
-6000: vllm/vllm-openai; images already in Artifact Registry, like Google's DLC, are pulled directly)."""
+UPSTREAM_CACHE = {name: p.upstream_cache for name, p in PROFILES.items() if p.upstream_cache}
+"""The remote repository each engine's base images come through (``EngineProfile.upstream_cache``; llama.cpp:
+nvidia/cuda; vLLM on the RTX PRO 6000: vllm/vllm-openai; images already in Artifact Registry, like Google's DLC,
+are pulled directly)."""
 MODEL_BUCKET = "_MODEL_BUCKET"
 SUBSTITUTION = re.compile(r"\$(?:\{(_[A-Z0-9_]+)\}|(_[A-Z0-9_]+))")
 """A user-defined Cloud Build substitution in a step: ``${_NAME}`` or ``$_NAME`` (``$$`` is a literal ``$``)."""
 
 
+def bakes_engine_flags(vs: ValidatedStack) -> bool:
+    """Whether the build runs the engine with its serving flags: only llama.cpp's prompt-cache stage does
+    (``container/llama.cpp/Dockerfile``: ``ENGINE_ARGS`` is read only when ``PROMPT_CACHE=1``; R2: the cache must
+    be built with the flags the service uses). Otherwise the flags are run-time settings of the revision."""
+    return vs.config.engine.name == "llama.cpp" and vs.config.engine.prompt_cache
+
+
 def image_tag(vs: ValidatedStack) -> str:
-    """``<model>-<hash>``: the hash covers everything baked into the image, so a tag (immutable in our
-    registry) is rebuilt exactly when the model or the engine flags change, and the stack can name it."""
+    """``<model>-<hash>``: the hash covers the build's inputs only (container files, the pinned base images, the
+    model reference and, only when the prompt cache bakes them, the engine flags), so a tag (immutable in our
+    registry) is rebuilt exactly when what the image holds changes. Run-time settings (``engine.max_parallel``,
+    ``context_length``, the flags they render) change the revision, never the image (issue 19 item 4)."""
     cfg = vs.config
     baked = {
         "model": vs.sizing.model,
         "quant": vs.sizing.weights_quant,
         "method": cfg.loading.method,
-        "args": vs.sizing.engine_args,
-        "env": vs.sizing.engine_env,
+        # The model reference the build bakes or names (the staged folder, Ollama's store tag).
+        "file": cfg.model.file,
+        "object_prefix": cfg.model.object_prefix if cfg.loading.method == "image" else None,
+        # The flags only where the build runs the engine with them (the llama.cpp prompt cache).
+        "args": vs.sizing.engine_args if bakes_engine_flags(vs) else None,
         "prompt_cache": cfg.engine.prompt_cache,
         # The pinned engine build: a new pin is a new immutable tag (and so a new revision).
         "engine_build": pinned_image(cfg.engine.name, cfg.gpu.type).build_args if not cfg.engine.image else None,
@@ -78,7 +91,7 @@ def tag_safe(model: str) -> str:
 
 
 def image_repository(vs: ValidatedStack) -> str:
-    return ENGINE_IMAGE_NAMES[vs.config.engine.name]
+    return profile(vs.config.engine.name).image_repository
 
 
 def image_uri(vs: ValidatedStack) -> str:
@@ -161,11 +174,12 @@ def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> d
         build_args["REGISTRY"] = cache_uri
     if engine == "llama.cpp":
         build_args["PROMPT_CACHE"] = "1" if cfg.engine.prompt_cache else "0"
+    if bakes_engine_flags(vs):  # only then is the build config (and so the build) a function of the flags
         cpu_args = [a if a != "999" else "0" for a in vs.sizing.engine_args]  # build machine has no GPU
         build_args["ENGINE_ARGS"] = shlex.join(cpu_args)
     if engine == "ollama":
-        build_args["MODEL_NAME"] = vs.sizing.engine_env["OLLAMA_MODEL"]
-    docker_args = ["build", "-f", f"container/{engine}/Dockerfile", "-t", image_uri(vs)]
+        build_args["MODEL_NAME"] = cfg.model.file  # the store's tag (OLLAMA_MODEL, engines/ollama.py)
+    docker_args = ["build", "-f", f"container/{profile(engine).dockerfile}", "-t", image_uri(vs)]
     for k, v in build_args.items():
         docker_args += ["--build-arg", f"{k}={v.replace('$', '$$')}"]
     docker_args.append("container")

@@ -26,6 +26,7 @@ from cloudrun_gpu.build import (
     build_account_id,
 )
 from cloudrun_gpu.cache import ResponseCache, ResponseCacheArgs
+from cloudrun_gpu.engines import profile
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
@@ -106,14 +107,16 @@ Before you begin); its log-based metrics need Cloud Logging (on by default, list
 
 
 def call_command(url: str, vs: ValidatedStack) -> str:
-    """A copy-paste request to the deployed endpoint (OpenAI-compatible chat on every engine), signed with
-    the caller's identity token: the service is IAM-protected, so the caller must be a listed invoker."""
+    """A copy-paste request to the deployed endpoint, signed with the caller's identity token: the service is
+    IAM-protected, so the caller must be a listed invoker. The path and ``model`` are the engine profile's
+    (``cloudrun_gpu.engines``): the name the engine serves, not its model path, which Cloud Run may expand."""
+    request = profile(vs.config.engine.name).client_request(vs.plan.served_model_name)
     body = json.dumps(
-        {"model": vs.model_path, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32}
+        {"model": request.model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32}
     )
     return (
         'curl -sS -H "Authorization: Bearer $(gcloud auth print-identity-token)" '
-        f"-H 'Content-Type: application/json' {url}/v1/chat/completions -d '{body}'"
+        f"-H 'Content-Type: application/json' {url}{request.path} -d '{body}'"
     )
 
 

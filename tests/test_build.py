@@ -418,10 +418,11 @@ def test_image_trigger_follows_the_image_inputs_and_nothing_else(
 
     monkeypatch.setattr(cb, "CONTAINER", cb.ROOT / "container")
     base = _tag(vs)
-    # the model reference (source pin, file choice), the engine flags
+    # the model reference (source pin, file choice); not the engine flags, run-time settings without the prompt
+    # cache (issue 19 item 4; tests/test_engine_contract.py)
     assert _tag(with_model(vs, source=SOURCES["dev"]["source"].replace(COMMIT, "f" * 40))) != base
     assert _tag(with_model(vs, files=["*Q5_K_M.gguf"])) != base
-    assert _tag(validated(flat_config("dev", engine={"context_length": 4096}))) != base
+    assert _tag(validated(flat_config("dev", engine={"context_length": 4096}))) == base
 
 
 def test_image_trigger_follows_the_engine_pin(monkeypatch: pytest.MonkeyPatch) -> None:

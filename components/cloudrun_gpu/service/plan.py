@@ -12,6 +12,7 @@ from math import ceil
 from pathlib import Path
 
 from cloudrun_gpu import limits
+from cloudrun_gpu.engines import profile
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
 from cloudrun_gpu.images import pinned_image
 from cloudrun_gpu.limits import GIB
@@ -42,6 +43,8 @@ class ServicePlan:
     mount_path: str
     model_path: str
     concurrency: int
+    served_model_name: str
+    """The name the engine serves the model under, which clients send as ``model`` (its profile's rule)."""
 
 
 def model_path(model: ModelSettings, engine: EngineSettings, loading: LoadingSettings) -> str:
@@ -104,29 +107,9 @@ def plan_service(
                 f"1..{gpu.quota}",
             )
         )
-    if engine.name == "ollama" and loading.method in ("gcs-download", "internet"):
-        errors.append(
-            ConfigError(
-                "loading.method",
-                loading.method,
-                "the Ollama image has no downloader (neither gcloud nor Python): it reads its model store from the "
-                "image or a Cloud Storage FUSE mount",
-                "use loading.method gcs-fuse (an Ollama store: manifests/ and blobs/ under model.object_prefix) "
-                "or image",
-                "image, gcs-fuse",
-            )
-        )
-    if engine.name != "vllm" and loading.method == "gcs-stream":
-        usable = "image, gcs-fuse" if engine.name == "ollama" else "image, gcs-fuse, gcs-download, internet"
-        errors.append(
-            ConfigError(
-                "loading.method",
-                loading.method,
-                f"streams safetensors with vLLM's Run:ai Model Streamer; {engine.name} cannot load from it",
-                f"use engine.name vllm, or one of {usable}",
-                usable,
-            )
-        )
+    engine_profile = collect(errors, lambda: profile(engine.name))
+    if engine_profile is not None and (bad := engine_profile.check_loading(loading.method)) is not None:
+        errors.append(bad)
     pinned = None
     if engine.image is None:  # we build the image: its pinned engine must run on this GPU's driver
         pinned = collect(errors, lambda: pinned_image(engine.name, gpu.type))
@@ -134,6 +117,7 @@ def plan_service(
     if spec is None:
         raise ConfigErrors(errors)
     path = model_path(model, engine, loading)
+    served = profile(engine.name).served_model_name(path, model.file, model.hub_id, loading.method)
     rate = loading.throughput_gib_per_s * GIB if loading.throughput_gib_per_s else None
     req = SizingRequest(
         model=spec,
@@ -150,6 +134,7 @@ def plan_service(
         load_bytes_per_s=rate,
         model_path=path,
         slot_save_path="/slots" if engine.prompt_cache else None,
+        served_model_name=served,
         engine_version=engine.version or (pinned.version if pinned is not None else None),
         max_num_batched_tokens=engine.max_num_batched_tokens,
     )
@@ -208,4 +193,5 @@ def plan_service(
         mount_path=MOUNT_PATHS.get(loading.method, ""),
         model_path=path,
         concurrency=concurrency,
+        served_model_name=served,
     )

@@ -67,6 +67,8 @@ class SizingRequest:
     load_bytes_per_s: float | None = None
     model_path: str = "/models/model.gguf"
     slot_save_path: str | None = None
+    served_model_name: str | None = None
+    """The name clients send as ``model`` (``engines.EngineProfile.served_model_name``); None: the engine's default."""
     engine_version: str | None = None
     """The engine's release (vLLM: ``"0.14.1"``); its memory profile differs by version. None: the
     most conservative of every version band."""
@@ -511,9 +513,9 @@ def _fit_vllm(
     )
     pinned = room if supports_kv_cache_memory(version) else None
     notes.append(
-        f"KV pool: {_gib(room)} pinned with --kv-cache-memory (vLLM ≥ 0.11)"
+        f"KV pool: {_gib(room)} pinned with --kv-cache-memory-bytes (vLLM ≥ 0.11)"
         if pinned is not None
-        else f"KV pool: vLLM's own profile should find ≥ {_gib(room)} (no --kv-cache-memory: vLLM version "
+        else f"KV pool: vLLM's own profile should find ≥ {_gib(room)} (no --kv-cache-memory-bytes: vLLM version "
         f"{req.engine_version or 'unknown'})"
     )
     return _VllmFit(
@@ -646,14 +648,23 @@ def size(req: SizingRequest) -> SizingPlan:
         notes.append(
             f"parallel: {parallel} = the most sequences whose own start-up profile (--max-num-seqs {parallel}) "
             f"leaves room for them ({fit} fit in {_gib(room)}; cap {cap}"
-            + ("" if req.max_parallel else f", {engine.name} default; raise engine.max_parallel after a load test, A3")
+            + (
+                ""
+                if req.max_parallel
+                else f", our default for {engine.name}; raise engine.max_parallel after a load test, A3"
+            )
             + ")"
         )
     else:
         parallel = int(min(fit, cap, cr_max))
         notes.append(
             f"parallel: {parallel} = min({fit} sequences that fit in {_gib(room)}, cap {cap}"
-            + ("" if req.max_parallel else f" ({engine.name} default; raise engine.max_parallel after a load test, A3)")
+            + (
+                ""
+                if req.max_parallel
+                else f" (our default for {engine.name}, not the engine's; raise engine.max_parallel after a load "
+                "test, A3)"
+            )
             + ")"
         )
     if req.engine == "ollama":
@@ -687,6 +698,7 @@ def size(req: SizingRequest) -> SizingPlan:
         slot_save_path=req.slot_save_path,
         max_num_batched_tokens=vfit.batched_tokens if vfit else None,
         kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
+        served_model_name=req.served_model_name,
     )
     assert engine_parallel_from_config(req.engine, args, env) == parallel  # R6 by construction
     engine_memory: dict[str, Any] | None = None
