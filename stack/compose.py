@@ -25,6 +25,7 @@ from cloudrun_gpu.build import (
     ModelStagingArgs,
     build_account_id,
 )
+from cloudrun_gpu.build.image import MODEL_BUCKET, substitutions_used
 from cloudrun_gpu.cache import ResponseCache, ResponseCacheArgs
 from cloudrun_gpu.engines import profile
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
@@ -37,7 +38,6 @@ from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, V
 from pulumiverse_time import Sleep
 
 from stack.cloudbuild import (
-    MODEL_BUCKET,
     UPSTREAM_CACHE,
     cache_build_config,
     cache_files,
@@ -55,7 +55,6 @@ from stack.cloudbuild import (
     staging_marker,
     staging_needed,
     staging_trigger,
-    substitutions_used,
 )
 from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
 

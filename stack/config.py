@@ -26,7 +26,7 @@ from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
 from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.registry import RegistrySettings
-from cloudrun_gpu.service.plan import ServicePlan, plan_service
+from cloudrun_gpu.service.plan import ServicePlan, ServingSettings, plan_service
 from cloudrun_gpu.service.settings import GpuSettings, Ingress, ResourcesSettings, ScalingSettings, ServiceSettings
 from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
 from cloudrun_gpu.sizing import SizingPlan
@@ -166,6 +166,13 @@ class StackConfig:
     """``cloudrun-gpu:capacity``: the target load and per-GPU throughput the capacity plan uses; None: no plan."""
     cache: CacheSettings | None = None
     """``cloudrun-gpu:cache`` with ``enabled: true``: the response cache in front of the service (S1); None: none."""
+
+    @property
+    def serving(self) -> ServingSettings:
+        """This stack's (region's) serving bundle: what the GPU service is sized and rendered from."""
+        return ServingSettings(
+            self.region, self.model, self.engine, self.loading, self.gpu, self.resources, self.scaling
+        )
 
     @property
     def is_prod(self) -> bool:
@@ -577,16 +584,7 @@ def _region_problems(cfg: StackConfig, base_dir: Path | None) -> tuple[list[Conf
     errors.extend(with_prefix(e, "network.") for e in cfg.network.sizing_problems(cfg.scaling.max_instances))
     plan: ServicePlan | None = None
     try:
-        plan = plan_service(
-            region=cfg.region,
-            model=cfg.model,
-            engine=cfg.engine,
-            loading=cfg.loading,
-            gpu=cfg.gpu,
-            resources=cfg.resources,
-            scaling=cfg.scaling,
-            base_dir=base_dir,
-        )
+        plan = plan_service(cfg.serving, base_dir)
     except (ConfigError, ConfigErrors) as exc:
         errors.extend(as_errors(exc))
     return errors, plan

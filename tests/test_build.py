@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import cloudrun_gpu.build.image as image_lib
 import pulumi
 import pytest
 from cloudrun_gpu.build import (
@@ -434,7 +435,7 @@ def test_image_trigger_follows_the_engine_pin(monkeypatch: pytest.MonkeyPatch) -
         pin = real(engine, gpu)
         return dataclasses.replace(pin, build_args={**pin.build_args, "LLAMA_CPP_VERSION": "b6800"})
 
-    monkeypatch.setattr(cb, "pinned_image", newer)
+    monkeypatch.setattr(image_lib, "pinned_image", newer)
     assert _tag(vs) != base
 
 
@@ -500,7 +501,7 @@ def every_config() -> list[tuple[str, dict[str, Any]]]:
 def test_each_generated_config_defines_every_substitution_it_uses_and_uses_every_one_it_defines(
     name: str, config: dict[str, Any]
 ) -> None:
-    assert set(config.get("substitutions", {})) == cb.substitutions_used(config)
+    assert set(config.get("substitutions", {})) == image_lib.substitutions_used(config)
     text = json.dumps(config["steps"]).replace("$$", "")
     assert re.findall(r"\$(?!\{?_MODEL_BUCKET\b)", text) == [], name  # every other $ escaped
     assert config["options"]["logging"] == "CLOUD_LOGGING_ONLY"  # a user-specified build account needs it

@@ -12,6 +12,7 @@ Plus: the image tag hashes build inputs only (run-time settings never rebuild th
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -31,8 +32,9 @@ import stack.cloudbuild as cb
 from harness.llamacpp import free_port, http_status, local_args, probe_accepts, run_server, wait_ready
 from stack.cli import build_parser
 from stack.compose import call_command
+from stack.render import Recorded
 
-from .conftest import DATA, ROOT, Recorded
+from .conftest import DATA, ROOT
 from .test_build import deploy, flat_config, gpu_services, validated, with_model
 
 TABLES = DATA / "engine-flags"
@@ -179,9 +181,10 @@ def test_every_profile_serves_the_name_it_asks_clients_to_send(
 
 def test_engine_name_choices_come_from_the_registry() -> None:
     assert tuple(e.value for e in EngineName) == engine_names()
-    size_cmd = build_parser()._subparsers._group_actions[0].choices["size"]  # type: ignore[union-attr]
-    (engine_opt,) = [a for a in size_cmd._actions if "--engine" in a.option_strings]
-    assert tuple(engine_opt.choices) == engine_names()
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    (engine_opt,) = [a for a in sub.choices["size"]._actions if "--engine" in a.option_strings]
+    assert tuple(engine_opt.choices or ()) == engine_names()
 
 
 # --- the image tag hashes build inputs only (issue 19 item 4) ------------------------------------------------

@@ -1,13 +1,11 @@
 """Engine profiles: one module per serving engine owns everything particular to it (issue 18).
 
-``profile.py`` defines :class:`EngineProfile` and the registry; ``llamacpp.py``, ``ollama.py`` and ``vllm.py``
+``base.py`` defines :class:`EngineProfile` and the registry; ``llamacpp.py``, ``ollama.py`` and ``vllm.py``
 are the built-in engines. Adding an engine is one module, one line below, its sizing record in
 ``cloudrun_gpu.sizing.engines.ENGINES`` and its Dockerfile under ``container/`` (CONTRIBUTING.md).
 """
 
-from cloudrun_gpu.engines.llamacpp import LLAMA_CPP
-from cloudrun_gpu.engines.ollama import OLLAMA
-from cloudrun_gpu.engines.profile import (
+from cloudrun_gpu.engines.base import (
     PROFILES,
     ClientRequest,
     EngineProfile,
@@ -17,6 +15,8 @@ from cloudrun_gpu.engines.profile import (
     profile,
     register,
 )
+from cloudrun_gpu.engines.llamacpp import LLAMA_CPP
+from cloudrun_gpu.engines.ollama import OLLAMA
 from cloudrun_gpu.engines.vllm import VLLM
 
 for _p in (LLAMA_CPP, OLLAMA, VLLM):

@@ -8,11 +8,15 @@ model ``params.model_alias.empty() ? params.model.path : params.model_alias`` (t
 
 from __future__ import annotations
 
-from typing import ClassVar
+import shlex
+from typing import TYPE_CHECKING, ClassVar
 
-from cloudrun_gpu.engines.profile import EngineProfile, RenderInputs, flag_value
+from cloudrun_gpu.engines.base import EngineProfile, RenderInputs, flag_value
 from cloudrun_gpu.loading import llama_cpp_mmap_args
 from cloudrun_gpu.sizing.engines import PORT
+
+if TYPE_CHECKING:
+    from cloudrun_gpu.service.plan import ServingSettings
 
 
 class LlamaCppProfile(EngineProfile):
@@ -51,6 +55,18 @@ class LlamaCppProfile(EngineProfile):
             args += ["--slot-save-path", r.slot_save_path]
         args += llama_cpp_mmap_args(r.model_path)  # R7: --no-mmap where the loading method reads better (loading.py)
         return args, {}
+
+    def build_args(
+        self, serving: ServingSettings, engine_args: list[str], pin_args: dict[str, str], upstream_cache: str
+    ) -> dict[str, str]:
+        """``PROMPT_CACHE`` and, only when it is on, ``ENGINE_ARGS``: the prompt-cache stage runs llama-server with
+        the service's flags (R2), on a build machine without a GPU (``-ngl 0``). Without the cache the flags are
+        not a build input, so run-time settings never rebuild the image (issue 19 item 4)."""
+        out = super().build_args(serving, engine_args, pin_args, upstream_cache)
+        out["PROMPT_CACHE"] = "1" if serving.engine.prompt_cache else "0"
+        if serving.engine.prompt_cache:
+            out["ENGINE_ARGS"] = shlex.join([a if a != "999" else "0" for a in engine_args])
+        return out
 
     def served_name_from_config(self, args: list[str], env: dict[str, str]) -> str:
         return flag_value(args, "--alias") or flag_value(args, "-m") or ""

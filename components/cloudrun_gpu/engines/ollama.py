@@ -8,11 +8,16 @@ store tag clients send as ``model``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from cloudrun_gpu.engines.profile import EngineProfile, RenderInputs
+from cloudrun_gpu.engines.base import EngineProfile, RenderInputs
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.loading import ollama_model_parameters
 from cloudrun_gpu.sizing.engines import OLLAMA_INTERNAL_PORT
+
+if TYPE_CHECKING:
+    from cloudrun_gpu.build.image import BuildStep
+    from cloudrun_gpu.service.plan import ServingSettings
 
 MODEL_ENV = "OLLAMA_MODEL"
 """Our entrypoint's variable: the model tag it preloads (not one of Ollama's own)."""
@@ -51,6 +56,26 @@ class OllamaProfile(EngineProfile):
 
     def served_name_from_config(self, args: list[str], env: dict[str, str]) -> str:
         return env.get(MODEL_ENV, "")
+
+    def bake_steps(self, method: str, context: str) -> list[BuildStep]:
+        """The Modelfile next to the staged GGUF, with the model's own runner options (R7: ``use_mmap false`` for a
+        baked-in image): written into the Modelfile, not sent per request, or Ollama would reload the model
+        (``loading.ollama_model_parameters``)."""
+        from cloudrun_gpu.build.image import BuildStep
+
+        params = "".join(f"PARAMETER {k} {v}\\n" for k, v in ollama_model_parameters(method).items())
+        # $$ is Cloud Build's escape for a literal $ (a bare $ would be read as a substitution).
+        script = (
+            f"printf 'FROM ./%s\\n{params}' \"$$(cd {context}/model && ls *.gguf | head -1)\" "
+            f"> {context}/model/Modelfile"
+        )
+        return [BuildStep("modelfile", "bash", ["-c", script])]
+
+    def build_args(
+        self, serving: ServingSettings, engine_args: list[str], pin_args: dict[str, str], upstream_cache: str
+    ) -> dict[str, str]:
+        """The base image through the cache, and ``MODEL_NAME``: the store's tag (``OLLAMA_MODEL``)."""
+        return {**super().build_args(serving, engine_args, pin_args, upstream_cache), "MODEL_NAME": serving.model.file}
 
     def check_loading(self, method: str) -> ConfigError | None:
         if method in ("gcs-download", "internet"):

@@ -10,17 +10,20 @@ flag sharing that prefix would have broken the start.
 
 The served name: "If not specified, the model name will be the same as the ``--model`` argument" (ModelConfig
 ``served_model_name``, vllm/config/model.py at v0.14.1). gcs-stream's ``--model gs://$(MODEL_BUCKET)/…`` is
-expanded by Cloud Run (``engines.profile``), so without ``--served-model-name`` vLLM serves the *expanded* bucket
+expanded by Cloud Run (``engines.base``), so without ``--served-model-name`` vLLM serves the *expanded* bucket
 path while a client only knows the literal one: prod's first request was a 404. We always render
 ``--served-model-name``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from cloudrun_gpu.engines.profile import EngineProfile, RenderInputs, flag_value
+from cloudrun_gpu.engines.base import EngineProfile, RenderInputs, flag_value
 from cloudrun_gpu.sizing.engines import PORT, STREAMED_MODEL_PREFIX, VLLM_DEFAULT_BATCHED_TOKENS, streamer_extra_config
+
+if TYPE_CHECKING:
+    from cloudrun_gpu.service.plan import ServingSettings
 
 KV_CACHE_MEMORY_FLAG = "--kv-cache-memory-bytes"
 """The exact flag (vLLM ≥ 0.11, PR #21489); vLLM's own log advice spells it ``--kv-cache-memory=…`` (an
@@ -33,6 +36,7 @@ class VllmProfile(EngineProfile):
     dockerfile: ClassVar[str] = "vllm/Dockerfile"
     loading_methods: ClassVar[tuple[str, ...]] = ("image", "gcs-fuse", "gcs-download", "internet", "gcs-stream")
     flag_table: ClassVar[str | None] = "vllm-v0.14.1.txt"
+    model_is_directory: ClassVar[bool] = True
     parallel_cap_note: ClassVar[str] = (
         "our cap until a load test; vLLM's own OpenAI-server --max-num-seqs default is 256 below 70 GiB of GPU "
         "memory and 1024 from 70 GiB (EngineArgs.get_batch_defaults, vllm/engine/arg_utils.py at v0.14.1); we "
@@ -69,6 +73,16 @@ class VllmProfile(EngineProfile):
             # vLLM ≥ 0.11: the KV pool is exactly the plan's number, not what its profile happens to find.
             args += [KV_CACHE_MEMORY_FLAG, str(r.kv_cache_memory_bytes)]
         return args, {}
+
+    def build_args(
+        self, serving: ServingSettings, engine_args: list[str], pin_args: dict[str, str], upstream_cache: str
+    ) -> dict[str, str]:
+        """``VLLM_IMAGE`` as a full reference: a Docker Hub image (vllm/vllm-openai) through the remote cache when
+        there is one, else docker.io; an image already in Artifact Registry (Google's DLC) as pinned."""
+        ref = pin_args["VLLM_IMAGE"]
+        if "." in ref.split("/")[0]:
+            return {}
+        return {"VLLM_IMAGE": f"{upstream_cache or 'docker.io'}/{ref}"}
 
     def served_model_name(self, model_path: str, file: str, hub_id: str | None, method: str) -> str:
         """The hub id for the internet method, else ``model.file`` (the model directory's name): never a path

@@ -33,6 +33,21 @@ STREAM_BUCKET_REF = "$(MODEL_BUCKET)"
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The one bundle a GPU service is sized and rendered from: where, which model, which engine, how the weights
+    arrive, on which GPU, with what resources and scaling. The library component, the stack's config reader and
+    the plan command pass this one value instead of its seven groups."""
+
+    region: str
+    model: ModelSettings
+    engine: EngineSettings
+    loading: LoadingSettings
+    gpu: GpuSettings
+    resources: ResourcesSettings
+    scaling: ScalingSettings
+
+
+@dataclass(frozen=True)
 class ServicePlan:
     """A service configuration that passed every check, with the numbers derived from it."""
 
@@ -61,18 +76,10 @@ def model_path(model: ModelSettings, engine: EngineSettings, loading: LoadingSet
     return f"{MOUNT_PATHS[loading.method]}/{model.file}"
 
 
-def plan_service(
-    *,
-    region: str,
-    model: ModelSettings,
-    engine: EngineSettings,
-    loading: LoadingSettings,
-    gpu: GpuSettings,
-    resources: ResourcesSettings,
-    scaling: ScalingSettings,
-    base_dir: Path | None = None,
-) -> ServicePlan:
+def plan_service(serving: ServingSettings, base_dir: Path | None = None) -> ServicePlan:
     """Cross-setting checks and the sizing plan; raises ConfigErrors listing every problem found."""
+    region, model, engine, loading = serving.region, serving.model, serving.engine, serving.loading
+    gpu, resources, scaling = serving.gpu, serving.resources, serving.scaling
     errors: list[ConfigError] = []
     facts = limits.GPU_TYPES[gpu.type]
     if region not in facts.regions:

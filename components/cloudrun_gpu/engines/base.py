@@ -6,14 +6,16 @@ path that answers once the model is loaded, the loading methods it can read, whe
 registry its base image comes through. The memory maths stay in ``cloudrun_gpu.sizing.engines`` (one record per
 engine in ``ENGINES``); a profile points at its record through :attr:`EngineProfile.sizing`.
 
-Cloud Run expands ``$(VAR)`` references in a container's ``args`` from the container's environment, and not in
-the env values' own text beyond earlier variables: "Arguments to the entrypoint … Variable references $(VAR_NAME)
-are expanded using the container's environment. If a variable cannot be resolved, the reference in the input
-string will be unchanged. The $(VAR_NAME) syntax can be escaped with a double $$" (google.cloud.run.v2.Container
-``args``, https://cloud.google.com/run/docs/reference/rest/v2/Container; the same text in the client references,
-e.g. https://documentation.s3ns.fr/ruby/docs/reference/google-cloud-run-v2/0.3.1/Google-Cloud-Run-V2-Container).
-:func:`expand_cloud_run_refs` applies that rule, so a test can compare the name the engine serves *after* Cloud
-Run's expansion with the ``model`` a client sends (issue 18/19: prod's 404).
+Cloud Run expands ``$(VAR)`` references in a container's ``args`` from the container's environment: "Arguments
+to the entrypoint … Variable references $(VAR_NAME) are expanded using the container's environment. If a variable
+cannot be resolved, the reference in the input string will be unchanged. The $(VAR_NAME) syntax can be escaped with
+a double $$" (google.cloud.run.v2.Container ``args``, https://cloud.google.com/run/docs/reference/rest/v2/Container;
+the same text in the generated client references, e.g.
+https://documentation.s3ns.fr/ruby/docs/reference/google-cloud-run-v2/0.3.1/Google-Cloud-Run-V2-Container). An env
+value expands only "previous defined environment variables" (EnvVar ``value``), and the engine reads the request's
+``model`` field verbatim: nothing expands what a client sends. :func:`expand_cloud_run_refs` applies the args rule,
+so a test can compare the name the engine serves *after* Cloud Run's expansion with the ``model`` a client sends
+(issues 18/19: prod's 404).
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.sizing.engines import ENGINES, Engine
+
+if TYPE_CHECKING:  # the build module imports the profiles; only the types flow back
+    from cloudrun_gpu.build.image import BuildStep
+    from cloudrun_gpu.service.plan import ServingSettings
 
 CHAT_PATH = "/v1/chat/completions"
 """The OpenAI-compatible chat endpoint every built-in engine serves on our port."""
@@ -73,6 +79,9 @@ class EngineProfile(ABC):
     """Env vars our own entrypoint reads (not the engine): exempt from the engine's table."""
     parallel_cap_note: ClassVar[str] = ""
     """Why :attr:`Engine.max_parallel_default` is what it is: our choice, and the engine's own default."""
+    model_is_directory: ClassVar[bool] = False
+    """The engine loads a model directory (safetensors + config), not one file: the image build stages the
+    bucket prefix as ``model/<file>/``."""
 
     @property
     def sizing(self) -> Engine:
@@ -106,6 +115,17 @@ class EngineProfile(ABC):
     @abstractmethod
     def memory_from_config(self, args: list[str], env: dict[str, str]) -> dict[str, float]:
         """Read back every setting the engine's memory depends on (R6: the plan and the engine agree)."""
+
+    def bake_steps(self, method: str, context: str) -> list[BuildStep]:
+        """Build steps after the model is staged into ``<context>/model`` (image method only); none by default."""
+        return []
+
+    def build_args(
+        self, serving: ServingSettings, engine_args: list[str], pin_args: dict[str, str], upstream_cache: str
+    ) -> dict[str, str]:
+        """Dockerfile build args beyond the pin's own: by default the base image's registry through the remote
+        cache (``REGISTRY``) when there is one."""
+        return {"REGISTRY": upstream_cache} if upstream_cache else {}
 
     def check_loading(self, method: str) -> ConfigError | None:
         """An error on ``loading.method`` when this engine cannot read its model that way."""
