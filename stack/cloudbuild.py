@@ -83,12 +83,17 @@ def upstream_cache_uri(vs: ValidatedStack) -> str:
     return f"{registry_path(vs)}-{cache}"
 
 
-def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> dict[str, Any]:
-    """The build that bakes the stack's serving image (``cloudrun_gpu.build.image.image_build_config``)."""
+def image_build_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> image_lib.BuildConfig:
+    """The build that bakes the stack's serving image, typed (``cloudrun_gpu.build.image.image_build_config``)."""
     engine_image(vs)  # the pin must run on the GPU (ConfigError on engine.image otherwise)
     return image_lib.image_build_config(
         vs.config.serving, vs.plan, image=image_uri(vs), upstream_cache=upstream_cache_uri(vs), bucket=bucket
-    ).to_dict()
+    )
+
+
+def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> dict[str, Any]:
+    """:func:`image_build_config` as ``gcloud builds submit --config`` reads it."""
+    return image_build_config(vs, bucket).to_dict()
 
 
 def submit_command(
@@ -375,15 +380,11 @@ def _cache_base(vs: ValidatedStack) -> str:
     return f"docker.io/library/{CACHE_PYTHON_IMAGE}"
 
 
-def cache_build_config(vs: ValidatedStack) -> dict[str, Any]:
+def cache_build_config(vs: ValidatedStack) -> image_lib.BuildConfig:
     """The build of the cache's CPU image: ``docker build`` of ``container/cache`` and a push. No substitutions
     (MUST_MATCH: none used, none defined); the default machine is enough for a pip install."""
     uri = cache_image_uri(vs)
     args = ["build", "-f", "container/cache/Dockerfile", "-t", uri]
     args += ["--build-arg", f"PYTHON_IMAGE={_cache_base(vs)}", "container/cache"]
-    return {
-        "steps": [{"id": "build-cache-image", "name": DOCKER, "args": args, "env": ["DOCKER_BUILDKIT=1"]}],
-        "images": [uri],
-        "options": {"logging": "CLOUD_LOGGING_ONLY"},
-        "timeout": "1800s",
-    }
+    step = image_lib.BuildStep("build-cache-image", DOCKER, args, env=["DOCKER_BUILDKIT=1"])
+    return image_lib.BuildConfig(steps=[step], images=[uri], timeout_s=1800)

@@ -42,9 +42,9 @@ from stack.cloudbuild import (
     cache_build_config,
     cache_files,
     cache_image_uri,
-    cloudbuild_config,
     container_files,
     hub_secret_id,
+    image_build_config,
     image_build_needed,
     image_repository,
     image_tag,
@@ -509,19 +509,21 @@ def _builds(vs: ValidatedStack, shared: _Shared, registry: ModelRegistry, bucket
         after.append(staging)
         out.waits.append(staging)
     if build:
-        config = cloudbuild_config(vs)
+        build_config = image_build_config(vs)
         image = ImageBuild(
             f"{svc}-image{sfx}",
             ImageBuildArgs(
                 image=image_uri(vs),
-                config=config,
+                config=build_config,
                 service_account=identity.resource_name,
                 project=cfg.project,
                 trigger=image_tag(vs),
                 source_files=container_files(),
                 source_staging_dir=bucket.bucket_name.apply(source_staging_dir),
                 # MUST_MATCH: exactly the substitutions the config uses, from the real bucket name.
-                substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
+                substitutions={
+                    k: bucket.bucket_name for k in substitutions_used(build_config.to_dict()) if k == MODEL_BUCKET
+                },
             ),
             opts=pulumi.ResourceOptions(depends_on=after),
         )

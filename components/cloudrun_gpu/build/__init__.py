@@ -328,10 +328,9 @@ class ImageBuildArgs:
     image: str
     """The tag to build and push, ``<region>-docker.pkg.dev/<project>/<repo>/<name>:<tag>``; the tag must change
     whenever an input of the image does (tags are immutable in ``ModelRegistry``)."""
-    config: BuildConfig | dict[str, Any]
-    """The Cloud Build config (it pushes ``image``): a typed :class:`~cloudrun_gpu.build.image.BuildConfig`
-    (:func:`~cloudrun_gpu.build.image.image_build_config` builds one from the serving bundle), or its dict form
-    (other Pulumi languages pass plain input bags)."""
+    config: BuildConfig
+    """The Cloud Build config (it pushes ``image``), typed: :func:`~cloudrun_gpu.build.image.image_build_config`
+    builds one from the serving bundle and its plan (other Pulumi languages pass the same fields as a bag)."""
     service_account: pulumi.Input[str]
     """``projects/<project>/serviceAccounts/<email>`` of the build identity."""
     project: str
@@ -370,7 +369,7 @@ class ImageBuild(pulumi.ComponentResource):
                 result=f"gcloud artifacts docker images describe \"$IMAGE\" --format='{DIGEST_FORMAT}'",
             ),
             environment=_environment(
-                args.config.to_dict() if isinstance(args.config, BuildConfig) else args.config,
+                BuildConfig.of(args.config).to_dict(),
                 args.service_account,
                 args.project,
                 args.substitutions,
@@ -448,7 +447,7 @@ class ModelStaging(pulumi.ComponentResource):
                 source_prefix="model",
             ),
             environment=_environment(
-                args.config.to_dict() if isinstance(args.config, BuildConfig) else args.config,
+                args.config,
                 args.service_account,
                 args.project,
                 args.substitutions,

@@ -20,8 +20,6 @@ https://pub.dev/documentation/googleapis/latest/cloudbuild_v1/BuildOptions/subst
 as seen in ollionorg/gcp-landing-zone#40).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import re
@@ -52,10 +50,15 @@ class BuildStep:
     """One Cloud Build step (``steps[]``: ``id``, ``name`` the builder image, ``entrypoint``, ``args``, ``env``)."""
 
     id: str
+    """The step's id (unique in the build)."""
     name: str
+    """The builder image the step runs in."""
     args: list[str]
+    """Arguments to the builder's entrypoint (``$$`` for a literal ``$``)."""
     entrypoint: str | None = None
+    """The builder's entrypoint, when not its default."""
     env: list[str] = field(default_factory=list)
+    """``NAME=value`` environment entries of the step."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name}
@@ -72,18 +75,35 @@ class BuildConfig:
     """A Cloud Build config that pushes ``images``; :meth:`to_dict` adds exactly the substitutions it uses."""
 
     steps: list[BuildStep]
+    """The build steps, in order."""
     images: list[str]
-    disk_gb: int
-    machine_type: str = limits.CLOUD_BUILD_MACHINE
+    """The images the build pushes when it succeeds."""
+    disk_gb: int | None = None
+    """``options.diskSizeGb``: room for the model layer and the engine image (None: Cloud Build's default)."""
+    machine_type: str | None = None
+    """``options.machineType`` (None: Cloud Build's default machine)."""
     logging: str = "CLOUD_LOGGING_ONLY"
     """A user-specified build identity must log to Cloud Logging or a user bucket (``cloudrun_gpu.build``)."""
     timeout_s: int = 7200
+    """The build's timeout in seconds."""
+
+    @staticmethod
+    def of(value: "BuildConfig | dict[str, Any]") -> "BuildConfig":
+        """``value`` itself, or the config another Pulumi language passed as a plain bag of these fields."""
+        if isinstance(value, BuildConfig):
+            return value
+        steps = [s if isinstance(s, BuildStep) else BuildStep(**s) for s in value.get("steps", [])]
+        return BuildConfig(**{**value, "steps": steps})
 
     def to_dict(self) -> dict[str, Any]:
         config: dict[str, Any] = {
             "steps": [s.to_dict() for s in self.steps],
             "images": list(self.images),
-            "options": {"machineType": self.machine_type, "diskSizeGb": self.disk_gb, "logging": self.logging},
+            "options": {
+                **({"machineType": self.machine_type} if self.machine_type is not None else {}),
+                **({"diskSizeGb": self.disk_gb} if self.disk_gb is not None else {}),
+                "logging": self.logging,
+            },
             "timeout": f"{self.timeout_s}s",
         }
         used = substitutions_used(config)
@@ -237,4 +257,4 @@ def image_build_config(
         docker_args += ["--build-arg", f"{k}={v.replace('$', '$$')}"]
     docker_args.append(context)
     steps.append(BuildStep("build-image", DOCKER, docker_args, env=["DOCKER_BUILDKIT=1"]))
-    return BuildConfig(steps=steps, images=[image], disk_gb=disk_gb)
+    return BuildConfig(steps=steps, images=[image], disk_gb=disk_gb, machine_type=limits.CLOUD_BUILD_MACHINE)
