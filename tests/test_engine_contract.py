@@ -68,21 +68,9 @@ def _plan(engine: str, method: str, gpu: str, version: str | None, **extra: Any)
     from cloudrun_gpu.loading import MOUNT_PATHS
 
     path = "gs://$(MODEL_BUCKET)/models/m" if method == "gcs-stream" else f"{MOUNT_PATHS[method]}/m"
-    if engine == "ollama":
-        path = "m"
-    return size(
-        SizingRequest(
-            model=catalogue_model(MODELS[engine]),
-            engine=engine,
-            gpu=gpu,
-            context_length=4096,
-            loading_method=method,
-            model_path=path,
-            engine_version=version,
-            served_model_name="m",
-            **extra,
-        )
-    )
+    fields: dict[str, Any] = {"engine": engine, "gpu": gpu, "loading_method": method, "engine_version": version}
+    fields |= {"model_path": "m" if engine == "ollama" else path, "served_model_name": "m", "context_length": 4096}
+    return size(SizingRequest(model=catalogue_model(MODELS[engine]), **fields, **extra))
 
 
 @pytest.mark.parametrize(("engine", "method", "gpu", "version"), [c for c in COMBOS if c[0] == "vllm"])
@@ -232,16 +220,9 @@ def test_llama_server_parses_every_rendered_flag_and_serves_the_name(
 ) -> None:
     from cloudrun_gpu.loading import MOUNT_PATHS
 
-    spec = read_gguf(smollm2_gguf)
-    plan = size(
-        SizingRequest(
-            model=spec,
-            engine="llama.cpp",
-            context_length=1024,
-            parallel=2,
-            loading_method=method,
-            model_path=f"{MOUNT_PATHS[method]}/model.gguf",
-        )
+    mount = MOUNT_PATHS[method]
+    plan = _smollm2_plan(
+        smollm2_gguf, context_length=1024, parallel=2, loading_method=method, model_path=f"{mount}/model.gguf"
     )
     args = local_args([a for a in plan.engine_args if a not in PIN_ONLY_FLAGS], free_port())
     args[args.index("-m") + 1] = str(smollm2_gguf)  # the real file; every other flag as rendered for the method
@@ -276,16 +257,8 @@ def test_llama_server_refuses_a_misspelled_flag(engine_env: dict[str, str]) -> N
 def test_readiness_path_answers_only_once_loaded(
     engine_env: dict[str, str], smollm2_gguf: Path, tmp_path: Path
 ) -> None:
-    spec = read_gguf(smollm2_gguf)
-    plan = size(
-        SizingRequest(
-            model=spec,
-            engine="llama.cpp",
-            context_length=8192,
-            parallel=8,
-            kv_cache_type="f16",
-            model_path=str(smollm2_gguf),
-        )
+    plan = _smollm2_plan(
+        smollm2_gguf, context_length=8192, parallel=8, kv_cache_type="f16", model_path=str(smollm2_gguf)
     )
     port = free_port()
     path = profile("llama.cpp").readiness_path
@@ -299,6 +272,11 @@ def test_readiness_path_answers_only_once_loaded(
         seen = wait_ready(server, path)
     assert any(s is not None and not probe_accepts(s) for s in seen), seen  # refused while loading …
     assert seen[-1] == 200  # … and 200 once the model is in memory
+
+
+def _smollm2_plan(gguf: Path, **fields: Any) -> Any:
+    """A llama.cpp plan for the SmolLM2 test model (the real engine's runs)."""
+    return size(SizingRequest(model=read_gguf(gguf), engine="llama.cpp", **fields))
 
 
 def _get(url: str) -> str:

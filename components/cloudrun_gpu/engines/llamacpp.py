@@ -23,12 +23,12 @@ class LlamaCppProfile(EngineProfile):
     name: ClassVar[str] = "llama.cpp"
     image_repository: ClassVar[str] = "llama-cpp"
     dockerfile: ClassVar[str] = "llama.cpp/Dockerfile"
-    loading_methods: ClassVar[tuple[str, ...]] = ("image", "gcs-fuse", "gcs-download", "internet")
     parallel_cap_note: ClassVar[str] = (
         "our cap until a load test, not llama-server's: its own -np default is 1 slot up to PR #16736 and 'auto' "
         "(4 slots over one unified KV cache) after it (ggml-org/llama.cpp PR #17997: '-np, --parallel N … default: "
         "-1, -1 = auto'); we always render -np"
     )
+    loading_methods: ClassVar[tuple[str, ...]] = ("image", "gcs-fuse", "gcs-download", "internet")
 
     def render(self, r: RenderInputs) -> tuple[list[str], dict[str, str]]:
         args = [
