@@ -10,7 +10,7 @@ Two ways an engine image fails on a Cloud Run GPU, both seen in this project (is
   (``sm_120``); builds compiled before CUDA 12.8 / without ``12.0`` in their arch list fail with
   "no kernel image is available for execution on the device" (vllm-project/vllm#16901).
 
-Pure data (no Pulumi). ``stack/cloudbuild.py`` turns a pin into Dockerfile build args; :func:`check_image`
+Pure data (no Pulumi). ``cloudrun_gpu.build.image`` turns a pin into Dockerfile build args; :func:`check_image`
 raises :class:`~cloudrun_gpu.errors.ConfigError` on ``engine.image`` when a pin cannot run on the GPU.
 """
 
