@@ -57,11 +57,11 @@ unit: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-## Re-record the golden plans after a deliberate change (review the diff before committing): every committed
-## stack (dev, staging, prod, multi), or only some with `make golden GOLDEN="multi"`.
-GOLDEN ?= $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+## Re-record golden plans on purpose only: name the stacks and say why; every difference is printed and a commit
+## message naming each is written (commit the goldens on their own: git commit -F .golden-commit-msg).
+##   make golden GOLDEN="prod" WHY="vLLM serves the name the call output sends"
 golden: $(STAMP)
-	for s in $(GOLDEN); do $(BIN)/python -m stack plan --stack $$s --json > tests/golden/plan-$$s.json; done
+	$(BIN)/python scripts/golden.py --stacks "$(GOLDEN)" --why "$(WHY)"
 
 ## The policy pack, offline, over the stack's recorded plan (exit 1 on a mandatory violation).
 policy: $(STAMP)

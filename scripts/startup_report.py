@@ -249,8 +249,18 @@ def main() -> None:
     ap.add_argument("--fuse-latency-ms", nargs="+", type=float, default=[0.0, 1.0])
     ap.add_argument("--json", type=Path, help="also write every run here")
     ap.add_argument("--flags", default="", help="more llama-server flags for every start, e.g. '--no-warmup'")
+    ap.add_argument(
+        "--evidence",
+        action="store_true",
+        help="print docs/startup-evidence.md's tables (published Cloud Run starts against the plan) and exit",
+    )
     ap.add_argument("--serve-fuse", nargs=4, metavar=("SRC", "MNT", "LATENCY_MS", "STATS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.evidence:
+        from cloudrun_gpu.sizing import startup
+
+        print(startup.render_rates() + "\n\n" + startup.render_table())
+        return
     if args.serve_fuse:
         src, mnt, latency, stats = args.serve_fuse
         serve_fuse(src, mnt, float(latency), stats)

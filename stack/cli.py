@@ -1,4 +1,4 @@
-"""Command line: ``python -m stack plan|size|loadtest``.
+"""Command line: ``python -m stack plan|size|preflight|loadtest``.
 
 ``plan`` is the main job, offline: it validates a stack file, explains the sizing, and renders
 the resources the stack would create under Pulumi mocks (no Pulumi CLI, no cloud account).
@@ -417,6 +417,12 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return loadtest_main(args)
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from stack.preflight import main as preflight_main
+
+    return preflight_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -456,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--root", default=str(ROOT))
     cb.add_argument("--region", help="with cloudrun-gpu:regions: the region whose image to build (default: the first)")
     cb.set_defaults(func=cmd_cloudbuild)
+    pf = sub.add_parser(
+        "preflight", help="enable Cloud Quotas and check the stack's Cloud Run quotas before pulumi up (your ADC)"
+    )
+    from stack.preflight import add_arguments as preflight_arguments
+
+    preflight_arguments(pf, str(ROOT))
+    pf.set_defaults(func=cmd_preflight)
     lt = sub.add_parser("loadtest", help="drive an OpenAI-compatible endpoint and recommend concurrency (A3)")
     from stack.loadtest import add_arguments
 

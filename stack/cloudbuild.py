@@ -173,9 +173,10 @@ def _docker_hub(vs: ValidatedStack, ref: str) -> str:
     return f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}-docker-hub/{path}"
 
 
-def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, int]]]:
+def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, str]]]:
     """A local ``model.source``: the folder to upload from (as written), the chosen files relative to it, and
-    each file's (name, size, mtime) for the trigger. Pickle files are never chosen."""
+    each file's (name, size, SHA-256 of its content) for the trigger. Pickle files are never chosen. No
+    modification times (issue 19): a fresh clone or a copy restages nothing when the bytes are the same."""
     cfg = vs.config
     written = str(cfg.model.source)
     path = Path(written) if Path(written).is_absolute() else base_dir / written
@@ -203,13 +204,22 @@ def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], li
             "cloudrun-gpu:model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
         )
     base = path if path.is_dir() else path.parent
-    stats = [(n, (base / n).stat().st_size, (base / n).stat().st_mtime_ns) for n in names]
+    stats = [(n, (base / n).stat().st_size, _file_sha256(base / n)) for n in names]
     return root, names, stats
 
 
-def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[str, int, int]] | None = None) -> str:
+def _file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in 1 MiB blocks (model files are GBs)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[str, int, str]] | None = None) -> str:
     """Changes exactly when the staged objects would: the pinned source and file choice (a local source's file
-    names, sizes and times), and the layout (engine, method, prefix, the engine's file name)."""
+    names, sizes and contents), and the layout (engine, method, prefix, the engine's file name)."""
     cfg = vs.config
     what = {
         "source": cfg.model.source,

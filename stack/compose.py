@@ -32,9 +32,10 @@ from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
 from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
-from cloudrun_gpu.quota import preflight
+from cloudrun_gpu.quota import preflight, quota_need
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from pulumi_command import local
 from pulumiverse_time import Sleep
 
 from stack.cloudbuild import (
@@ -83,7 +84,9 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
                     cfg.scaling.max_instances,
                     region.cpu,
                     region.memory_gib,
-                    warn=pulumi.log.warn,  # unreadable on a fresh project until ProjectApis enables Cloud Quotas
+                    # Unreadable on a fresh project until ProjectApis enables Cloud Quotas: then it warns, and the
+                    # quota gate after the APIs (_quota_gate) stops the run before any build (issue 19).
+                    warn=pulumi.log.warn,
                 )
         return _build(vs)
     except (ConfigError, ConfigErrors) as exc:
@@ -119,6 +122,34 @@ def call_command(url: str, vs: ValidatedStack) -> str:
     )
 
 
+QUOTA_GATE_SCRIPT = (
+    'py=.venv/bin/python; [ -x "$py" ] || py=python3\n'
+    'exec "$py" -m stack preflight --stack "$STACK" --region "$REGION" --no-enable\n'
+)
+"""What the quota gate runs from the project directory: the same ``python -m stack preflight`` the README runs before
+``up`` (stack/preflight.py), with the project's virtualenv (``Pulumi.yaml``: ``virtualenv: .venv``) and the user's
+ADC, without enabling Cloud Quotas (``ProjectApis`` has). A short quota exits non-zero with the request command,
+which fails the ``Command`` and so everything that waits for it."""
+
+
+def _quota_gate(vs: ValidatedStack, shared: _Shared) -> local.Command | None:
+    """The region's quota check as a resource (issue 19): it waits for every API (Cloud Quotas among them, so it can
+    read the quotas even on a fresh project) and every staging, image build and the GPU service wait for it, so a
+    short quota stops ``pulumi up`` minutes in, before any build. It runs again when what it checks changes (the
+    need, project or region: ``triggers``). ``gpu.quota_preflight: false`` turns it off with the in-program check."""
+    cfg = vs.config
+    if not cfg.gpu.quota_preflight:
+        return None
+    need = quota_need(cfg.gpu.type, cfg.gpu.zonal_redundancy, cfg.scaling.max_instances, vs.cpu, vs.memory_gib)
+    return local.Command(
+        f"{cfg.service.name}-quota{vs.suffix}",
+        create=QUOTA_GATE_SCRIPT,
+        environment={"STACK": pulumi.get_stack(), "REGION": cfg.region},
+        triggers=[json.dumps({"project": cfg.project, "region": cfg.region, **need.to_dict()}, sort_keys=True)],
+        opts=pulumi.ResourceOptions(depends_on=[shared.apis]),
+    )
+
+
 @dataclass
 class _Shared:
     """What every region uses: the APIs, the one runtime identity, labels, and the hub token's secret (created
@@ -140,6 +171,7 @@ class _Region:
     bucket: ModelBucket
     built: _Built
     service: GpuInferenceService
+    quota: local.Command | None = None
 
 
 def _build(vs: ValidatedStack) -> dict[str, Any]:
@@ -194,6 +226,8 @@ def _build(vs: ValidatedStack) -> dict[str, Any]:
         outputs["call"] = door.url.apply(lambda url: call_command(url, vs))
         outputs["frontdoor_url"] = door.url
         outputs["frontdoor_ip"] = door.ip_address
+        if door.managed_certificate is not None:  # README: wait until its status is ACTIVE (issue 19)
+            outputs["frontdoor_certificate"] = door.managed_certificate.name
     if len(regions) > 1:
         outputs["regions"] = {
             r.vs.config.region: {
@@ -260,7 +294,8 @@ def _region(vs: ValidatedStack, shared: _Shared) -> _Region:
         },
         opts=pulumi.ResourceOptions(depends_on=[apis, *bucket.reader_bindings, *registry.reader_bindings]),
     )
-    built = _builds(vs, shared, registry, bucket)
+    gate = _quota_gate(vs, shared)
+    built = _builds(vs, shared, registry, bucket, gate)
     door = cfg.frontdoor
     service = GpuInferenceService(
         f"{svc}{sfx}",
@@ -284,9 +319,29 @@ def _region(vs: ValidatedStack, shared: _Shared) -> _Region:
             project=cfg.project,
         ),
         # The revision starts only once its model is in the bucket and its image is pushed (issue 10).
-        opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket, iam_settled, *built.waits]),
+        opts=pulumi.ResourceOptions(
+            depends_on=[
+                apis,
+                registry,
+                bucket,
+                iam_settled,
+                *built.waits,
+                *([gate] if gate is not None else []),
+                *_private_path(network, reads_bucket),
+            ]
+        ),
     )
-    return _Region(vs, network, registry, bucket, built, service)
+    return _Region(vs, network, registry, bucket, built, service, gate)
+
+
+def _private_path(network: InferenceNetwork, reads_bucket: bool) -> list[pulumi.Resource]:
+    """What a service that reads its weights from Cloud Storage at start-up must wait for (issue 19): the Private
+    Service Connect endpoint and the private DNS records that send ``storage.googleapis.com`` to it. Its egress goes
+    through the VPC; a first revision started before the records exist resolves the public address, which a VPC
+    without NAT cannot reach. A service whose model is in its image reads nothing through the VPC at start-up."""
+    if not reads_bucket or network.psc_rule is None:
+        return []
+    return [network.psc_rule, *network.dns_records]
 
 
 def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> ResponseCache:
@@ -322,7 +377,8 @@ def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> Res
             source_files=cache_files(),
             source_staging_dir=region.bucket.bucket_name.apply(source_staging_dir),
         ),
-        opts=pulumi.ResourceOptions(depends_on=[*after, identity]),
+        # Like every build: only once the region's quota check has passed (issue 19).
+        opts=pulumi.ResourceOptions(depends_on=[*after, identity, *([region.quota] if region.quota else [])]),
     )
     return ResponseCache(
         f"{svc}-cache",
@@ -339,7 +395,10 @@ def _response_cache(vs: ValidatedStack, region: _Region, shared: _Shared) -> Res
             project=cfg.project,
             labels=shared.labels,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[shared.apis, region.service, region.network, image]),
+        # Not on region.service (issue 19): only the cache's Cloud Run service and its invoker binding need the GPU
+        # service (its URL and name, so they wait for it through those outputs); the Memorystore instance and the
+        # connection policy start alongside the GPU service instead of after it and the builds.
+        opts=pulumi.ResourceOptions(depends_on=[shared.apis, region.network]),  # the image: through image_ref
     )
 
 
@@ -437,7 +496,13 @@ def _bucket_prefix(vs: ValidatedStack) -> str:
     return f"{prefix}{vs.suffix}"
 
 
-def _builds(vs: ValidatedStack, shared: _Shared, registry: ModelRegistry, bucket: ModelBucket) -> _Built:
+def _builds(
+    vs: ValidatedStack,
+    shared: _Shared,
+    registry: ModelRegistry,
+    bucket: ModelBucket,
+    gate: pulumi.Resource | None = None,
+) -> _Built:
     """Registry, bucket, build identity and its bindings → model staging → image build; returns the image the
     service deploys (by digest when we build it) and the resources the service must wait for. Per region: each
     bucket is filled by its own staging build, and each region's image is built for its GPU (the engine build is
@@ -486,7 +551,8 @@ def _builds(vs: ValidatedStack, shared: _Shared, registry: ModelRegistry, bucket
     )
     out.identity = identity
     out.waits.append(identity)  # already implied through the builds; explicit, so plan --json lists it
-    after: list[pulumi.Resource] = [apis, registry, bucket, identity]
+    # Staging and the image build start only after the region's quota check (``gate``) has passed (issue 19).
+    after: list[pulumi.Resource] = [apis, registry, bucket, identity, *([gate] if gate is not None else [])]
     if stage:
         local = local_source(vs, Path.cwd()) if src is not None and src.kind == "local" else None
         trigger = staging_trigger(vs, token=token is not None, local_stats=local[2] if local else None)

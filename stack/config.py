@@ -27,7 +27,14 @@ from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.registry import RegistrySettings
 from cloudrun_gpu.service.plan import ServicePlan, ServingSettings, plan_service
-from cloudrun_gpu.service.settings import GpuSettings, Ingress, ResourcesSettings, ScalingSettings, ServiceSettings
+from cloudrun_gpu.service.settings import (
+    SERVICE_NAME_PATTERN,
+    GpuSettings,
+    Ingress,
+    ResourcesSettings,
+    ScalingSettings,
+    ServiceSettings,
+)
 from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
 from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
@@ -43,6 +50,13 @@ PLAN_PROJECT = "your-project-id"
 PLAN_ONLY_ENV = "CLOUDRUN_GPU_PLAN_ONLY"
 """Set to 1 by the offline renderer (``plan``): deploy-only requirements become warnings there."""
 SET_INVOKER = "pulumi config set --path 'cloudrun-gpu:service.invokers[0]' \"user:$(gcloud config get-value account)\""
+SET_DOMAIN = "pulumi config set --path 'cloudrun-gpu:frontdoor.domains[0]' llm.<your-domain>"
+"""What a front door without a domain needs before ``pulumi up`` (issue 19: a committed placeholder domain got a
+Google-managed certificate that never became active)."""
+PLAN_DOMAIN = "llm.your-domain.example"
+"""The domain ``plan`` renders a front door with while none is set (``.example`` is reserved, RFC 2606)."""
+RESERVED_DOMAINS = ("example", "example.com", "example.net", "example.org", "invalid", "localhost", "test")
+"""Names no certificate authority can validate (RFC 2606 reserves them for documentation and tests)."""
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -355,6 +369,7 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
             )
         )
     optional = {name: sections.pop(name) for name in OPTIONAL_SECTIONS if name in sections}
+    stack_names(sections, optional)
 
     def section(name: str, cls: type[Any], raw: Any) -> Any:
         """One section parsed by its settings type; None (with the error collected) when it cannot be."""
@@ -402,6 +417,54 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
     if errors:
         raise ConfigErrors([*errors, *(problems or [])])
     return StackConfig(project=str(project), region=str(region), environment=str(env), **parsed, **extra)
+
+
+SERVICE_DEFAULT = "llm"
+"""``service.name`` when a stack sets none (the library's default)."""
+
+
+def psc_name(service: str) -> str:
+    """The PSC endpoint's default name for a service: its letters and digits plus ``apis`` (the endpoint's rule
+    is a global name of 1-20 lowercase letters and digits, ``netcalc.check_psc_name``); ``llm`` → ``llmapis``."""
+    stem = re.sub(r"[^a-z0-9]", "", service.lower()) or SERVICE_DEFAULT
+    return f"{stem[:16]}apis"
+
+
+def stack_names(sections: dict[str, Any], optional: dict[str, Any]) -> None:
+    """Fill the project- and region-level names a stack did not write with names derived from its
+    ``service.name`` (issue 19), so any two stacks with different service names share one project: the PSC
+    endpoint (``<service>apis``, a global forwarding-rule name), the image registry and its caches
+    (``<service>-serving*``, per region), the model bucket's prefix (``<service>-models``) and the response cache's
+    service and account (``<service>-cache``). The default service ``llm`` keeps the library's names, so a stack
+    named ``llm`` (prod) keeps every resource. A name written in the stack file always wins; a section that is
+    not a mapping is left for its parser to refuse."""
+    service = sections.get("service")
+    name = service.get("name") if isinstance(service, dict) else None
+    # A service name its own parser refuses derives nothing: that one error, not one per derived name.
+    valid = isinstance(name, str) and re.fullmatch(SERVICE_NAME_PATTERN, name)
+    svc = name if valid and isinstance(name, str) else SERVICE_DEFAULT
+
+    def fill(section: dict[str, Any], sub: str, key: str, value: str) -> None:
+        raw = section.get(sub)
+        if raw is None:
+            section[sub] = raw = {}
+        if isinstance(raw, dict) and key not in raw:
+            section[sub] = {**raw, key: value}
+
+    fill(sections, "registry", "repository_id", f"{svc[:55].rstrip('-')}-serving")
+    fill(sections, "bucket", "name_prefix", f"{svc[:34].rstrip('-')}-models")
+    net = sections.get("network")
+    if net is None or isinstance(net, dict):
+        net = dict(net or {})
+        fill(net, "psc", "name", psc_name(svc))
+        sections["network"] = net
+    cache = optional.get("cache")
+    if isinstance(cache, dict):
+        cache = dict(cache)
+        holder = {"cache": cache}
+        fill(holder, "cache", "service_name", f"{svc[:36].rstrip('-')}-cache")
+        fill(holder, "cache", "account_id", f"{svc[:24].rstrip('-')}-cache")
+        optional["cache"] = holder["cache"]
 
 
 def _first_region(raw: list[Any]) -> str | None:
@@ -503,6 +566,7 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             f"gcp:project is not set: plan renders with {PLAN_PROJECT!r}; before pulumi up run "
             "`pulumi config set gcp:project <your-project-id>`"
         )
+    flat = _front_door_domain(flat, plan_only, warnings)
     vs = validate(parse_config(flat, problems), base_dir, problems)
     if not vs.config.service.invokers:
         why = "cloudrun-gpu:service.invokers is empty: nobody could call the service (no public invoker by default)"
@@ -520,6 +584,43 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], f"add yourself: {fix}")])
         warnings.append(f"{why}; before pulumi up run {fix}")
     return dataclasses.replace(vs, warnings=tuple(warnings))
+
+
+def _front_door_domain(flat: dict[str, Any], plan_only: bool, warnings: list[str]) -> dict[str, Any]:
+    """An external front door needs a domain the user controls: its Google-managed certificate becomes active only
+    once the domain's A record points at the load balancer ("Update the DNS A and AAAA records to point to the
+    load balancer's IP address", https://cloud.google.com/load-balancing/docs/ssl-certificates/google-managed-certs).
+    Committed stacks name none. ``pulumi up`` stops with the exact ``pulumi config set``; ``plan`` renders with
+    :data:`PLAN_DOMAIN` and warns, like the unset project and invokers. A reserved name (``llm.example.com``) is
+    refused on ``up`` too: no certificate authority can ever validate it."""
+    key = NS + "frontdoor"
+    raw = _decode(flat.get(key))
+    if not isinstance(raw, dict) or raw.get("scheme") == "INTERNAL_MANAGED" or raw.get("certificate"):
+        return flat
+    domains = raw.get("domains")
+    if not domains:
+        why = "is empty: the load balancer's Google-managed certificate needs the DNS name clients use"
+        if not plan_only:
+            raise ConfigErrors(
+                [ConfigError(key + ".domains", domains or [], why, f"set a name you control: {SET_DOMAIN}")]
+            )
+        warnings.append(f"{key}.domains {why}; plan renders with {PLAN_DOMAIN!r}; before pulumi up run {SET_DOMAIN}")
+        return {**flat, key: {**raw, "domains": [PLAN_DOMAIN]}}
+    if not plan_only and isinstance(domains, list):
+        for i, domain in enumerate(domains):
+            labels = str(domain).lower().rstrip(".").split(".")
+            if any(".".join(labels[-n:]) in RESERVED_DOMAINS for n in (1, 2)):
+                raise ConfigErrors(
+                    [
+                        ConfigError(
+                            f"{key}.domains[{i}]",
+                            domain,
+                            "is a reserved documentation name (RFC 2606): its certificate would never become active",
+                            f"use a name you control: {SET_DOMAIN.replace('[0]', f'[{i}]')}",
+                        )
+                    ]
+                )
+    return flat
 
 
 def validate(
@@ -880,22 +981,23 @@ def read_stack_file(path: Path) -> dict[str, str]:
     return out
 
 
-def _unsupported(value: Any) -> Any:
-    """The first value JSON (and so Pulumi config) cannot carry: bytes, sets, dates, non-string keys."""
+def _unsupported(value: Any, _inside: frozenset[int] = frozenset()) -> Any:
+    """The first value JSON (and so Pulumi config) cannot carry: bytes, sets, dates, non-string keys, and a
+    value that contains itself (a YAML anchor used inside its own node, ``&a {self: *a}``: PyYAML builds the
+    cycle, and JSON cannot write it)."""
     if isinstance(value, (bytes, set, frozenset, datetime.date)):
         return repr(value)
     if isinstance(value, float) and value != value:
         return "NaN"
-    if isinstance(value, dict):
-        for k, v in value.items():
+    if isinstance(value, (dict, list)):
+        if id(value) in _inside:
+            return "a YAML anchor that refers to itself"
+        inside = _inside | {id(value)}
+        items = list(value.items()) if isinstance(value, dict) else [("", v) for v in value]
+        for k, v in items:
             if not isinstance(k, str):
                 return repr(k)
-            bad = _unsupported(v)
-            if bad is not None:
-                return bad
-    if isinstance(value, list):
-        for v in value:
-            bad = _unsupported(v)
+            bad = _unsupported(v, inside)
             if bad is not None:
                 return bad
     return None

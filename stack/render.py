@@ -14,7 +14,7 @@ import os
 import runpy
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,15 +180,23 @@ def _ints(value: Any) -> Any:
 
 
 def install_mocks(
-    stack: str, config: dict[str, str], gcp_project: str = "mock-project", project: str = PROJECT
+    stack: str,
+    config: dict[str, str],
+    gcp_project: str = "mock-project",
+    project: str = PROJECT,
+    secret_keys: Sequence[str] = (),
 ) -> RecordingMocks:
-    """Fresh mocks and config for one program run (Python ≥3.12 needs an event loop first)."""
+    """Fresh mocks and config for one program run (Python ≥3.12 needs an event loop first).
+
+    The secret keys are always set, to ``()`` when none: ``pulumi.runtime.set_all_config`` keeps the previous
+    run's secret keys when it is given ``None`` (``pulumi/runtime/config.py``), so one run's ``--secret`` marking
+    would otherwise carry into the next run in the same process."""
     asyncio.set_event_loop(asyncio.new_event_loop())
     # The root Stack of an earlier run lives on the old loop; set_mocks keeps it unless cleared.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks(gcp_project=gcp_project)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, list(secret_keys))
     return mocks
 
 
@@ -237,12 +245,20 @@ def _program_path(path: Path) -> Iterator[None]:
 
 
 def render_program(
-    program: Path, stack: str, config: dict[str, str], project: str = PROJECT, *, plan_only: bool = True
+    program: Path,
+    stack: str,
+    config: dict[str, str],
+    project: str = PROJECT,
+    *,
+    plan_only: bool = True,
+    secret_keys: Sequence[str] = (),
 ) -> list[Recorded]:
     """Run ``program`` (a ``__main__.py``) of Pulumi project ``project`` for ``stack`` with ``config``;
     return what it registered. ``plan_only`` (the default: this is how ``plan`` renders) lets the program
     render without a project or invoker and warn instead; False runs it exactly as ``pulumi up`` would."""
-    mocks = install_mocks(stack, config, gcp_project=config.get("gcp:project", PLAN_PROJECT), project=project)
+    mocks = install_mocks(
+        stack, config, gcp_project=config.get("gcp:project", PLAN_PROJECT), project=project, secret_keys=secret_keys
+    )
     with _cwd(program.parent), _program_path(program.parent), _env(PLAN_ONLY_ENV, "1" if plan_only else None):
         run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))

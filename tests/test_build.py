@@ -24,6 +24,7 @@ import pytest
 from cloudrun_gpu.build import (
     BUCKET_READ_ROLE,
     BUCKET_WRITE_ROLE,
+    FAILED_BUILD_LOGS,
     LOG_ROLE,
     PULL_ROLE,
     PUSH_ROLE,
@@ -63,7 +64,15 @@ from .conftest import ROOT
 STACKS = ["dev", "staging", "prod"]
 DIGEST = "sha256:" + "5e" * 32
 TOKEN = "hf_s3cr3tT0kenValue"
-BUCKET = "llm-models-5eed1e55"  # the mocks' RandomId hex
+MOCK_HEX = "5eed1e55"  # the mocks' RandomId hex
+DEV_BUCKET = f"llm-dev-models-{MOCK_HEX}"  # issue 19: the prefix follows the service name (llm-dev)
+
+
+def bucket_of(vs: Any) -> str:
+    """The model bucket's name under mocks: the stack's prefix and the RandomId hex."""
+    return f"{vs.config.bucket.name_prefix}-{MOCK_HEX}"
+
+
 PROJECT_ID = "my-project"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SOURCES: dict[str, dict[str, Any]] = {
@@ -146,12 +155,13 @@ if gcloud artifacts docker images describe "$IMAGE" >/dev/null 2>&1; then
   echo 'up to date: no build' >&2
 else
   src=$(mktemp -d)
-  trap 'rm -rf "$src" "$src.json"' EXIT
+  trap 'rm -rf "$src" "$src.json" "$src.out" "$src.rc"' EXIT
   printf '%s' "$CLOUDBUILD_CONFIG" > "$src.json"
   printf '%s\\n' "$SOURCE_FILES" | tar -C "$SOURCE_ROOT" -cf - -T - | tar -xf - -C "$src"
-  gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" \
---service-account="$BUILD_SERVICE_ACCOUNT"{subs} 1>&2
-fi
+  { gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" \
+--service-account="$BUILD_SERVICE_ACCOUNT"{subs} 2>&1 && echo 0 > "$src.rc" || echo $? > "$src.rc"; } \
+| tee "$src.out" 1>&2
+{failed_logs}fi
 gcloud artifacts docker images describe "$IMAGE" --format='value(image_summary.digest)'
 """
 STAGING_CREATE = """set -eu
@@ -159,11 +169,12 @@ if [ "$(gcloud storage cat "$MARKER" 2>/dev/null || true)" = "$STAGE_ID" ]; then
   echo 'up to date: no build' >&2
 else
   src=$(mktemp -d)
-  trap 'rm -rf "$src" "$src.json"' EXIT
+  trap 'rm -rf "$src" "$src.json" "$src.out" "$src.rc"' EXIT
   printf '%s' "$CLOUDBUILD_CONFIG" > "$src.json"
-  gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" \
---substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}" 1>&2
-fi
+  { gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" \
+--substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}" 2>&1 && echo 0 > "$src.rc" || echo $? > "$src.rc"; } \
+| tee "$src.out" 1>&2
+{failed_logs}fi
 printf '%s\\n' "$STAGE_ID"
 """
 SUBS = ' --substitutions="_MODEL_BUCKET=${CB_MODEL_BUCKET}"'
@@ -177,11 +188,13 @@ def test_build_and_staging_commands_exactly(stack: str) -> None:
     svc = vs.config.service.name
     sa = f"projects/{PROJECT_ID}/serviceAccounts/{build_account_id(svc)}@{PROJECT_ID}.iam.gserviceaccount.com"
     cache = [f"{svc}-cache-image-submit"] if vs.config.cache is not None else []  # S1's own image (test_cache_stack.py)
-    assert names(res, COMMAND) == sorted([f"{svc}-image-submit", f"{svc}-model-submit", *cache])
+    assert names(res, COMMAND) == sorted([f"{svc}-image-submit", f"{svc}-model-submit", f"{svc}-quota", *cache])
 
     image = one(res, COMMAND, f"{svc}-image-submit").inputs
     bakes = vs.config.loading.method == "image"
-    assert image["create"] == IMAGE_CREATE.replace("{subs}", SUBS if bakes else "")
+    assert image["create"] == IMAGE_CREATE.replace("{subs}", SUBS if bakes else "").replace(
+        "{failed_logs}", FAILED_BUILD_LOGS
+    )
     assert image["environment"] == {
         "CLOUDBUILD_CONFIG": json.dumps(cb.cloudbuild_config(vs), sort_keys=True),
         "BUILD_SERVICE_ACCOUNT": sa,
@@ -189,20 +202,20 @@ def test_build_and_staging_commands_exactly(stack: str) -> None:
         "IMAGE": cb.image_uri(vs),
         "SOURCE_ROOT": ".",
         "SOURCE_FILES": "\n".join(cb.container_files()),
-        "SOURCE_STAGING_DIR": f"gs://{BUCKET}/.cloudrun-gpu/source",
-        **({"CB_MODEL_BUCKET": BUCKET} if bakes else {}),  # the real bucket name, not a placeholder
+        "SOURCE_STAGING_DIR": f"gs://{bucket_of(vs)}/.cloudrun-gpu/source",
+        **({"CB_MODEL_BUCKET": bucket_of(vs)} if bakes else {}),  # the real bucket name, not a placeholder
     }
     assert image["triggers"] == [cb.image_tag(vs)]
 
     staging = one(res, COMMAND, f"{svc}-model-submit").inputs
     trigger = cb.staging_trigger(vs, token=False)
-    assert staging["create"] == STAGING_CREATE
+    assert staging["create"] == STAGING_CREATE.replace("{failed_logs}", FAILED_BUILD_LOGS)
     assert staging["environment"] == {
         "CLOUDBUILD_CONFIG": json.dumps(cb.staging_config(vs, token=False, trigger=trigger), sort_keys=True),
         "BUILD_SERVICE_ACCOUNT": sa,
         "CLOUDSDK_CORE_PROJECT": PROJECT_ID,
-        "CB_MODEL_BUCKET": BUCKET,
-        "MARKER": f"gs://{BUCKET}/.cloudrun-gpu/staged/{vs.config.model.object_prefix.strip('/')}",
+        "CB_MODEL_BUCKET": bucket_of(vs),
+        "MARKER": f"gs://{bucket_of(vs)}/.cloudrun-gpu/staged/{vs.config.model.object_prefix.strip('/')}",
         "STAGE_ID": trigger,
     }
     assert staging["triggers"] == [trigger]
@@ -277,7 +290,8 @@ def test_build_identity_holds_exactly_its_roles_on_exactly_those_resources(stack
     assert build_roles(res, email) == {
         (PUSH_ROLE, cfg.registry.repository_id),
         (PULL_ROLE, f"{cfg.registry.repository_id}-docker-hub"),  # base images come through this cache
-        (BUCKET_WRITE_ROLE, BUCKET),  # staging writes the model; the build reads it and its source
+        # staging writes the model; the build reads it and its source
+        (BUCKET_WRITE_ROLE, f"{cfg.bucket.name_prefix}-{MOCK_HEX}"),
         (LOG_ROLE, PROJECT_ID),
     }
 
@@ -331,7 +345,7 @@ def test_your_own_image_means_no_build_and_no_push_role() -> None:
     flat = flat_config("prod", engine={"image": own})
     res = deploy("prod", flat)
     # gcs-stream still reads the bucket: staged; the response cache's CPU image is still ours to build
-    assert names(res, COMMAND) == ["llm-cache-image-submit", "llm-model-submit"]
+    assert names(res, COMMAND) == ["llm-cache-image-submit", "llm-model-submit", "llm-quota"]
     assert "llm-image" not in {r.name for r in res if r.type == "cloudrun-gpu:index:ImageBuild"}
     (svc,) = gpu_services(res)
     assert svc.inputs["template"]["containers"][0]["image"] == own
@@ -342,16 +356,16 @@ def test_your_own_image_means_no_build_and_no_push_role() -> None:
 def test_your_own_image_with_the_image_method_registers_no_build_identity() -> None:
     flat = flat_config("dev", engine={"image": "europe-west1-docker.pkg.dev/my-project/mine/llama:v1"})
     res = deploy("dev", flat)
-    assert names(res, COMMAND) == []
+    assert names(res, COMMAND) == ["llm-dev-quota"]  # the quota gate still runs before the service (issue 19)
     assert "llm-dev-build-sa" not in {r.name for r in res}
 
 
 def test_without_a_source_nothing_is_staged_and_the_build_only_reads_the_bucket() -> None:
     flat = flat_config("dev", model={"source": None, "files": []})
     res = deploy("dev", flat)
-    assert names(res, COMMAND) == ["llm-dev-image-submit"]
+    assert names(res, COMMAND) == ["llm-dev-image-submit", "llm-dev-quota"]
     roles = build_roles(res, f"llm-dev-build@{PROJECT_ID}.iam.gserviceaccount.com")
-    assert (BUCKET_READ_ROLE, BUCKET) in roles and (BUCKET_WRITE_ROLE, BUCKET) not in roles
+    assert (BUCKET_READ_ROLE, DEV_BUCKET) in roles and (BUCKET_WRITE_ROLE, DEV_BUCKET) not in roles
 
 
 def test_a_gs_source_gives_read_on_that_bucket_only() -> None:
@@ -400,12 +414,13 @@ def test_image_trigger_follows_the_image_inputs_and_nothing_else(
     assert _tag(validated(flat_config("dev", scaling={"max_instances": 1, "min_instances": 1}))) == base
     assert _tag(validated(flat_config("dev", service={"invokers": ["group:x@example.com"]}))) == base
 
-    # inputs: a container file's content or mode, a new file
+    # inputs: a container file's content, a new file; not its mode (issue 19: a clone with core.fileMode=false
+    # must not rebuild; the Dockerfiles set the entrypoints' mode with COPY --chmod)
     (copy / "entrypoint.sh").write_text((copy / "entrypoint.sh").read_text() + "\n# changed\n")
     changed = _tag(vs)
     assert changed != base
     (copy / "entrypoint.sh").chmod(0o644)
-    assert _tag(vs) != changed
+    assert _tag(vs) == changed
     (copy / "llama.cpp" / "extra.sh").write_text("echo")
     assert cb.container_files(copy)[-1] == "container/vllm/Dockerfile" and "container/llama.cpp/extra.sh" in (
         cb.container_files(copy)
@@ -596,9 +611,15 @@ case "$1 $2" in
     echo "NOT_FOUND" >&2; exit 1;;
   "builds submit")
     echo "streaming build logs"
+    if [ -n "${FAKE_FAIL:-}" ]; then
+      echo "Created [https://cloudbuild.googleapis.com/v1/projects/p/locations/global/builds/0a1b-2c3d]."
+      echo "ERROR: (gcloud.builds.submit) build 0a1b-2c3d completed with status \"FAILURE\"" >&2; exit 1
+    fi
     src=$3; [ "$src" = "--no-source" ] || cp -R "$src" "$FAKE_STATE/uploaded"
     for a in "$@"; do case "$a" in --config=*) cp "${a#--config=}" "$FAKE_STATE/config.json";; esac; done
     touch "$FAKE_STATE/pushed"; exit 0;;
+  "logging read")
+    printf 'Step #2 - "build-image": error: no config.json\nStep #2 - "build-image": ERROR: build step 2 failed\n';;
   "storage cat")
     [ -f "$FAKE_STATE/marker" ] && cat "$FAKE_STATE/marker"; [ -f "$FAKE_STATE/marker" ];;
 esac
@@ -642,12 +663,35 @@ def test_image_build_script_uploads_exactly_the_hashed_files_and_prints_only_the
     assert os.access(state / "uploaded" / "container" / "entrypoint.sh", os.X_OK)
     assert json.loads((state / "config.json").read_text()) == cb.cloudbuild_config(validated(flat))
     submit = [line for line in (tmp_path / "calls.log").read_text().splitlines() if line.startswith("builds submit")]
-    assert len(submit) == 1 and f"--substitutions=_MODEL_BUCKET={BUCKET}" in submit[0]
+    assert len(submit) == 1 and f"--substitutions=_MODEL_BUCKET={DEV_BUCKET}" in submit[0]
     assert f"--service-account=projects/{PROJECT_ID}/serviceAccounts/llm-dev-build@" in submit[0]
     # a second run (the image is in the registry) builds nothing and prints the same digest
     second = run_script(cmd["create"], env, ROOT)
     assert second.stdout == f"{DIGEST}\n"
     assert sum(line.startswith("builds submit") for line in (tmp_path / "calls.log").read_text().splitlines()) == 1
+
+
+def test_a_failed_build_prints_its_cloud_logging_lines(tmp_path: Path) -> None:
+    """Issue 19: GA ``gcloud builds submit`` does not stream CLOUD_LOGGING_ONLY logs, so a failure showed only
+    "BUILD FAILURE". The script reads the build's last lines from Cloud Logging (oldest first) and keeps the build's
+    exit status."""
+    res = deploy("dev", flat_config("dev"))
+    cmd = one(res, COMMAND, "llm-dev-image-submit").inputs
+    env = {**fake_env(tmp_path, cmd["environment"]), "FAKE_FAIL": "1"}
+    run = subprocess.run(["/bin/sh", "-c", cmd["create"]], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stdout == ""
+    read = [c for c in (tmp_path / "calls.log").read_text().splitlines() if c.startswith("logging read")]
+    assert read == [
+        'logging read resource.type="build" AND resource.labels.build_id="0a1b-2c3d" --order=desc --limit=200 '
+        "--format=value(textPayload)"
+    ]
+    err = run.stderr
+    assert err.index("streaming build logs") < err.index("the last build log lines of 0a1b-2c3d")
+    assert err.index("ERROR: build step 2 failed") < err.index("error: no config.json")  # reversed: oldest first
+    # a build that passes reads no logs
+    ok = run_script(cmd["create"], {k: v for k, v in env.items() if k != "FAKE_FAIL"}, ROOT)
+    assert ok.stdout == f"{DIGEST}\n"
+    assert sum(c.startswith("logging read") for c in (tmp_path / "calls.log").read_text().splitlines()) == 1
 
 
 def test_staging_script_skips_when_the_marker_holds_its_id(tmp_path: Path) -> None:
@@ -672,7 +716,7 @@ def test_a_local_source_is_uploaded_under_model(tmp_path: Path) -> None:
     cmd = one(res, COMMAND, "llm-dev-model-submit").inputs
     assert cmd["environment"]["SOURCE_ROOT"] == str(weights)
     assert cmd["environment"]["SOURCE_FILES"] == "m-Q4_K_M.gguf"
-    assert cmd["environment"]["SOURCE_STAGING_DIR"] == f"gs://{BUCKET}/.cloudrun-gpu/source"
+    assert cmd["environment"]["SOURCE_STAGING_DIR"] == f"gs://{DEV_BUCKET}/.cloudrun-gpu/source"
     env = fake_env(tmp_path, cmd["environment"])
     run_script(cmd["create"], env, ROOT)
     up = tmp_path / "state" / "uploaded"
@@ -682,6 +726,34 @@ def test_a_local_source_is_uploaded_under_model(tmp_path: Path) -> None:
     # without patterns every file but the pickle is chosen
     vs = validated(flat_config("dev", model={"source": str(weights), "files": []}))
     assert cb.local_source(vs, ROOT)[1] == ["m-Q4_K_M.gguf", "other.gguf"]
+
+
+def test_a_local_source_trigger_follows_content_not_times(tmp_path: Path) -> None:
+    """Issue 19: a fresh clone or a copy of the same bytes restages nothing (no mtimes in the trigger); other bytes
+    of the same size do restage."""
+    import os
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "m-Q4_K_M.gguf").write_bytes(b"GGUF-a")
+    vs = validated(flat_config("dev", model={"source": str(weights), "files": ["*Q4_K_M.gguf"]}))
+
+    def trigger() -> str:
+        return cb.staging_trigger(vs, token=False, local_stats=cb.local_source(vs, ROOT)[2])
+
+    base = trigger()
+    os.utime(weights / "m-Q4_K_M.gguf", (1, 1))
+    assert trigger() == base
+    (weights / "m-Q4_K_M.gguf").write_bytes(b"GGUF-b")  # same size, other content
+    assert trigger() != base
+
+
+def test_dockerfiles_set_the_entrypoint_mode_themselves() -> None:
+    """The image hash ignores mode bits, so no image may take a mode from the uploaded files."""
+    for dockerfile in sorted((ROOT / "container").glob("*/Dockerfile")):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY") and ".sh" in line:
+                assert "--chmod=0755" in line, (dockerfile, line)
 
 
 def test_a_missing_local_source_stops_the_program() -> None:

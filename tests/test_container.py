@@ -300,7 +300,7 @@ def build_args(cfg: dict[str, Any]) -> dict[str, str]:
 def test_dev_build_steps_exactly() -> None:
     vs = load_stack("dev", ROOT)
     cfg = cloudbuild_config(vs)
-    cache = "europe-west1-docker.pkg.dev/your-project-id/llm-serving-docker-hub"
+    cache = "europe-west1-docker.pkg.dev/your-project-id/llm-dev-serving-docker-hub"  # issue 19: <service>-serving
     assert cfg["steps"] == [
         {
             "id": "stage-model",
@@ -349,7 +349,7 @@ def test_staging_ollama_from_a_bucket_mount_builds_without_a_model() -> None:
                 *("build", "-f", "container/ollama/Dockerfile", "-t", image_uri(vs)),
                 *("--build-arg", "WITH_GCLOUD=0"),
                 *("--build-arg", "OLLAMA_TAG=0.12.3"),
-                *("--build-arg", "REGISTRY=us-central1-docker.pkg.dev/your-project-id/llm-serving-docker-hub"),
+                *("--build-arg", "REGISTRY=us-central1-docker.pkg.dev/your-project-id/llm-staging-serving-docker-hub"),
                 *("--build-arg", "MODEL_NAME=llama3.1:8b-instruct-q4_K_M"),
                 "container",
             ],

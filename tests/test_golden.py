@@ -1,7 +1,8 @@
 """Golden plans: ``plan --json`` of every committed stack, saved before the settings redesign.
 
-The redesign (issue 9) must change no resource except where it was asked to (binding names, typed
-args). A deliberate change updates the golden file in the same commit (``make golden``) and says why.
+A change must alter no resource except where it was asked to. A deliberate change re-records only the stacks it
+names, with a reason (``make golden GOLDEN="prod" WHY="…"``, ``scripts/golden.py``), in a commit of its own whose
+message names each difference.
 """
 
 from __future__ import annotations

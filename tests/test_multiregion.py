@@ -13,11 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 
 from stack.cli import main, plan_json
-from stack.config import ValidatedStack, continent, load_stack, read_config, read_stack_file, stack_file
+from stack.config import (
+    PLAN_DOMAIN,
+    ValidatedStack,
+    continent,
+    load_stack,
+    read_config,
+    read_stack_file,
+    stack_file,
+)
 from stack.render import render_program
 
 from .conftest import ROOT, Rendered, stack_flat
@@ -34,9 +43,22 @@ SUBNET = "gcp:compute/subnetwork:Subnetwork"
 COMMAND = "command:local:Command"
 
 
+MODEL_SOURCE = {
+    "source": "hf://bartowski/Meta-Llama-3.1-8B-Instruct-GGUF@0123456789abcdef0123456789abcdef01234567",
+    "files": ["*Q4_K_M.gguf"],
+}
+"""What the README's multi row has the user set (issue 19: the committed stack names no model source), so each
+region's staging build is rendered."""
+
+
 @pytest.fixture(scope="module")
-def plan() -> dict[str, Any]:
-    return plan_json(STACK, ROOT)
+def plan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("multi")
+    doc = yaml.safe_load((ROOT / f"Pulumi.{STACK}.yaml").read_text())
+    doc["config"]["cloudrun-gpu:model"].update(MODEL_SOURCE)
+    (root / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(doc))
+    (root / "__main__.py").symlink_to(ROOT / "__main__.py")
+    return plan_json(STACK, root)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +132,7 @@ def test_every_region_gets_its_own_service_network_bucket_and_builds(plan: dict[
         bucket = buckets[f"llm-multi-models{sfx}-bucket"]
         assert bucket["inputs"]["location"] == cfg.region
         # named after its region beyond the first (the first keeps a single-region stack's name)
-        assert bucket["inputs"]["name"] == f"llm-models{sfx}-5eed1e55"
+        assert bucket["inputs"]["name"] == f"llm-multi-models{sfx}-5eed1e55"  # issue 19: <service>-models
         own = {n for n in svc["dependencies"] if n.startswith("llm-multi-models")}
         assert own == {f"llm-multi-models{sfx}-bucket", f"llm-multi-models{sfx}-reader-runtime"} | {
             f"llm-multi-models{sfx}-suffix"
@@ -128,7 +150,10 @@ def test_every_region_gets_its_own_service_network_bucket_and_builds(plan: dict[
         rule = _by(plan, RULE)[f"llm-multi-net{sfx}-psc"]
         assert rule["inputs"]["name"] == cfg.network.psc.name
     assert len(images) == 2  # a different engine build per GPU type → a different image tag
-    assert [r.config.network.psc.name for r in vs.regional] == ["llmapis", "llmapis2"]
+    assert [r.config.network.psc.name for r in vs.regional] == [
+        "llmmultiapis",
+        "llmmultiapis2",
+    ]  # issue 19: <service>apis
 
 
 def test_no_region_reads_weights_from_a_bucket_on_another_continent(plan: dict[str, Any]) -> None:
@@ -206,7 +231,7 @@ def test_services_take_traffic_only_from_the_load_balancer_and_stay_iam_protecte
     for svc in _by(plan, SVC).values():
         assert svc["inputs"]["ingress"] == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
         assert svc["inputs"]["invokerIamDisabled"] is False
-        assert svc["inputs"]["customAudiences"] == ["https://llm.example.com"]
+        assert svc["inputs"]["customAudiences"] == [f"https://{PLAN_DOMAIN}"]  # plan's until a domain is set
     members = [
         r["inputs"]["member"] for r in plan["resources"] if r["type"].endswith("serviceIamMember:ServiceIamMember")
     ]
@@ -302,7 +327,8 @@ def test_rules_across_regions() -> None:
     e = _one(_errors(_flat(**{"gcp:region": "us-central1"})), "gcp:region")
     assert "europe-west1" in e.fix
     e = _one(
-        _errors(_region_change(1, network={"psc": {"name": "llmapis"}})), "cloudrun-gpu:regions[1].network.psc.name"
+        _errors(_region_change(1, network={"psc": {"name": "llmmultiapis"}})),
+        "cloudrun-gpu:regions[1].network.psc.name",
     )
     assert "global" in e.problem
     e = _one(_errors(_flat(regions="europe-west1")), "cloudrun-gpu:regions")

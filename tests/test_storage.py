@@ -88,6 +88,8 @@ def test_registry_cleanup_remote_caches_and_reader_iam() -> None:
     assert main["cleanupPolicies"] == [
         {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 3}},
         {"id": "delete-untagged", "action": "DELETE", "condition": {"tagState": "UNTAGGED", "olderThan": "7d"}},
+        # Issue 19: tagged images expire too (ANY: tagged or not), the newest keep_versions kept by keep-recent.
+        {"id": "delete-old", "action": "DELETE", "condition": {"tagState": "ANY", "olderThan": "30d"}},
     ]
     hub = repos["llm-serving-docker-hub"]
     assert hub["mode"] == "REMOTE_REPOSITORY"

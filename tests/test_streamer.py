@@ -62,9 +62,11 @@ def plan(engine: str = "vllm", method: str = "gcs-stream", **kw: Any) -> Any:
 def test_gcs_stream_is_a_loading_method_with_its_cited_rate() -> None:
     facts = limits.LOADING_METHODS["gcs-stream"]
     assert LoadingMethod("gcs-stream") is LoadingMethod.GCS_STREAM
-    assert facts.bytes_per_s == 0.8 * GIB == limits.LOADING_METHODS["gcs-download"].bytes_per_s
-    assert "58.28 GiB" in facts.source and "73 s" in facts.source and "§4.4" in facts.source
-    assert pytest.approx(facts.bytes_per_s / GIB, abs=0.01) == 58.28 / 73  # the measurement gives the rate
+    # The rate is fitted on the published start (docs/startup-evidence.md): its total implies 0.64 GiB/s once
+    # the container, Direct VPC and vLLM init terms are off; the streamer's own log line (58.28 GiB in 73 s) is
+    # quoted, not used, since the plan's expected start must match the start's total.
+    assert facts.bytes_per_s == 0.64 * GIB
+    assert "58.28 GiB" in facts.source and "73 s" in facts.source and "startup-evidence" in facts.source
     assert any("Direct VPC" in n for n in facts.needs)
 
 
@@ -128,7 +130,7 @@ def test_startup_probe_uses_the_streamer_rate() -> None:
         - seconds_to_load(stream.weights_bytes, limits.LOADING_METHODS["image"].bytes_per_s)
     )
     assert gap == pytest.approx(want, abs=0.2)
-    assert any("via gcs-stream at 0.80 GiB/s" in n for n in stream.explain)
+    assert any("via gcs-stream at 0.640 GiB/s" in n for n in stream.explain)
 
 
 @pytest.mark.parametrize("engine", ["llama.cpp", "ollama"])

@@ -73,10 +73,10 @@ def test_submit_script_no_source_no_substitutions() -> None:
         "  echo 'up to date: no build' >&2\n"
         "else\n"
         "  src=$(mktemp -d)\n"
-        '  trap \'rm -rf "$src" "$src.json"\' EXIT\n'
+        '  trap \'rm -rf "$src" "$src.json" "$src.out" "$src.rc"\' EXIT\n'
         '  printf \'%s\' "$CLOUDBUILD_CONFIG" > "$src.json"\n'
-        '  gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" 1>&2\n'
-        "fi\n"
+        '  { gcloud builds submit --no-source --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT" 2>&1 '
+        '&& echo 0 > "$src.rc" || echo $? > "$src.rc"; } | tee "$src.out" 1>&2\n' + B.FAILED_BUILD_LOGS + "fi\n"
         "echo R\n"
     )
 
@@ -86,8 +86,9 @@ def test_submit_script_source_with_prefix_and_substitutions() -> None:
     assert (
         '  mkdir -p "$src/model"\n'
         '  printf \'%s\\n\' "$SOURCE_FILES" | tar -C "$SOURCE_ROOT" -cf - -T - | tar -xf - -C "$src/model"\n'
-        '  gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" '
-        '--service-account="$BUILD_SERVICE_ACCOUNT" --substitutions="_A=${CB_A},_B=${CB_B}" 1>&2\n'
+        '  { gcloud builds submit "$src" --gcs-source-staging-dir="$SOURCE_STAGING_DIR" --config="$src.json" '
+        '--service-account="$BUILD_SERVICE_ACCOUNT" --substitutions="_A=${CB_A},_B=${CB_B}" 2>&1 '
+        '&& echo 0 > "$src.rc" || echo $? > "$src.rc"; } | tee "$src.out" 1>&2\n'
     ) in script
     plain = B.submit_script(source=True, substitutions=[], skip_if="S", result="R")
     assert "mkdir" not in plain and '| tar -xf - -C "$src"\n' in plain and "--substitutions" not in plain

@@ -78,17 +78,26 @@ def test_scaling_network_build_limits() -> None:
     assert L.PRIVATE_GOOGLE_ACCESS_RANGES == ("199.36.153.8/30", "199.36.153.4/30")
     assert L.CLOUD_BUILD_DISK_MAX_GB.value == 1000
     assert L.CLOUD_BUILD_MACHINE == "E2_HIGHCPU_32"
-    assert (L.DIRECT_VPC_CONNECT_S.value, L.CONTAINER_START_S.value) == (60, 7)
+    assert (L.DIRECT_VPC_CONNECT_S.value, L.DIRECT_VPC_WINDOW_S.value, L.CONTAINER_START_S.value) == (34, 60, 7)
+    assert (L.CONTAINER_START_FAST_S.value, L.CONTAINER_START_SLOW_S.value) == (5.6, 11.3)
 
 
 def test_loading_method_rates_and_needs() -> None:
     rates = {k: v.bytes_per_s for k, v in L.LOADING_METHODS.items()}
     assert rates == {
-        "image": 0.5 * GIB,
-        "gcs-fuse": 0.2 * GIB,
-        "gcs-download": 0.8 * GIB,
-        "gcs-stream": 0.8 * GIB,
-        "internet": 0.04 * GIB,
+        "image": 0.48 * GIB,
+        "gcs-fuse": 0.05 * GIB,
+        "gcs-download": 0.047 * GIB,
+        "gcs-stream": 0.64 * GIB,
+        "internet": 0.039 * GIB,
+    }
+    spread = {k: (v.slow_bytes_per_s / GIB, v.fast_bytes_per_s / GIB) for k, v in L.LOADING_METHODS.items()}
+    assert spread == {
+        "image": (0.1, 1.17),
+        "gcs-fuse": (0.049, 0.053),
+        "gcs-download": (0.044, 0.052),
+        "gcs-stream": (0.64, 0.64),  # one published start: no spread, the one rate for all three cases
+        "internet": (0.037, 0.044),
     }
     assert all(v.name == k for k, v in L.LOADING_METHODS.items())
     assert L.LOADING_METHODS["image"].needs == ()

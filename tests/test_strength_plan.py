@@ -14,9 +14,8 @@ import pytest
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB, MIB
-from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size
+from cloudrun_gpu.sizing import SizingRequest, catalogue_model, size, startup
 from cloudrun_gpu.sizing.engines import (
-    ENGINES,
     kv_bytes_per_sequence,
     kv_bytes_total,
     ollama_gpu_overhead,
@@ -52,19 +51,22 @@ def test_a_load_too_slow_states_its_rate_in_gib_per_s() -> None:
             )
         )
     weights = 43_154_250_000  # 70.6e9 params × 4.89 bits (Q4_K_M) / 8
-    engine = ENGINES["llama.cpp"]
-    init = round(engine.init_seconds + engine.init_seconds_per_b_params * big.n_params / 1e9, 1)
-    expected = 7 + 60 + seconds_to_load(weights, rate) + init  # container start + Direct VPC + read + init
-    window = ceil(expected * 1.5 + 30)
+    est = startup.estimate(method="internet", engine="llama.cpp", weights_bytes=weights, load_bytes_per_s=rate)
+    expected = 7 + 34 + seconds_to_load(weights, rate) + 5  # container start + Direct VPC + read + llama.cpp init
+    slowest = 11.3 + 60 + seconds_to_load(weights, rate) + 10  # the slow terms; the user's rate is the slow one too
+    window = ceil(slowest * 1.25 + 30)
+    assert est.expected_s == pytest.approx(expected)
+    assert est.slowest_s == pytest.approx(slowest)
     assert window > 240 + 1800
     assert (err.value.field, err.value.value) == ("loading.method", "internet")
     assert err.value.problem == (
-        f"the model (40.19 GiB) needs ~{expected:.0f} s to load at 0.02 GiB/s (×1.5 margin = {window} s), beyond "
-        "Cloud Run's largest startup window (240 s delay + 1800 s probing)"
+        f"the model (40.19 GiB) needs ~{expected:.0f} s to start at 0.020 GiB/s and up to ~{slowest:.0f} s at the "
+        f"slowest published rate (×1.25 + 30 s = {window} s), beyond Cloud Run's largest startup window "
+        "(240 s delay + 1800 s probing)"
     )
-    assert err.value.problem.startswith("the model (40.19 GiB) needs ~2082 s to load at 0.02 GiB/s")
+    assert err.value.problem.startswith("the model (40.19 GiB) needs ~2056 s to start at 0.020 GiB/s")
     faster = "; ".join(
-        f"{m.name}: ~{7 + seconds_to_load(weights, m.bytes_per_s) + init:.0f} s"
+        f"{m.name}: ~{7 + seconds_to_load(weights, m.bytes_per_s) + 5:.0f} s"
         for m in limits.LOADING_METHODS.values()
         if m.bytes_per_s > rate
     )

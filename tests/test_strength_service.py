@@ -185,7 +185,7 @@ def test_engine_knobs_reach_the_sizing() -> None:
     assert p.sizing.memory_fraction == 0.8
     assert p.sizing.max_parallel_sequences == 3
     assert p.sizing.engine_args[-2:] == ["--slot-save-path", "/slots"]
-    assert "at 0.25 GiB/s" in " ".join(p.sizing.explain)
+    assert "at 0.250 GiB/s (loading.load_bytes_per_s)" in " ".join(p.sizing.explain)
     assert "--slot-save-path" not in plan().sizing.engine_args
 
 

@@ -284,15 +284,41 @@ def submit_script(*, source: bool, substitutions: list[str], skip_if: str, resul
         "  echo 'up to date: no build' >&2\n"
         "else\n"
         "  src=$(mktemp -d)\n"
-        '  trap \'rm -rf "$src" "$src.json"\' EXIT\n'
+        '  trap \'rm -rf "$src" "$src.json" "$src.out" "$src.rc"\' EXIT\n'
         '  printf \'%s\' "$CLOUDBUILD_CONFIG" > "$src.json"\n'
         + (f"  {upload}" if upload else "")
-        + f'  gcloud builds submit {what} --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT"'
+        + f'  {{ gcloud builds submit {what} --config="$src.json" --service-account="$BUILD_SERVICE_ACCOUNT"'
         + (f' --substitutions="{subs}"' if subs else "")
-        + " 1>&2\n"
-        "fi\n"
+        # `&& … || …`: set -e does not stop there, so the status is recorded even when the build fails
+        + ' 2>&1 && echo 0 > "$src.rc" || echo $? > "$src.rc"; } | tee "$src.out" 1>&2\n'
+        + FAILED_BUILD_LOGS
+        + "fi\n"
         f"{result}\n"
     )
+
+
+FAILED_BUILD_LOGS = (
+    '  rc=$(cat "$src.rc")\n'
+    '  if [ "$rc" != 0 ]; then\n'
+    "    id=$(sed -n 's|.*/builds/\\([0-9a-f-]*\\)].*|\\1|p' \"$src.out\" | head -n 1)\n"
+    '    if [ -n "$id" ]; then\n'
+    '      echo "--- the last build log lines of $id (Cloud Logging) ---" >&2\n'
+    '      gcloud logging read "resource.type=\\"build\\" AND resource.labels.build_id=\\"$id\\"" --order=desc \\\n'
+    "        --limit=200 --format='value(textPayload)' \\\n"
+    "        | awk '{l[NR]=$0} END {for (i=NR; i>0; i--) print l[i]}' >&2 || true\n"
+    "    fi\n"
+    '    exit "$rc"\n'
+    "  fi\n"
+)
+"""On a failed build, its last log lines from Cloud Logging, so the failure reaches ``pulumi up``'s output (issue 19).
+The configs log ``CLOUD_LOGGING_ONLY`` (required with a user-specified service account, see above), and the GA
+``gcloud builds submit`` streams logs only from a Cloud Storage logs bucket, not from Cloud Logging ("the GA
+``gcloud builds submit`` can only stream logs from a GCS logs bucket, not from Cloud Logging",
+https://github.com/innate-inc/innate-os/pull/573): the failure showed only "BUILD FAILURE". The build id comes from
+the ``Created [https://cloudbuild.googleapis.com/v1/projects/…/builds/<id>].`` line ``submit`` prints
+(GoogleCloudPlatform/cloud-builders#81 shows it); the entries are ``resource.type="build"`` with label ``build_id``
+(Cloud Build's monitored resource in Cloud Logging); ``gcloud logging read`` needs ``roles/logging.viewer``, and its
+failure never hides the build's own exit status."""
 
 
 def _environment(

@@ -135,12 +135,13 @@ def upload_files(base: Path, root: Path, skip: Callable[[PurePosixPath], bool] |
 
 
 def hash_files(root: Path, files: list[str], seed: bytes = b"") -> str:
-    """SHA-256 over ``seed`` and each file's path, executable bit and content: changes exactly when the upload
-    (or the seed) does."""
+    """SHA-256 over ``seed`` and each file's path and content: changes exactly when the upload (or the seed) does.
+    No mode bits (issue 19): a fresh clone or ``core.fileMode=false`` must not rebuild; the Dockerfiles set the
+    modes the image needs themselves (``COPY --chmod``), so the uploaded files' modes never reach the image."""
     h = hashlib.sha256(seed)
     for rel in files:
         path = root / rel
-        h.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        h.update(f"{rel}\0".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 

@@ -338,23 +338,17 @@ class FrontDoor(pulumi.ComponentResource):
                 project=args.project,
                 opts=child,
             )
-        od = s.outlier_detection
+        # No outlierDetection here (issue 19): compute.v1 BackendService.outlierDetection lists "A regional backend
+        # service with the serviceProtocol set to HTTP, HTTPS, HTTP2 or H2C, and loadBalancingScheme set to
+        # INTERNAL_MANAGED or EXTERNAL_MANAGED. Not supported for Serverless NEGs."
+        # (https://cloud.google.com/compute/docs/reference/rest/v1/regionBackendServices), and this backend is the
+        # region's one serverless NEG (nothing to fail over to: one region only, _internal_problems).
         self.backend_service = gcp.compute.RegionBackendService(
             f"{name}-backend",
             region=region,
             load_balancing_scheme="INTERNAL_MANAGED",
             protocol="HTTPS",
             backends=[gcp.compute.RegionBackendServiceBackendArgs(group=self.negs[region].id)],
-            outlier_detection=gcp.compute.RegionBackendServiceOutlierDetectionArgs(
-                consecutive_errors=od.consecutive_errors,
-                interval=gcp.compute.RegionBackendServiceOutlierDetectionIntervalArgs(seconds=od.interval_s),
-                base_ejection_time=gcp.compute.RegionBackendServiceOutlierDetectionBaseEjectionTimeArgs(
-                    seconds=od.base_ejection_time_s
-                ),
-                max_ejection_percent=od.max_ejection_percent,
-            )
-            if od.enabled
-            else None,
             iap=gcp.compute.RegionBackendServiceIapArgs(
                 enabled=True, oauth2_client_id=s.iap.oauth2_client_id, oauth2_client_secret=secret
             )

@@ -1,7 +1,7 @@
 """Artifact Registry for the serving images (practices L3, B1).
 
-- A Docker repository with cleanup policies: keep the newest N versions and delete untagged
-  images after a few days, so model-baked images that are rebuilt often don't pile up cost.
+- A Docker repository with cleanup policies: keep the newest N versions, delete untagged images after a few
+  days and tagged ones after a month, so model-baked images that are rebuilt often don't pile up cost.
   Tags are immutable: a deployed tag always means the same image (and the same model layer).
 - Optional remote repositories, pull-through caches for Docker Hub and for GitHub's registry
   (ghcr.io, where llama.cpp publishes its server images; Cloud Run cannot pull from it directly).
@@ -47,6 +47,9 @@ class RegistrySettings:
     """Newest image versions kept by the cleanup policy."""
     delete_untagged_after_days: int = Field(default=7, ge=1, le=365)
     """Untagged images older than this are deleted."""
+    delete_tagged_after_days: int = Field(default=30, ge=1, le=3650)
+    """Tagged images older than this are deleted too, except the newest ``keep_versions`` of each image (the one a
+    revision deploys is among them): every rebuild pushes a new multi-GB tag, which otherwise never expires."""
     remote_caches: list[RemoteCache] = Field(default_factory=lambda: [RemoteCache.DOCKER_HUB, RemoteCache.GHCR])
     """Pull-through caches to create (``docker-hub``, ``ghcr``)."""
 
@@ -136,6 +139,17 @@ class ModelRegistry(pulumi.ComponentResource):
                     action="DELETE",
                     condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
                         tag_state="UNTAGGED", older_than=f"{cfg.delete_untagged_after_days}d"
+                    ),
+                ),
+                # Tagged images expire too (issue 19). "If an artifact version matches criteria in both a delete
+                # policy and a keep policy, Artifact Registry applies the keep policy"
+                # (https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy-overview), so
+                # keep-recent still holds the newest versions, the deployed one among them.
+                gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+                    id="delete-old",
+                    action="DELETE",
+                    condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                        tag_state="ANY", older_than=f"{cfg.delete_tagged_after_days}d"
                     ),
                 ),
             ],

@@ -8,12 +8,13 @@ the field to change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from math import ceil, floor
+from math import ceil
 from typing import Any, NoReturn
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing import startup
 from cloudrun_gpu.sizing.engines import (
     ENGINES,
     OLLAMA_NUM_BATCH,
@@ -44,8 +45,6 @@ from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS, WeightQua
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 DEFAULT_CONTEXT = 8192
-PROBE_SAFETY_FACTOR = 1.5
-PROBE_SAFETY_FLOOR_S = 30
 PROBE_TIMEOUT_S = 5
 
 
@@ -281,53 +280,68 @@ def _largest_context(
 
 
 def _probe(req: SizingRequest, weights: int, engine_name: str, notes: list[str]) -> StartupProbe:
+    """The startup probe from the start-up model (``sizing/startup.py``, held against published starts in
+    docs/startup-evidence.md): the window covers the slowest start with margin, the initial delay stays
+    below the fastest one, and the explain text names each term's source."""
     engine = ENGINES[engine_name]
+    est = startup.estimate(
+        method=req.loading_method,
+        engine=engine_name,
+        weights_bytes=weights,
+        engine_version=req.engine_version,
+        gpu=req.gpu,
+        load_bytes_per_s=req.load_bytes_per_s,
+    )
     method = limits.LOADING_METHODS[req.loading_method]
-    rate = req.load_bytes_per_s or method.bytes_per_s
-    load_s = seconds_to_load(weights, rate)
-    start = float(limits.CONTAINER_START_S.value)
-    # The model is read over Direct VPC for every method but `image`: its connection set-up comes first.
-    vpc_s = float(limits.DIRECT_VPC_CONNECT_S.value) if req.loading_method != "image" else 0.0
-    init_s = round(engine.init_seconds + engine.init_seconds_per_b_params * req.model.n_params / 1e9, 1)
-    expected = start + vpc_s + load_s + init_s
-    window = ceil(expected * PROBE_SAFETY_FACTOR + PROBE_SAFETY_FLOOR_S)
+    window = startup.probe_window(est)
     max_window = int(limits.STARTUP_WINDOW_GPU_S.value)
-    largest = limits.PROBE_INITIAL_DELAY_MAX + max_window
+    initial_delay = startup.initial_delay(est)
+    # The probing after the initial delay is what Cloud Run caps (failureThreshold × periodSeconds ≤ 1800 s).
+    largest = initial_delay + max_window
     if window > largest:
         faster = [
-            f"{m.name}: ~{start + seconds_to_load(weights, m.bytes_per_s) + init_s:.0f} s"
+            f"{m.name}: ~{est.container_s + seconds_to_load(weights, m.bytes_per_s) + est.init.seconds:.0f} s"
             for m in limits.LOADING_METHODS.values()
-            if m.bytes_per_s > rate
+            if m.bytes_per_s > est.rate
         ]
         raise ConfigError(
             "loading.method",
             req.loading_method,
-            f"the model ({_gib(weights)}) needs ~{expected:.0f} s to load at {rate / GIB:.2f} GiB/s "
-            f"(×{PROBE_SAFETY_FACTOR} margin = {window} s), beyond Cloud Run's largest startup window "
-            f"({limits.PROBE_INITIAL_DELAY_MAX} s delay + {max_window} s probing)",
+            f"the model ({_gib(weights)}) needs ~{est.expected_s:.0f} s to start at {est.rate / GIB:.3f} GiB/s and up "
+            f"to ~{est.slowest_s:.0f} s at the slowest published rate (×{startup.PROBE_SAFETY_FACTOR} + "
+            f"{startup.PROBE_SAFETY_FLOOR_S} s = {window} s), beyond Cloud Run's largest startup window "
+            f"({initial_delay} s delay + {max_window} s probing)",
             "use a faster loading method ("
             + ("; ".join(faster) or "none is faster")
             + "), a smaller quantisation, or a smaller model (practices D2, L2)",
         )
-    initial_delay = min(limits.PROBE_INITIAL_DELAY_MAX, floor(expected * 0.5))
     remaining = window - initial_delay
     period = 10 if remaining <= 600 else 30
     failure_threshold = max(limits.PROBE_FAILURE_THRESHOLD_MIN, ceil(remaining / period))
     timeout = min(PROBE_TIMEOUT_S, period - 1)
     notes.append(
-        f"startup: ~{start:.0f} s container start"
-        + (f" + {vpc_s:.0f} s Direct VPC connection set-up" if vpc_s else "")
-        + f" + {load_s:.1f} s reading {_gib(weights)} via {method.name} "
-        f"at {rate / GIB:.2f} GiB/s ({method.source}) + {init_s:.0f} s engine init ({engine.init_source}) = "
-        f"~{expected:.0f} s expected"
+        f"startup: ~{est.container_s:.0f} s container start ({limits.CONTAINER_START_S.source})"
+        + (f" + {est.vpc_s:.0f} s Direct VPC set-up ({limits.DIRECT_VPC_CONNECT_S.source})" if est.vpc_s else "")
+        + f" + {est.load_s:.1f} s reading {_gib(weights)} via {method.name} at {est.rate / GIB:.3f} GiB/s "
+        f"({method.source if req.load_bytes_per_s is None else 'loading.load_bytes_per_s'})"
+        f" + {est.init.seconds:.0f} s {engine_name} init ({est.init.source}) = ~{est.expected_s:.0f} s expected"
     )
     notes.append(
-        f"probe: window {window} s = expected × {PROBE_SAFETY_FACTOR} + {PROBE_SAFETY_FLOOR_S} s; "
-        f"initial delay {initial_delay} s (half the expected time, ≤ {limits.PROBE_INITIAL_DELAY_MAX}), then "
-        f"{failure_threshold} × {period} s (≤ {max_window} s GPU limit), timeout {timeout} s < period; "
+        f"probe: window {window} s = slowest start {est.slowest_s:.0f} s (container "
+        f"{limits.CONTAINER_START_SLOW_S.value:g} s"
+        + (f" + {est.vpc_window_s:.0f} s Direct VPC allowance" if est.vpc_window_s else "")
+        + f" + {est.slow_load_s:.0f} s at {min(est.rate, method.slow_bytes_per_s) / GIB:.3f} GiB/s + "
+        f"{est.init.slow_seconds:.0f} s init) × {startup.PROBE_SAFETY_FACTOR} + {startup.PROBE_SAFETY_FLOOR_S} s; "
+        f"initial delay {initial_delay} s = {startup.INITIAL_DELAY_SHARE:.0%} of the fastest start "
+        f"{est.fastest_s:.0f} s (≤ {limits.PROBE_INITIAL_DELAY_MAX}), then {failure_threshold} × {period} s "
+        f"(≤ {max_window} s GPU limit), timeout {timeout} s < period; "
         f"HTTP GET {engine.readiness_path}: {engine.readiness_note}"
     )
-    return StartupProbe(initial_delay, period, timeout, failure_threshold, engine.readiness_path, expected, window)
+    if est.outside:
+        notes.append("startup evidence: outside what the published starts cover: " + "; ".join(est.outside))
+    return StartupProbe(
+        initial_delay, period, timeout, failure_threshold, engine.readiness_path, est.expected_s, window
+    )
 
 
 def _full_kv_layers(spec: ModelSpec) -> int:
