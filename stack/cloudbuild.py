@@ -77,7 +77,7 @@ def engine_image(vs: ValidatedStack) -> EngineImage:
 def upstream_cache_uri(vs: ValidatedStack) -> str:
     """The registry's remote repository the engine's base images come through, or ``""``."""
     cfg = vs.config
-    cache = UPSTREAM_CACHE.get(cfg.engine.name)
+    cache = profile(cfg.engine.name).upstream_cache
     if cache not in cfg.registry.remote_caches:
         return ""
     return f"{registry_path(vs)}-{cache}"

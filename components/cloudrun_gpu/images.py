@@ -175,8 +175,11 @@ OLD_VLLM_DLC = ENGINE_IMAGES[("vllm", "nvidia-l4")]
 
 def pinned_image(engine: str, gpu: str) -> EngineImage:
     """The pinned build of ``engine`` for ``gpu``, already checked against the GPU's driver."""
+    from cloudrun_gpu.engines import PROFILES  # the registry imports this module: not at module level
+
+    registered = PROFILES.get(engine)
     try:
-        image = ENGINE_IMAGES[(engine, gpu)]
+        image = ENGINE_IMAGES[(engine, gpu)] if registered is None or not registered.pins else registered.pins[gpu]
     except KeyError:
         pins = ", ".join(f"{e} on {g}" for e, g in ENGINE_IMAGES)
         raise ConfigError(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.images import EngineImage
 from cloudrun_gpu.sizing.engines import ENGINES, Engine
 
 if TYPE_CHECKING:  # the build module imports the profiles; only the types flow back
@@ -79,14 +80,23 @@ class EngineProfile(ABC):
     """Env vars our own entrypoint reads (not the engine): exempt from the engine's table."""
     parallel_cap_note: ClassVar[str] = ""
     """Why :attr:`Engine.max_parallel_default` is what it is: our choice, and the engine's own default."""
+    sizing_engine: ClassVar[str] = ""
+    """The sizing record (``sizing.engines.ENGINES``) whose memory rules this engine follows; empty: its own name.
+    An engine built on llama.cpp's runtime sizes as ``llama.cpp`` and renders its own flags."""
+    pins: ClassVar[dict[str, EngineImage]] = {}
+    """Image pins per GPU type for an engine outside ``images.ENGINE_IMAGES`` (the built-ins are pinned there)."""
     model_is_directory: ClassVar[bool] = False
     """The engine loads a model directory (safetensors + config), not one file: the image build stages the
     bucket prefix as ``model/<file>/``."""
 
     @property
+    def sizing_name(self) -> str:
+        return self.sizing_engine or self.name
+
+    @property
     def sizing(self) -> Engine:
         """The engine's memory/probe record in ``sizing.engines.ENGINES``."""
-        return ENGINES[self.name]
+        return ENGINES[self.sizing_name]
 
     @property
     def readiness_path(self) -> str:
@@ -172,8 +182,8 @@ PROFILES: dict[str, EngineProfile] = {}
 
 def register(profile: EngineProfile) -> EngineProfile:
     """Add ``profile`` to the registry (its name must have a sizing record in ``sizing.engines.ENGINES``)."""
-    if profile.name not in ENGINES:
-        raise ValueError(f"engine {profile.name!r} has no sizing record in cloudrun_gpu.sizing.engines.ENGINES")
+    if profile.sizing_name not in ENGINES:
+        raise ValueError(f"engine {profile.name!r}: no sizing record {profile.sizing_name!r} in sizing.engines.ENGINES")
     PROFILES[profile.name] = profile
     return profile
 

@@ -7,6 +7,7 @@ relative to the service's arguments (``engine.context_length``, ``resources.memo
 each boundary renames them to what its user wrote.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
@@ -97,6 +98,8 @@ def plan_service(serving: ServingSettings, base_dir: Path | None = None) -> Serv
     path = model_path(model, engine, loading)
     served = engine_profile.served_model_name(path, model.file, model.hub_id, loading.method)
     req = _sizing_request(serving, spec, path, served, pinned.version if pinned is not None else None)
+    if engine_profile.sizing_name != engine.name:  # an engine that follows another engine's memory rules
+        req = dataclasses.replace(req, engine=engine_profile.sizing_name, profile=engine.name)
     plan = collect(errors, lambda: size(req))
     if plan is None:
         raise ConfigErrors(errors)

@@ -68,6 +68,9 @@ class SizingRequest:
     slot_save_path: str | None = None
     served_model_name: str | None = None
     """The name clients send as ``model`` (``engines.EngineProfile.served_model_name``); None: the engine's default."""
+    profile: str | None = None
+    """The engine profile that renders the flags when it differs from ``engine``, the sizing record it follows
+    (``engines.EngineProfile.sizing_engine``)."""
     engine_version: str | None = None
     """The engine's release (vLLM: ``"0.14.1"``); its memory profile differs by version. None: the
     most conservative of every version band."""
@@ -702,7 +705,7 @@ def size(req: SizingRequest) -> SizingPlan:
     )
     probe = _probe(req, weights, req.engine, notes)
     args, env = render_engine_config(
-        req.engine,
+        req.profile or req.engine,
         model_path=req.model_path,
         context=context,
         parallel=parallel,
@@ -714,7 +717,7 @@ def size(req: SizingRequest) -> SizingPlan:
         kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
         served_model_name=req.served_model_name,
     )
-    assert engine_parallel_from_config(req.engine, args, env) == parallel  # R6 by construction
+    assert engine_parallel_from_config(req.profile or req.engine, args, env) == parallel  # R6 by construction
     engine_memory: dict[str, Any] | None = None
     if vfit is not None:
         back = engine_memory_from_config(req.engine, args, env)
