@@ -26,9 +26,9 @@ from cloudrun_gpu.limits import GIB, MIB
 from cloudrun_gpu.sizing.engines import (
     LLAMA_CPP_N_UBATCH,
     VllmProfile,
-    intermediate_size_estimate,
     kv_bytes_per_token_full,
     kv_bytes_total,
+    mlp_shape,
     ollama_estimate,
     parse_vllm_version,
     runtime_overhead_bytes,
@@ -36,9 +36,13 @@ from cloudrun_gpu.sizing.engines import (
 )
 from cloudrun_gpu.sizing.plan import weights_from_quant
 from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS
+from cloudrun_gpu.sizing.settings import EngineSettings
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 _NUM = r"([\d.,]+)"
+_FRACTION_LIMITS = vars(EngineSettings)["__pydantic_fields__"]["memory_fraction"].metadata
+MAX_MEMORY_FRACTION = float(next(m.le for m in _FRACTION_LIMITS if getattr(m, "le", None)))
+"""The largest ``engine.memory_fraction`` a stack accepts, read from ``EngineSettings`` (one place)."""
 
 
 def _f(text: str) -> float:
@@ -58,6 +62,8 @@ class LogFacts:
     engine: str
     version: str | None = None
     v0: bool = False
+    v1: bool = False
+    """The log names the V1 engine ("Initializing a V1 LLM engine"); with ``v0`` the mode that really ran."""
     model: str | None = None
     weights_bytes: int | None = None
     cuda_total_bytes: int | None = None
@@ -117,7 +123,11 @@ def _parse_vllm(text: str, f: LogFacts) -> None:
         f.version = m.group(1)
     if m := _last(r"Initializing an? (V0|V1) LLM engine \(v?([\w.+-]+)\)", text):
         f.v0 = m.group(1) == "V0"
+        f.v1 = m.group(1) == "V1"
         f.version = f.version or m.group(2)
+    if m := _last(r"Initializing an LLM engine \(v?([\w.+-]+)\)", text):  # V0 before it was named V0
+        f.v0 = True
+        f.version = f.version or m.group(1)
     if re.search(r"worker\.py:\d+\] Memory profiling|Memory profiling results:|# (?:GPU|CUDA|cuda) blocks", text):
         f.v0 = f.v0 or "gpu_worker.py" not in text
     if m := _last(r"model='([^']+)'", text) or _last(r"Starting to load model ([^\s.]+(?:\.[^\s.]+)*)\.\.\.", text):
@@ -131,8 +141,6 @@ def _parse_vllm(text: str, f: LogFacts) -> None:
     # V0 (0.6.4): "total_gpu_memory=23.58GiB ... gpu_memory_utilization=0.90"
     if m := _last(r"total_gpu_memory=" + _NUM + r"GiB", text):
         f.cuda_total_bytes = _gib(m.group(1), "GiB")
-    if m := _last(r"gpu_memory_utilization=" + _NUM, text):
-        f.memory_fraction = _f(m.group(1))
     # V1: "Free memory on device (F/T GiB) on startup. Desired GPU memory utilization is (u, B GiB)"
     if m := _last(r"Free memory on device(?: cuda:\d+)? \(" + _NUM + r"/" + _NUM + r"\s*GiB\)", text):
         f.cuda_total_bytes = _gib(m.group(2), "GiB")
@@ -177,20 +185,52 @@ def _parse_vllm(text: str, f: LogFacts) -> None:
         f.max_model_len = int(_f(m.group(1)))
     if m := _last(r"max_seq_len=(\d+)", text):
         f.max_model_len = f.max_model_len or int(m.group(1))
-    if m := _last(r"'max_model_len': (\d+)", text):
-        f.max_model_len = int(m.group(1))
-    if m := _last(r"'max_num_seqs': (\d+)", text) or _last(r"max_num_seqs=(\d+)", text):
-        f.max_num_seqs = int(m.group(1))
     if m := _last(r"max_num_batched_tokens[=:'\s]+(\d+)", text):
         f.max_num_batched_tokens = int(m.group(1))
     if m := _last(r"chunked_prefill_enabled=(True|False)", text):
         f.chunked_prefill = m.group(1) == "True"
     if "Chunked prefill is enabled" in text:
         f.chunked_prefill = True
-    if m := _last(r"kv_cache_dtype[=:'\s]+'?([\w]+)", text):
-        f.kv_cache_dtype = m.group(1)
+    _parse_vllm_args(text, f)
     if m := _last(r"--kv-cache-memory=(\d+)`? \(" + _NUM + r" GiB\) to fit into requested memory", text):
         f.kv_cache_memory_hint = int(m.group(1))
+
+
+_VLLM_ARG_VALUE = r"""(?:'([^']*)'|"([^"]*)"|([\w.+-]+))"""
+
+
+def _vllm_arg(text: str, key: str) -> str | None:
+    """The last value ``key`` has in vLLM's argument dumps: the ``non-default args: {'key': value}`` dict
+    (v0.10+), ``Namespace(key=value)`` / ``EngineArgs(key=value)`` (older servers) and the engine's
+    ``with config: key=value`` line."""
+    m = _last(r"(?:'" + key + r"'\s*:\s*|\b" + key + r"=)" + _VLLM_ARG_VALUE, text)
+    if m is None:
+        return None
+    return next(g for g in m.groups() if g is not None)
+
+
+def _arg_float(text: str, key: str) -> float | None:
+    value = _vllm_arg(text, key)
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+def _parse_vllm_args(text: str, f: LogFacts) -> None:
+    """Every memory setting vLLM's argument dump prints (``gpu_memory_utilization`` 0.65 in a
+    ``non-default args`` dict is the run's fraction, not the 0.90 default)."""
+    if (u := _arg_float(text, "gpu_memory_utilization")) is not None:
+        f.memory_fraction = u
+    for key in ("max_model_len", "max_num_seqs", "max_num_batched_tokens"):
+        if (v := _arg_float(text, key)) is not None:
+            setattr(f, key, int(v))
+    if (b := _arg_float(text, "kv_cache_memory_bytes")) is not None:
+        f.kv_cache_memory_hint = int(b)
+    if (dtype := _vllm_arg(text, "kv_cache_dtype")) is not None:
+        f.kv_cache_dtype = dtype
+    if (chunked := _vllm_arg(text, "enable_chunked_prefill")) in ("True", "False"):
+        f.chunked_prefill = chunked == "True"
 
 
 def _parse_llama(text: str, f: LogFacts) -> None:
@@ -302,18 +342,103 @@ def calibrate(facts: LogFacts, spec: ModelSpec | None, args: argparse.Namespace)
     return _calibrate_llama(facts, spec, args)
 
 
+def _vllm_total(f: LogFacts, args: argparse.Namespace) -> int:
+    """The CUDA total the log's fraction applies to: printed, derived from a printed budget and fraction, or
+    given (``--vram-gib``, or ``--gpu`` named explicitly). Never a guess: a log without it is refused with the
+    flag to pass, as an L4 assumed silently once proposed ``memory_fraction 7.452``."""
+    if f.cuda_total_bytes is not None:
+        return f.cuda_total_bytes
+    if f.budget_bytes is not None and f.memory_fraction:
+        return int(f.budget_bytes / f.memory_fraction)
+    vram_gib = getattr(args, "vram_gib", None)
+    if vram_gib is not None:
+        if not 1 <= vram_gib <= 1024:
+            raise ConfigError("--vram-gib", vram_gib, "is not a GPU's memory", "pass the CUDA total in GiB", "1..1024")
+        return int(vram_gib * GIB)
+    gpu_name = getattr(args, "gpu", None)
+    if gpu_name is not None:
+        gpu = limits.GPU_TYPES.get(gpu_name)
+        if gpu is None:
+            raise ConfigError("--gpu", gpu_name, "not a Cloud Run GPU type", "pick one", ", ".join(limits.GPU_TYPES))
+        return limits.cuda_total_bytes(gpu)
+    raise ConfigError(
+        "--vram-gib",
+        "not given",
+        "the log prints no GPU total (no 'Free memory on device (F/T GiB)' or 'total_gpu_memory') and none was given",
+        "pass --vram-gib with the GPU's CUDA total in GiB (torch.cuda.mem_get_info()[1] / 2**30), or --gpu TYPE",
+        "a number of GiB, e.g. --vram-gib 22.03 for an L4",
+    )
+
+
+def _pool_from_tokens(f: LogFacts, spec: ModelSpec, kv_type: str, warnings: list[str]) -> None:
+    """A log that prints only ``GPU KV cache size: N tokens`` (vLLM 0.30 on the L4 rows) still gives the pool:
+    N × bytes per token when every layer caches every token. For sliding-window or shared-KV models the count is
+    derived from the concurrency (``max_concurrency × max_model_len``, vllm-project/vllm#51041), so no pool."""
+    per_token = kv_bytes_per_token_full(spec, kv_type)
+    if f.kv_bytes is not None or f.kv_tokens is None or not per_token:
+        return
+    if spec.n_full_layers == spec.n_layers and not spec.kv_shared_layers:
+        f.kv_bytes = f.kv_tokens * per_token
+        warnings.append(
+            f"the log prints {f.kv_tokens:,} KV tokens and no GiB: pool = tokens × {per_token:,} B/token "
+            f"({kv_type}) = {f.kv_bytes / GIB:.2f} GiB"
+        )
+    else:
+        warnings.append(
+            "the log prints only a KV token count, and for a model with sliding-window or shared-KV layers that "
+            "count is derived from the concurrency, not the pool (vllm-project/vllm#51041): no pool inferred"
+        )
+
+
+def _printed_overhead(f: LogFacts, budget: int, total: int, fraction: float) -> int | None:
+    """What the engine kept outside weights and KV (budget − weights − pool); a negative one means the total
+    used here is not the GPU the log ran on, and every number derived from it would be wrong: refused."""
+    if f.kv_bytes is None or f.weights_bytes is None:
+        return None
+    overhead = budget - f.weights_bytes - f.kv_bytes
+    if overhead < 0:
+        raise ConfigError(
+            "--vram-gib" if f.cuda_total_bytes is None else "log",
+            f"{total / GIB:.2f} GiB",
+            f"the log's weights ({f.weights_bytes / GIB:.2f} GiB) and KV pool ({f.kv_bytes / GIB:.2f} GiB) exceed "
+            f"{fraction:.2f} × {total / GIB:.2f} GiB: this engine ran on a larger GPU than the total used here",
+            "pass the CUDA total of the GPU the log ran on (--vram-gib), or the log's own gpu_memory_utilization",
+            f"≥ {(f.weights_bytes + f.kv_bytes) / fraction / GIB:.2f} GiB",
+        )
+    return overhead
+
+
+def _fraction_advice(need: int, total: int, fraction: float, margin: int) -> tuple[str | None, str | None]:
+    """(setting, warning): the ``engine.memory_fraction`` that gives the plan the engine's pool, or why none can.
+    A share above 1 is impossible and one above the stack's 0.98 cap cannot be set (EngineSettings)."""
+    match = need / total
+    if match > 1:
+        return None, (
+            f"no engine.memory_fraction reproduces this pool: it would take {match:.3f} of the GPU "
+            f"({need / GIB:.2f} GiB of {total / GIB:.2f}), more than the whole GPU, because the plan's weights and "
+            "overhead are larger than this engine's; pin the pool with --kv-cache-memory instead"
+        )
+    if match > MAX_MEMORY_FRACTION:
+        return None, (
+            f"engine.memory_fraction {match:.3f} would reproduce this pool, but the stack allows at most "
+            f"{MAX_MEMORY_FRACTION} (R5 keeps the rest for the CUDA context); pin the pool with --kv-cache-memory"
+        )
+    return (
+        f"engine.memory_fraction: {match:.3f} makes the plan's pool equal this engine's "
+        f"(the log ran {fraction:.3f}; the plan keeps a {margin / GIB:.2f} GiB margin on top)"
+    ), None
+
+
 def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespace) -> Calibration:
     warnings: list[str] = list(f.notes)
     settings: list[str] = []
-    gpu = limits.GPU_TYPES.get(getattr(args, "gpu", None) or "nvidia-l4", limits.GPU_TYPES["nvidia-l4"])
-    total = f.cuda_total_bytes or limits.cuda_total_bytes(gpu)
-    if f.cuda_total_bytes is None:
-        warnings.append(f"the log prints no GPU total: using {gpu.name}'s CUDA total {total / GIB:.2f} GiB")
+    total = _vllm_total(f, args)
     fraction = f.memory_fraction or getattr(args, "memory_fraction", None) or 0.9
+    if f.memory_fraction is None:
+        warnings.append(f"the log prints no gpu_memory_utilization: {fraction:.2f} assumed (--memory-fraction)")
     budget = f.budget_bytes or int(total * fraction)
     version_text = getattr(args, "engine_version", None) or f.version
-    version = parse_vllm_version(version_text)
-    version_band = "V0" if f.v0 else None  # a V0 log is V0 whatever its version number
+    mode = getattr(args, "vllm_mode", None) or ("v0" if f.v0 else "v1" if f.v1 else None)
     max_len = f.max_model_len or getattr(args, "context", None) or 0
     seqs = f.max_num_seqs or getattr(args, "parallel", None) or 256
     if f.max_num_batched_tokens:
@@ -322,9 +447,10 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
         tokens = max(max_len, 2048)  # V0 without chunked prefill profiles a whole max_model_len prompt
     else:
         tokens = getattr(args, "max_num_batched_tokens", None) or 2048
-    printed_overhead = None
-    if f.kv_bytes is not None and f.weights_bytes is not None:
-        printed_overhead = budget - f.weights_bytes - f.kv_bytes
+    kv_type = f.kv_cache_dtype if f.kv_cache_dtype in ("fp8", "auto") else (getattr(args, "kv_type", None) or "auto")
+    if spec is not None:
+        _pool_from_tokens(f, spec, kv_type, warnings)
+    printed_overhead = _printed_overhead(f, budget, total, fraction)
     rows = [
         Row("budget (fraction × CUDA total)", budget / GIB, _g(f.budget_bytes) or budget / GIB),
     ]
@@ -343,17 +469,22 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
         warnings.append("no model given (--model/--gguf/--hf-config): printed values only")
         return Calibration(f, rows, settings, warnings)
     weights = _weights(spec, "vllm", getattr(args, "quant", None))
+    mlp = mlp_shape(spec)
     ov = vllm_overhead(
         hidden=spec.hidden_size,
-        intermediate=intermediate_size_estimate(spec),
+        intermediate=mlp.active_intermediate,
         vocab=spec.vocab_size,
         weights_bytes=weights,
         budget_bytes=budget,
-        profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=max(tokens, seqs), version=version),
-        band=version_band,
+        profile=VllmProfile(
+            max_num_seqs=seqs,
+            max_num_batched_tokens=max(tokens, seqs),
+            version=parse_vllm_version(version_text),
+            mode=mode,
+        ),
+        mlp=mlp,
     )
     kv = budget - weights - ov.total
-    kv_type = f.kv_cache_dtype if f.kv_cache_dtype in ("fp8", "auto") else (getattr(args, "kv_type", None) or "auto")
     per_token = kv_bytes_per_token_full(spec, kv_type)
     rows += [
         Row("weights", weights / GIB, _g(f.weights_bytes)),
@@ -370,24 +501,21 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
             warnings.append(
                 f"OVER-COMMIT: the plan promises {kv / GIB:.2f} GiB of KV but this engine found {f.kv_bytes / GIB:.2f}"
             )
-        target = f.kv_bytes
         settings.append(
-            f"pin the pool this engine found: --kv-cache-memory={target} ({target / GIB:.2f} GiB; rendered by the "
-            "plan itself when engine.version ≥ 0.11)"
+            f"pin the pool this engine found: --kv-cache-memory={f.kv_bytes} ({f.kv_bytes / GIB:.2f} GiB; rendered by "
+            "the plan itself when engine.version ≥ 0.11)"
         )
         if f.kv_cache_memory_hint is not None:
             settings.append(f"vLLM's own advice for the requested budget: --kv-cache-memory={f.kv_cache_memory_hint}")
-        match = (f.kv_bytes + weights + ov.total) / total
-        settings.append(
-            f"engine.memory_fraction: {match:.3f} makes the plan's pool equal this engine's "
-            f"(the log ran {fraction:.3f}; the plan keeps a {ov.margin / GIB:.2f} GiB margin on top)"
-        )
+        setting, refusal = _fraction_advice(f.kv_bytes + weights + ov.total, total, fraction, ov.margin)
+        settings += [setting] if setting else []
+        warnings += [refusal] if refusal else []
         if printed_overhead is not None:
             settings.append(
                 f"measured overhead {printed_overhead / GIB:.2f} GiB vs the plan's {ov.total / GIB:.2f} GiB "
                 f"({ov.band}); add this log to sizing/data/vllm_evidence.csv to refit"
             )
-    if version_text is None and not f.v0:
+    if version_text is None and mode is None:
         warnings.append("no vLLM version in the log: the plan used the largest overhead of every version band")
     return Calibration(f, rows, settings, warnings)
 
@@ -488,7 +616,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--hf-config", help="the config.json of the model the log ran")
     p.add_argument("--quant", help="weight format when no file is given (e.g. bf16, awq-int4, Q4_K_M)")
     p.add_argument("--kv-type", help="KV type when the log does not print it")
-    p.add_argument("--gpu", default="nvidia-l4", help="GPU type when the log prints no total")
+    p.add_argument("--gpu", help="Cloud Run GPU type the log ran on, when it prints no total")
+    p.add_argument("--vram-gib", type=float, help="the GPU's CUDA total in GiB, when the log prints none")
+    p.add_argument("--vllm-mode", choices=["v0", "v1"], help="vLLM engine (VLLM_USE_V1) when the log does not name it")
     p.add_argument("--context", type=int, help="max_model_len / per-request context when the log does not print it")
     p.add_argument("--parallel", type=int, help="sequences when the log does not print them")
     p.add_argument("--engine-version", help="engine release when the log does not print it")

@@ -370,6 +370,7 @@ def _size(args: argparse.Namespace) -> int:
             memory_fraction=args.memory_fraction,
             engine_version=args.engine_version,
             max_num_batched_tokens=args.max_num_batched_tokens,
+            vllm_mode=args.vllm_mode,
         )
     )
     if args.json:
@@ -439,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="llama.cpp", choices=list(engine_names()))
     s.add_argument("--gpu", default="nvidia-l4")
     s.add_argument("--context", type=int)
-    s.add_argument("--parallel", type=int)
+    s.add_argument(
+        "--parallel", type=int, help="parallel sequences (llama.cpp/Ollama ≤ 256, LLAMA_MAX_SEQ; vLLM: any that fit)"
+    )
     s.add_argument("--kv-type")
     s.add_argument("--quant")
     s.add_argument("--loading", default="image")
@@ -448,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--memory-fraction", type=float, help="share of GPU memory the engine may use")
     s.add_argument("--engine-version", help="engine release whose memory rules apply, e.g. 0.14.1")
     s.add_argument("--max-num-batched-tokens", type=int, help="vLLM: tokens per scheduler step")
+    s.add_argument(
+        "--vllm-mode", choices=["v0", "v1"], help="vLLM engine that runs (VLLM_USE_V1); default: the version's own"
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_size)
     cal = sub.add_parser(

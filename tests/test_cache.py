@@ -33,6 +33,7 @@ from .test_cache_support import (
     run_cache,
     run_store,
     serve,
+    signed_caller,
     sse_events,
     store_binary,
     streamed_text,
@@ -73,8 +74,8 @@ def cache(stub: tuple[StubUpstream, str], store: StoreServer, embedder: Embedder
 
 
 def caller() -> dict[str, str]:
-    """A fresh caller identity (an API-key style header value), so tests never share entries."""
-    return {"authorization": f"key-{uuid.uuid4()}"}
+    """A fresh verified caller (a Google-style ID token signed by the test issuer), so tests never share entries."""
+    return signed_caller()
 
 
 def chat(base: str, question: str, headers: dict[str, str], **params: Any) -> httpx.Response:
@@ -160,13 +161,6 @@ def test_a_different_system_prompt_or_history_is_a_different_scope(cache: str) -
     assert ask("You are the support bot of Acme.").headers["x-cache"] == "hit"
 
 
-def jwt(sub: str, iat: int) -> str:
-    def part(d: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
-
-    return f"Bearer {part({'alg': 'RS256'})}.{part({'iss': 'https://accounts.google.com', 'sub': sub, 'iat': iat})}.sig"
-
-
 def test_tenants_never_see_each_others_answers(cache: str, stub: tuple[StubUpstream, str], store: StoreServer) -> None:
     alice, bob = caller(), caller()
     first = chat(cache, "What is my account balance?", alice)
@@ -176,15 +170,15 @@ def test_tenants_never_see_each_others_answers(cache: str, stub: tuple[StubUpstr
     assert content(chat(cache, "What is my account balance?", alice)) == content(first)
     # the same Google identity with a refreshed ID token is the same tenant
     sub = str(uuid.uuid4())
-    chat(cache, "Which region am I in?", {"authorization": jwt(sub, 1)})
-    assert chat(cache, "Which region am I in?", {"authorization": jwt(sub, 2)}).headers["x-cache"] == "hit"
-    assert chat(cache, "Which region am I in?", {"authorization": jwt("x" + sub, 2)}).headers["x-cache"] == "miss"
+    chat(cache, "Which region am I in?", signed_caller(sub))
+    assert chat(cache, "Which region am I in?", signed_caller(sub)).headers["x-cache"] == "hit"
+    assert chat(cache, "Which region am I in?", signed_caller("x" + sub)).headers["x-cache"] == "miss"
     # no caller identity: nothing is read or written
     anon = chat(cache, "What is my account balance?", {})
     assert anon.headers["x-cache"] == "bypass" and anon.headers["x-cache-reason"] == "no caller identity"
     # the caller's identity is never stored, only its hash
     keys = redis.Redis(port=store.port).keys("*")
-    assert keys and not any(alice["authorization"].encode() in k or sub.encode() in k for k in keys)
+    assert keys and not any(sub.encode() in k for k in keys)
 
 
 def test_only_reuse_safe_requests_are_cached(cache: str) -> None:
@@ -271,13 +265,15 @@ def test_bypass_and_refresh_headers(cache: str, stub: tuple[StubUpstream, str]) 
 
 
 def test_ttl_expiry(stub: tuple[StubUpstream, str], store: StoreServer, embedder: Embedder) -> None:
-    with run_cache(stub[1], store.port, embedder, ttl_s=1) as base:
+    with run_cache(stub[1], store.port, embedder, ttl_s=2) as base:
         who = caller()
         chat(base, "How tall is Mount Everest?", who)
         assert chat(base, "How tall is Mount Everest?", who).headers["x-cache"] == "hit"
-        time.sleep(2.2)
-        assert chat(base, "How tall is Mount Everest?", who).headers["x-cache"] == "miss"
-        assert chat(base, "How high is Mount Everest?", who).headers["x-cache-match"] == "semantic"
+        time.sleep(3)
+        # expired for the exact and the semantic lookup (the index never returns an entry whose hash expired);
+        # the new answer is indexed again: the first wording now hits it semantically
+        assert chat(base, "What is the height of Mount Everest?", who).headers["x-cache"] == "miss"
+        assert chat(base, "How tall is Mount Everest?", who).headers["x-cache-match"] == "semantic"
 
 
 def test_size_bounds(stub: tuple[StubUpstream, str], store: StoreServer, embedder: Embedder) -> None:
@@ -287,7 +283,7 @@ def test_size_bounds(stub: tuple[StubUpstream, str], store: StoreServer, embedde
         topics = ["volcanoes", "glaciers", "deserts", "rainforests", "coral reefs"]
         for t in topics:
             chat(base, f"Tell me about {t}.", who)
-        assert redis.Redis(port=own.port).zcard("s1:age") == 3
+        assert redis.Redis(port=own.port).get("s1:total") == b"3"
         assert chat(base, "Tell me about volcanoes.", who).headers["x-cache"] == "miss", "oldest evicted"
         assert chat(base, "Tell me about coral reefs.", who).headers["x-cache"] == "hit"
         big = "Repeat this: " + "long " * 600
@@ -299,15 +295,22 @@ def test_brute_force_scores_only_the_newest_entries_of_a_scope(
     cache: str, store: StoreServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import semcache.store
-    from semcache.keys import tenant_of
+    from semcache.identity import Principal
 
     monkeypatch.setattr(semcache.store, "BRUTE_FORCE_SCOPE_LIMIT", 2)
     who = caller()
-    for animal in ["cats", "dogs", "owls"]:  # one scope: same parameters, no numbers or negations
+    for animal in ["owls", "foxes", "bees"]:  # one scope: same parameters, no guarded literals
         chat(cache, f"Tell me about {animal}.", who)
-    (scope_key,) = redis.Redis(port=store.port).keys(f"s1:s:{tenant_of(who['authorization'])}:*")
+    sub = _claims(who["authorization"])["sub"]
+    (scope_key,) = redis.Redis(port=store.port).keys(f"s1:s:{Principal('https://accounts.google.com', sub).tenant}:*")
     assert redis.Redis(port=store.port).zcard(scope_key) == 2
-    assert chat(cache, "Tell me about cats.", who).headers["x-cache-match"] == "exact", "still found by exact key"
+    assert chat(cache, "Tell me about owls.", who).headers["x-cache-match"] == "exact", "still found by exact key"
+
+
+def _claims(header: str) -> dict[str, Any]:
+    payload = header.split()[1].split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
 
 
 def test_store_down_passes_through_to_the_model(
@@ -333,7 +336,7 @@ def test_store_down_passes_through_to_the_model(
         assert content(r).endswith("What is the speed of light?")
 
 
-def test_other_paths_pass_through_and_stats_count(cache: str) -> None:
+def test_models_passes_through_and_stats_count(cache: str) -> None:
     models = httpx.get(f"{cache}/v1/models")
     assert models.status_code == 200 and models.json()["data"][0]["id"] == "stub"
     assert models.headers["x-cache"] == "bypass"
@@ -379,17 +382,14 @@ def load_report() -> Any:
     return module
 
 
-def test_shipped_threshold_is_the_one_the_paraphrase_set_chooses(embedder: Embedder) -> None:
-    """No false hit on any near-miss of tests/data/cache_paraphrases.csv at the shipped threshold, most
-    paraphrases still hit, and the guard is what keeps numbers and negations apart (docs/cache.md)."""
+@pytest.mark.slow
+def test_shipped_threshold_is_the_one_the_pair_set_chooses(embedder: Embedder) -> None:
+    """The component's threshold is what scripts/cache_report.py chooses on tests/data/cache_pairs.jsonl, and it
+    meets issue #20's bar (docs/cache.md)."""
     report = load_report()
     pairs = report.score_pairs(embedder)
-    assert len(pairs) >= 50 and sum(not p.same for p in pairs) >= 25
     assert report.choose_threshold(pairs) == THRESHOLD
-    true_hits, false_hits = report.rates(pairs, THRESHOLD)
-    assert false_hits == 0 and true_hits >= 0.5
-    assert report.rates(pairs, THRESHOLD, guard=False)[1] > 0, "embedding alone would serve wrong answers"
-    assert all(not p.hits(0.0) for p in pairs if p.kind in ("number", "negation") and not p.same)
+    assert report.meets_target(pairs, THRESHOLD)
 
 
 def test_vector_search_commands_follow_the_memorystore_syntax() -> None:
@@ -399,7 +399,8 @@ def test_vector_search_commands_follow_the_memorystore_syntax() -> None:
 
     vec = np.arange(4, dtype=np.float32)
     args = search_args("t" * 32, "s" * 32, vec)
-    assert args[:3] == ["FT.SEARCH", INDEX, f"(@tenant:{{{'t' * 32}}} @scope:{{{'s' * 32}}})=>[KNN 1 @vec $q AS dist]"]
+    assert args[:3] == ["FT.SEARCH", INDEX, f"(@tenant:{{{'t' * 32}}} @scope:{{{'s' * 32}}})=>[KNN 4 @vec $q AS dist]"]
+    assert args[7:12] == ["RETURN", "4", "dist", "resp", "gpu_s"] and args[12] == "words"
     assert args[3:7] == ["PARAMS", "2", "q", vec.tobytes()] and args[-2:] == ["DIALECT", "2"]
     create = create_index_args(384)
     assert create[:8] == ["FT.CREATE", INDEX, "ON", "HASH", "PREFIX", "1", "s1:e:", "SCHEMA"]

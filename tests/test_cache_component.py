@@ -235,6 +235,38 @@ def test_bad_settings_are_refused_before_anything_registers() -> None:
         == "did you mean ResponseCacheArgs.settings.threshold?"
     )
     assert the_error(refused(make(region="Europe")), "ResponseCacheArgs.region")
+    # issue #20: only a verifiable caller identity, bounds that hold together, audiences Cloud Run accepts
+    err = the_error(
+        refused(make(settings={"enabled": True, "tenant_header": "x-api-key"})),
+        "ResponseCacheArgs.settings.tenant_header",
+    )
+    assert err.value == "x-api-key" and err.allowed == "authorization" and "can verify" in err.problem
+    err = the_error(
+        refused(make(settings={"enabled": True, "max_entries": 10, "max_entries_per_tenant": 11})),
+        "ResponseCacheArgs.settings.max_entries_per_tenant",
+    )
+    assert "max_entries_per_tenant ≤ 10" in err.fix
+    assert the_error(
+        refused(make(settings={"enabled": True, "audiences": ["https://a.example.com", "a,b"]})),
+        "ResponseCacheArgs.settings.audiences.1",
+    )
+    assert the_error(
+        refused(make(settings={"enabled": True, "max_body_bytes": 10})), "ResponseCacheArgs.settings.max_body_bytes"
+    )
+
+
+def test_the_service_verifies_callers_and_bounds_bodies() -> None:
+    """Issue #20: the cache trusts Cloud Run's stripped token only behind the invoker IAM check with no public
+    invoker; custom audiences reach both the service (Cloud Run accepts them) and the cache (it verifies them)."""
+    r = build(settings=CacheSettings(enabled=True, audiences=["https://llm.example.com"], max_body_bytes=4096))
+    e = envs(r)
+    assert e[ENV["trust_cloud_run_iam"]] == "true" and e[ENV["audiences"]] == "https://llm.example.com"
+    assert e[ENV["max_body_bytes"]] == "4096" and e[ENV["max_entries_per_tenant"]] == "0"
+    assert r.one(SERVICE).inputs["customAudiences"] == ["https://llm.example.com"]
+    assert r.one(SERVICE).inputs["invokerIamDisabled"] is False
+    public = build(settings=CacheSettings(enabled=True, invokers=["allUsers"]))
+    assert envs(public)[ENV["trust_cloud_run_iam"]] == "false", "a public cache trusts no unsigned token"
+    assert "customAudiences" not in build().one(SERVICE).inputs
 
 
 def test_log_based_metrics_count_the_services_decision_lines(capsys: pytest.CaptureFixture[str]) -> None:

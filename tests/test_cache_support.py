@@ -218,11 +218,63 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+AUDIENCE = "https://llm-cache-123456789.europe-west1.run.app"
+"""The audience the test cache accepts (a Cloud Run deterministic URL)."""
+
+
+class TokenIssuer:
+    """Google's ID-token issuer, played locally: an RSA key made here signs RS256 tokens the way Google's do
+    (header ``alg``/``kid``/``typ``, claims ``iss``/``sub``/``aud``/``iat``/``exp``), and :meth:`certs` is the
+    cache's injected certificate fetcher (Google's ``oauth2/v1/certs`` shape: key id → PEM). No network."""
+
+    def __init__(self, kid: str = "test-key-1") -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.kid = kid
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self.public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        self.fetches = 0
+
+    def token(self, sub: str, *, aud: str = AUDIENCE, iss: str = "https://accounts.google.com",
+              lifetime_s: int = 3600, issued: float | None = None, **claims: Any) -> str:  # fmt: skip
+        from google.auth import crypt, jwt
+
+        now = int(time.time() if issued is None else issued)
+        payload = {"iss": iss, "sub": sub, "aud": aud, "iat": now, "exp": now + lifetime_s, **claims}
+        signer = crypt.RSASigner.from_string(self.private_pem, key_id=self.kid)  # type: ignore[no-untyped-call]
+        token: bytes = jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
+        return token.decode()
+
+    async def certs(self) -> dict[str, str]:
+        self.fetches += 1
+        return {self.kid: self.public_pem}
+
+
+ISSUER = TokenIssuer()
+
+
+def signed_caller(sub: str | None = None, header: str = "authorization") -> dict[str, str]:
+    """Headers of a verified caller (a fresh subject unless given), so tests never share entries."""
+    import uuid
+
+    return {header: f"Bearer {ISSUER.token(sub or str(uuid.uuid4()))}"}
+
+
 @contextmanager
 def run_cache(upstream: str, store_port: int, embedder: Embedder | None, **settings: Any) -> Iterator[str]:
-    """The real cache app in front of ``upstream``; ``settings`` override :class:`Config` fields."""
-    config = Config(upstream_url=upstream, valkey_port=store_port, **settings)
-    with serve(create_app(config, embedder)) as base:
+    """The real cache app in front of ``upstream``; ``settings`` override :class:`Config` fields. Callers are
+    verified against :data:`ISSUER` (``certs`` setting to replace it) for the audience :data:`AUDIENCE`."""
+    certs = settings.pop("certs", ISSUER.certs)
+    config = Config(upstream_url=upstream, valkey_port=store_port, **{"audiences": (AUDIENCE,), **settings})
+    with serve(create_app(config, embedder, certs)) as base:
         yield base
 
 
@@ -234,6 +286,8 @@ class StubUpstream:
 
     delay_s: float = 0.05
     calls: list[dict[str, Any]] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    """Requests to any other path (the engine's admin and metrics endpoints): the cache must send none."""
 
     def app(self) -> Starlette:
         async def chat(request: Request) -> Response:
@@ -245,11 +299,16 @@ class StubUpstream:
         async def models(request: Request) -> Response:
             return JSONResponse({"object": "list", "data": [{"id": "stub"}]})
 
+        async def other(request: Request) -> Response:
+            self.others.append(f"{request.method} {request.url.path}?{request.url.query}")
+            return JSONResponse({"ok": True, "auth": request.headers.get("authorization")})
+
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", chat, methods=["POST"]),
                 Route("/v1/completions", completions, methods=["POST"]),
                 Route("/v1/models", models, methods=["GET"]),
+                Route("/{path:path}", other, methods=["GET", "POST", "PUT", "DELETE"]),
             ]
         )
 

@@ -60,7 +60,7 @@ COMBOS = [
     (engine, method, gpu, version)
     for engine, p in PROFILES.items()
     for method in p.loading_methods
-    for gpu, version in (("nvidia-l4", None), ("nvidia-rtx-pro-6000", "v0.14.1"))
+    for gpu, version in (("nvidia-l4", None), ("nvidia-rtx-pro-6000", "v0.14.1" if engine == "vllm" else None))
 ]
 
 

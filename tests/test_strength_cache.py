@@ -106,7 +106,8 @@ def test_bounds(field: str, low: float, high: float) -> None:
 
 def test_defaults() -> None:
     s = make()
-    assert (s.threshold, s.ttl_s, s.max_entries, s.max_entry_bytes) == (0.95, 3600, 50_000, 64 * 1024)
+    assert (s.threshold, s.ttl_s, s.max_entries, s.max_entry_bytes) == (0.90, 3600, 50_000, 64 * 1024)
+    assert (s.max_body_bytes, s.max_entries_per_tenant, s.audiences, s.semantic) == (1024 * 1024, 0, [], True)
     assert (s.cpu, s.memory_gib, s.concurrency, s.min_instances, s.max_instances) == (1, 2, 40, 0, 10)
     assert s.valkey_node_type == ValkeyNodeType.STANDARD_SMALL
 

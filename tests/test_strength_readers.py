@@ -158,7 +158,9 @@ def test_safetensors_shards_are_summed(tmp_path: Path) -> None:
     spec = read_hf(cfg)
     assert spec.n_params == 100 + 3 + 20 + 8
     assert spec.weights_bytes == a + b == 100 + 12 + 40 + 4
-    assert spec.notes == ()
+    # issue 22: the experts are read too; without num_experts_per_tok every expert is taken as running
+    assert spec.notes == ("num_local_experts = 8 but no num_experts_per_tok: activation sized as if every expert ran",)
+    assert (spec.n_experts, spec.experts_per_token) == (8, 8)
     assert spec.source.endswith("+ 2 safetensors header(s)")
 
 
@@ -172,7 +174,7 @@ def test_safetensors_offsets_must_match_the_shape(tmp_path: Path) -> None:
     assert "span 6 bytes but shape × F16 needs 8" in err.value.problem
 
 
-def _gguf(path: Path, arch: str, **extra: Any) -> None:
+def _gguf(path: Path, arch: str, tensors: dict[str, Any] | None = None, **extra: Any) -> None:
     w = gguf.GGUFWriter(str(path), arch=arch)
     w.add_block_count(4)
     w.add_embedding_length(64)
@@ -181,7 +183,8 @@ def _gguf(path: Path, arch: str, **extra: Any) -> None:
     for key, value in extra.items():
         getattr(w, f"add_{key}")(value)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tensor("t", np.zeros((8, 8), dtype=np.float16))
+    for name, array in (tensors or {"t": np.zeros((8, 8), dtype=np.float16)}).items():
+        w.add_tensor(name, array)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -437,12 +437,24 @@ def test_parallel_bounds() -> None:
         size(SizingRequest(model=LLAMA8, context_length=4096, parallel=fit + 1))
     assert (err.value.field, err.value.allowed) == ("engine.parallel", f"1..{fit}")
     tiny = catalogue_model("gemma-3-270m")
-    with pytest.raises(ConfigError) as err:
-        size(SizingRequest(model=tiny, gpu="nvidia-rtx-pro-6000", context_length=256, parallel=CR_MAX + 1))
-    assert err.value.allowed == f"1..{CR_MAX}"
-    at_max = size(SizingRequest(model=tiny, gpu="nvidia-rtx-pro-6000", context_length=256, parallel=CR_MAX))
-    assert at_max.max_parallel_sequences == CR_MAX
-    assert at_max.max_instance_request_concurrency == CR_MAX  # the batch term is clamped to 0
+    # llama.cpp accepts at most LLAMA_MAX_SEQ = 256 sequences (src/llama-cparams.h), Ollama's runner likewise
+    for engine in ("llama.cpp", "ollama"):
+        with pytest.raises(ConfigError) as err:
+            size(SizingRequest(model=tiny, engine=engine, gpu="nvidia-rtx-pro-6000", context_length=256, parallel=257))
+        assert (err.value.field, err.value.allowed) == ("engine.parallel", "1..256")
+        assert "LLAMA_MAX_SEQ" in err.value.problem
+    at_max = size(SizingRequest(model=tiny, gpu="nvidia-rtx-pro-6000", context_length=256, parallel=256))
+    assert at_max.max_parallel_sequences == 256
+    assert at_max.max_instance_request_concurrency == 512
+    # vLLM's default --max-num-seqs on large GPUs is 1024 (issue #22): it can be sized; Cloud Run still routes at
+    # most CR_MAX requests to one instance, so the concurrency is clamped there, with the reason in the notes
+    vllm = size(SizingRequest(model=tiny, engine="vllm", gpu="nvidia-rtx-pro-6000", context_length=256, parallel=1024))
+    assert vllm.max_parallel_sequences == 1024 and "--max-num-seqs" in vllm.engine_args
+    assert vllm.engine_args[vllm.engine_args.index("--max-num-seqs") + 1] == "1024"
+    assert vllm.max_instance_request_concurrency == CR_MAX
+    assert any("Cloud Run's maximum per instance" in n for n in vllm.explain)
+    below = size(SizingRequest(model=tiny, engine="vllm", gpu="nvidia-rtx-pro-6000", context_length=256, parallel=500))
+    assert below.max_instance_request_concurrency == CR_MAX  # 500 + a batch clamped to 500
 
 
 def test_kv_type_checks() -> None:

@@ -98,6 +98,12 @@ ENV = {
     "valkey_auth": "CACHE_VALKEY_AUTH",
     "valkey_ca_pem": "CACHE_VALKEY_CA_PEM",
     "metadata_token_url": "CACHE_METADATA_TOKEN_URL",
+    "audiences": "CACHE_AUDIENCES",
+    "trust_cloud_run_iam": "CACHE_TRUST_CLOUD_RUN_IAM",
+    "max_body_bytes": "CACHE_MAX_BODY_BYTES",
+    "max_json_depth": "CACHE_MAX_JSON_DEPTH",
+    "embed_queue": "CACHE_EMBED_QUEUE",
+    "max_entries_per_tenant": "CACHE_MAX_ENTRIES_PER_TENANT",
 }
 """The cache service's environment (``container/cache/semcache/config.py`` reads the same names; a test
 keeps them equal)."""
@@ -164,6 +170,15 @@ def service_env(settings: CacheSettings) -> dict[str, str]:
         ENV["semantic"]: "true" if settings.semantic else "false",
         ENV["vector_search"]: str(settings.vector_search),
         ENV["valkey_auth"]: str(settings.valkey_auth),
+        ENV["max_body_bytes"]: str(settings.max_body_bytes),
+        ENV["max_entries_per_tenant"]: str(settings.max_entries_per_tenant),
+        # Custom audiences the callers may mint ID tokens for (the service's own run.app URL is added by the
+        # service at start-up from K_SERVICE and the metadata server, semcache.app.cloud_run_audience).
+        ENV["audiences"]: ",".join(settings.audiences),
+        # Cloud Run verifies the invoker's token and removes its signature before the container sees it
+        # (https://cloud.google.com/run/docs/troubleshooting#signature-removed): such a token is proof only
+        # while the invoker IAM check is on (invoker_iam_disabled=False below) and no public member may invoke.
+        ENV["trust_cloud_run_iam"]: "false" if settings.public else "true",
     }
 
 
@@ -313,6 +328,7 @@ class ResponseCache(pulumi.ComponentResource):
             ingress=str(cfg.ingress),
             deletion_protection=cfg.deletion_protection,
             invoker_iam_disabled=False,
+            custom_audiences=list(cfg.audiences) or None,
             labels=labels,
             template=run.ServiceTemplateArgs(
                 service_account=self.identity.email,

@@ -86,10 +86,20 @@ class CacheSettings:
     """Cloud Run service name of the cache; also names its Valkey instance (``<service_name>-valkey``)."""
     account_id: str = Field(default="llm-cache", pattern=r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
     """Its runtime service account id (6-30 characters); it may invoke the GPU service and nothing else."""
-    threshold: float = Field(default=0.95, ge=0.5, le=1.0)
-    """Cosine similarity at or above which a cached question counts as the same (docs/cache.md measures it)."""
+    threshold: float = Field(default=0.90, ge=0.5, le=1.0)
+    """Cosine similarity at or above which a cached question (same scope, same structural guard, same word order)
+    counts as the same; docs/cache.md measures it on tests/data/cache_pairs.jsonl (0.4 % false hits at 0.90)."""
     semantic: bool = True
-    """False: exact hits only (normalised request), no embedding model."""
+    """False: exact hits only (normalised request), no embedding model. True only where the measured false-hit
+    rate (docs/cache.md) is acceptable."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=32 * 1024 * 1024)
+    """Request bodies above this get 413 before they are read further (the instance has ``memory_gib``)."""
+    max_entries_per_tenant: int = Field(default=0, ge=0, le=50_000_000)
+    """One caller's cap on entries (0: ``max_entries``); beyond ``max_entries`` in all the largest caller is
+    evicted first, so a busy caller never flushes the others."""
+    audiences: list[str] = Field(default_factory=list)
+    """Custom ID-token audiences the cache accepts besides its ``run.app`` URL (also set as the service's Cloud
+    Run custom audiences, https://cloud.google.com/run/docs/configuring/custom-audiences)."""
     ttl_s: int = Field(default=3600, ge=1, le=30 * 86400)
     """Seconds an answer stays reusable."""
     max_entries: int = Field(default=50_000, ge=1, le=50_000_000)
@@ -100,8 +110,9 @@ class CacheSettings:
     """A package installed in the cache image that ships a sentence-transformers BERT model in its
     ``model/`` folder (or a folder path inside the image). The image's Dockerfile installs it."""
     tenant_header: str = Field(default="authorization", pattern=r"^[A-Za-z0-9-]+$")
-    """The request header that identifies the caller (hashed, never stored): ``authorization`` uses the
-    verified ID token's issuer and subject; an API-gateway header (``x-api-key``) is hashed whole."""
+    """Only ``authorization``: the caller is the Google ID token the cache verifies (in ``Authorization`` or
+    ``X-Serverless-Authorization``, whichever Cloud Run checked); a header the cache cannot verify would let any
+    caller choose whose answers it reads."""
     vector_search: VectorSearch = VectorSearch.AUTO
     """``auto`` uses Memorystore's vector search; ``brute-force`` scores in the service."""
     valkey_node_type: ValkeyNodeType = ValkeyNodeType.STANDARD_SMALL
@@ -167,6 +178,36 @@ class CacheSettings:
                     f"set min_instances ≤ {self.max_instances}",
                 )
             )
+        if self.tenant_header.lower() != "authorization":
+            errors.append(
+                ConfigError(
+                    "tenant_header",
+                    self.tenant_header,
+                    "is not a header the cache can verify: anyone could send another caller's value and read that "
+                    "caller's cached answers",
+                    "remove tenant_header (the default, authorization, verifies the caller's Google ID token)",
+                    "authorization",
+                )
+            )
+        if self.max_entries_per_tenant > self.max_entries:
+            errors.append(
+                ConfigError(
+                    "max_entries_per_tenant",
+                    self.max_entries_per_tenant,
+                    f"is above max_entries ({self.max_entries})",
+                    f"set max_entries_per_tenant ≤ {self.max_entries}, or 0 for the same cap",
+                )
+            )
+        for i, audience in enumerate(self.audiences):
+            if not audience.startswith("https://") or "," in audience or " " in audience:
+                errors.append(
+                    ConfigError(
+                        f"audiences.{i}",
+                        audience,
+                        "is not an https URL without commas or spaces (Cloud Run custom audiences are URLs)",
+                        "use e.g. https://llm-cache.example.com",
+                    )
+                )
         for i, member in enumerate(self.invokers):
             bad = member_problem(member)
             if bad is not None:

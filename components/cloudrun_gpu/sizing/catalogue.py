@@ -29,6 +29,10 @@ class _Row:
     tied: bool = False
     mla_latent: int = 0
     note: str = ""
+    experts: tuple[int, int, int] = (0, 0, 0)
+    """Mixture of experts: (routed experts, experts per token, one expert's MLP width) from config.json
+    (``num_local_experts``/``num_experts``, ``num_experts_per_tok``, ``intermediate_size`` — the per-expert width
+    in Mixtral and gpt-oss configs); (0, 0, 0) for a dense model."""
 
 
 _ROWS: dict[str, _Row] = {
@@ -77,6 +81,7 @@ _ROWS: dict[str, _Row] = {
         32768,
         46.7,
         note="MoE: all 8 experts stay resident, so weights count all 46.7 B parameters",
+        experts=(8, 2, 14336),
     ),
     "phi-3-mini-4k": _Row("microsoft/Phi-3-mini-4k-instruct", 32, 3072, 32, 32, 96, 32064, 4096, 3.82),
     "phi-4-mini": _Row("microsoft/Phi-4-mini-instruct", 32, 3072, 24, 8, 128, 200064, 131072, 3.84, tied=True),
@@ -96,9 +101,22 @@ _ROWS: dict[str, _Row] = {
         128,
         2,
         note="MoE, MXFP4 experts; attention sinks",
+        experts=(32, 4, 2880),
     ),
     "gpt-oss-120b": _Row(
-        "openai/gpt-oss-120b", 36, 2880, 64, 8, 64, 201088, 131072, 116.8, 128, 2, note="MoE, MXFP4 experts"
+        "openai/gpt-oss-120b",
+        36,
+        2880,
+        64,
+        8,
+        64,
+        201088,
+        131072,
+        116.8,
+        128,
+        2,
+        note="MoE, MXFP4 experts",
+        experts=(128, 4, 2880),
     ),
     "deepseek-v3": _Row(
         "deepseek-ai/DeepSeek-V3",
@@ -152,6 +170,9 @@ def catalogue_model(name: str, *, field: str = "model.name") -> ModelSpec:
         layer_windows=windows_from_pattern(row.layers, row.window, row.pattern),
         mla_latent_dim=row.mla_latent,
         tied_embeddings=row.tied,
+        n_experts=row.experts[0],
+        experts_per_token=row.experts[1],
+        expert_intermediate_size=row.experts[2],
         source=f"catalogue: https://huggingface.co/{row.hf_id}/blob/main/config.json",
         notes=(row.note,) if row.note else (),
     )

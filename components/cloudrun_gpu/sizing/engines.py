@@ -98,9 +98,31 @@ ENGINES: dict[str, Engine] = {
 LLAMA_CPP_N_UBATCH = 512
 LLAMA_CPP_CTX_PAD = 256
 
+ENGINE_MAX_SEQUENCES: dict[str, int | None] = {"llama.cpp": 256, "ollama": 256, "vllm": None}
+"""Parallel sequences each engine accepts. llama.cpp: ``#define LLAMA_MAX_SEQ 256`` (src/llama-cparams.h), and
+``llama_init_from_model`` refuses more ("n_seq_max must be <= 256"); Ollama hands ``OLLAMA_NUM_PARALLEL`` to that
+runner as ``--parallel``. vLLM: ``--max-num-seqs`` is any positive integer (its serve default is 1024 on GPUs
+with ≥ 70 GiB — the H100 rows of sizing/data/vllm_evidence.csv ran 1024), so memory is the only bound."""
+
 # --- Ollama, at the version the image pins (images.py ``OLLAMA_TAG``; tests/test_sizing.py checks they agree) --
 OLLAMA_PINNED_VERSION = "0.12.3"
 """Every rule below was read in ollama/ollama at tag v0.12.3; bumping the image means re-reading them."""
+OLLAMA_LLAMA_SERVER_SINCE: tuple[int, int, int] = (0, 30, 0)
+"""From Ollama 0.30 every GGUF model runs on an upstream llama-server ("runner: Remove CGO engines, use
+llama-server exclusively for GGML models", ollama/ollama#16031; Ollama 0.30.0 logs "error starting llama-server"
+when the binary is missing, ollama/ollama#16417, while 0.24 ran the same models on its own runners). Its caches
+are then llama.cpp's: a sliding layer keeps ``PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)`` cells a sequence
+(:func:`kv_cells` for llama.cpp, llama-kv-cache-iswa.cpp), not 0.12.3's full-size (llama runner) or
+``parallel × window + batch`` (Ollama engine) caches. Ollama's own layer-scheduler estimate of 0.12.3 is not
+applied there (not read for 0.30). Releases between 0.12.3 and 0.30 were not read and are refused."""
+
+
+def ollama_on_llama_server(version_text: str | None) -> bool:
+    """Whether this Ollama release hands GGUF models to llama-server (:data:`OLLAMA_LLAMA_SERVER_SINCE`)."""
+    version = parse_vllm_version(version_text)
+    return version is not None and version >= OLLAMA_LLAMA_SERVER_SINCE
+
+
 OLLAMA_NUM_BATCH = 512
 """``NumBatch: 512`` (api/types.go:835 at v0.12.3), capped by the context: ``opts.NumBatch = min(opts.NumBatch,
 opts.NumCtx)`` (llm/server.go:175). It is the ``maxBatch`` the Ollama engine adds to a sliding-window cache and
@@ -137,6 +159,11 @@ Version = tuple[int, int, int]
 
 VLLM_V1_SINCE: Version = (0, 8, 0)
 """V1 engine (torch.compile inside the memory profile) is the default from v0.8.0."""
+VLLM_ENGINE_MODES = ("v0", "v1")
+"""vLLM's two engines. V1 is opt-in (``VLLM_USE_V1=1``) before v0.8.0 and the default from it; V0 stays
+selectable with ``VLLM_USE_V1=0`` until it was removed (v0.11). The start-up log names the one that ran:
+``Initializing a V1 LLM engine (v0.7.3) with config`` / ``Initializing an LLM engine (v0.6.4)`` (V0). The mode,
+not only the version number, decides how the memory profile runs."""
 VLLM_GRAPHS_PROFILED_SINCE: Version = (0, 21, 0)
 """CUDA-graph memory is estimated and taken out of the KV pool from v0.21.0 ("CUDA graph memory profiling
 is enabled (default since v0.21.0)", vllm-project/vllm#46462); before, graphs came out of the headroom."""
@@ -163,6 +190,20 @@ output, the activated product and four hidden-sized buffers in BF16 (V0 rows: 0.
 VLLM_SAMPLER_BYTES_PER_LOGIT = 40
 """Sampler warm-up peak per (sequence × vocabulary entry): 38.4-39.3 B printed from v0.6.5 to v0.29
 (fp32 logits, sort values and int64 indices …)."""
+VLLM_EARLY_V1_LOGIT_BYTES = 4
+"""V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` computes the logits of *every* dummy token,
+``hidden_states = self._dummy_run(self.max_num_tokens, dummy_kv_caches)`` then
+``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage of
+the sampler.`` (vllm/v1/worker/gpu_model_runner.py ``profile_run``, early-2025 V1, read in a stored copy); the
+sampler dummy run came later (#13594, #14508, per vllm-project/vllm#15357). ``compute_logits`` returns the lm_head
+output in the model dtype (2 B in bf16); 4 B a logit is charged because the one measurement (issue 22's
+Llama-3.1-70B W8A8 row at 0.98: 6.74 GiB found, 7.49 planned without this term) is 0.75 GiB short, which bf16
+logits of 2,048 tokens (0.49 GiB) do not cover and fp32-sized ones (0.98 GiB) do. Conservative, and unverified
+against a second log. Later V1 releases compute logits only at the sampled positions (the sampler term)."""
+VLLM_FUSED_MOE_CHUNK = 64 * 1024
+"""``VLLM_FUSED_MOE_CHUNK_SIZE`` (default ``64 * 1024``): ``fused_experts_impl`` processes at most this many tokens
+at once (``M = min(num_tokens, CHUNK_SIZE)``, vllm/model_executor/layers/fused_moe/fused_moe.py), so its
+workspace never grows past it."""
 VLLM_SAMPLER_BYTES_PER_LOGIT_030 = 8
 """From v0.30: no sampler peak seen at 256 sequences; 8 B (fp32 logits + probabilities) is kept as a floor
 (the fit is indifferent between 0 and 8)."""
@@ -536,16 +577,52 @@ def supports_kv_cache_memory(version: Version | None) -> bool:
     return version is not None and version >= VLLM_KV_CACHE_MEMORY_SINCE
 
 
-def intermediate_size_estimate(spec: ModelSpec) -> int:
-    """The MLP width a spec implies: (params − embeddings − attention) / (3 × layers × hidden).
+@dataclass(frozen=True)
+class MlpShape:
+    """What one token's MLP costs in vLLM's profile step: the dense width it runs through, and for a mixture
+    of experts the experts it is routed to and one expert's width (the fused-MoE workspace)."""
 
-    ModelSpec carries no ``intermediate_size``; for MoE models this counts every expert, which over-states
-    the per-token activation (conservative).
-    """
+    dense_intermediate: int
+    experts_per_token: int = 0
+    expert_intermediate: int = 0
+
+    @property
+    def active_intermediate(self) -> int:
+        """The MLP width one token really runs through (dense + its routed experts)."""
+        return self.dense_intermediate + self.experts_per_token * self.expert_intermediate
+
+
+def _mlp_params_per_layer(spec: ModelSpec) -> int:
     embed = spec.vocab_size * spec.hidden_size * (1 if spec.tied_embeddings else 2)
-    attention = attention_params(spec)
-    rest = spec.n_params - embed - attention
-    return max(spec.hidden_size, rest // (3 * spec.n_layers * spec.hidden_size))
+    return max(0, (spec.n_params - embed - attention_params(spec)) // spec.n_layers)
+
+
+def mlp_shape(spec: ModelSpec) -> MlpShape:
+    """The MLP a token runs through, from the spec's declared widths or, where they are unknown, from the
+    parameter count: (params − embeddings − attention) / (3 × layers × hidden) is the summed width of every
+    gated MLP in a layer (within 0.1 % for Llama-3.1-8B). For a mixture of experts that sum covers *all*
+    experts, which stay resident but are not all run: a token goes through ``experts_per_token`` of them, so
+    the activation counts only those (vLLM ``fused_experts`` sizes its workspace by ``topk``, see
+    :func:`vllm_forward_bytes`)."""
+    if not spec.is_moe:
+        width = spec.intermediate_size or _mlp_params_per_layer(spec) // (3 * spec.hidden_size)
+        return MlpShape(dense_intermediate=max(spec.hidden_size, width))
+    per_expert = spec.expert_intermediate_size
+    if not per_expert:
+        summed = _mlp_params_per_layer(spec) // (3 * spec.hidden_size) - spec.shared_expert_intermediate_size
+        per_expert = max(1, summed // spec.n_experts)
+    return MlpShape(
+        dense_intermediate=spec.shared_expert_intermediate_size,
+        experts_per_token=spec.experts_per_token or 1,
+        expert_intermediate=per_expert,
+    )
+
+
+def intermediate_size_estimate(spec: ModelSpec) -> int:
+    """The MLP width one token runs through: the dense width, or for a mixture of experts the routed experts'
+    widths plus any shared expert (:func:`mlp_shape`) — not every expert's, which would size gpt-oss-120b's
+    activation as if all 128 experts ran on every token."""
+    return mlp_shape(spec).active_intermediate
 
 
 def attention_params(spec: ModelSpec) -> int:
@@ -568,6 +645,8 @@ class VllmProfile:
     version: Version | None = None
     cold_compile: bool = True
     """No torch.compile cache at start (every new Cloud Run instance)."""
+    mode: str | None = None
+    """The engine that runs, ``"v0"`` or ``"v1"`` (:data:`VLLM_ENGINE_MODES`); None: the version's default."""
 
 
 @dataclass(frozen=True)
@@ -605,11 +684,14 @@ def _vllm_band_overhead(
     weights_bytes: int,
     budget_bytes: int,
     profile: VllmProfile,
+    mlp: MlpShape | None = None,
 ) -> VllmOverhead:
     seqs, tokens = profile.max_num_seqs, profile.max_num_batched_tokens
-    forward = tokens * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT * (3 * intermediate + 4 * hidden)
+    forward = vllm_forward_bytes(tokens, hidden, mlp or MlpShape(dense_intermediate=intermediate))
+    if band == "V1<0.8":
+        forward += tokens * vocab * VLLM_EARLY_V1_LOGIT_BYTES
     per_logit = VLLM_SAMPLER_BYTES_PER_LOGIT_030 if band == ">=0.30" else VLLM_SAMPLER_BYTES_PER_LOGIT
-    sampler = seqs * vocab * per_logit
+    sampler = 0 if band == "V1<0.8" else seqs * vocab * per_logit  # early V1 ran no sampler in its profile
     compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile else 0
     activation = max(forward + compile_extra, sampler)
     graphs = 0
@@ -625,8 +707,38 @@ def _vllm_band_overhead(
     )
 
 
-def vllm_band(version: Version | None) -> list[str]:
-    """The profile bands a version falls in; an unknown version could be any of them."""
+def vllm_forward_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
+    """Peak activation of one profile step of ``tokens`` tokens.
+
+    Dense MLP: tokens × 2 B × (3 × intermediate + 4 × hidden) (``VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT``, fitted on
+    the V0 rows). Mixture of experts: the same for the dense/shared part, plus the fused-MoE workspace of the
+    experts each token is routed to — ``fused_experts_impl`` allocates ``intermediate_cache1`` (M, topk, 2 ×
+    expert width), ``intermediate_cache2`` (M × topk, expert width) and ``intermediate_cache3`` (M, topk, hidden)
+    in the activation dtype, M = min(tokens, ``VLLM_FUSED_MOE_CHUNK_SIZE``)
+    (vllm/model_executor/layers/fused_moe/fused_moe.py) — i.e. topk × (3 × expert width + hidden) × 2 B per token,
+    not the width of all experts together.
+    """
+    unit = VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
+    dense = tokens * unit * (3 * mlp.dense_intermediate + 4 * hidden)
+    if not mlp.experts_per_token:
+        return dense
+    m = min(tokens, VLLM_FUSED_MOE_CHUNK)
+    return dense + m * mlp.experts_per_token * (3 * mlp.expert_intermediate + hidden) * unit
+
+
+def vllm_band(version: Version | None, mode: str | None = None) -> list[str]:
+    """The profile bands a version falls in; an unknown version could be any of them.
+
+    ``mode`` is the engine that ran (``"v0"`` / ``"v1"``, :data:`VLLM_ENGINE_MODES`), when known: V0 forced on
+    a V1-era release profiles as V0; V1 forced before v0.8 profiles as early V1 (``"V1<0.8"``, logits of every
+    dummy token, no sampler run)."""
+    if mode == "v0":
+        return ["V0"]
+    if mode == "v1":
+        if version is None:
+            return ["V1<0.8", "0.8-0.20", "0.21-0.29", ">=0.30"]
+        if version < VLLM_V1_SINCE:
+            return ["V1<0.8"]
     if version is None:
         return ["V0", "0.8-0.20", "0.21-0.29", ">=0.30"]
     if version < VLLM_V1_SINCE:
@@ -647,9 +759,12 @@ def vllm_overhead(
     budget_bytes: int,
     profile: VllmProfile,
     band: str | None = None,
+    mlp: MlpShape | None = None,
 ) -> VllmOverhead:
-    """vLLM's non-KV, non-weight memory for this profile; the largest over the bands the version may be in."""
-    bands = [band] if band else vllm_band(profile.version)
+    """vLLM's non-KV, non-weight memory for this profile; the largest over the bands the version may be in.
+
+    ``mlp`` (a mixture of experts' routed shape, :func:`mlp_shape`) replaces the dense ``intermediate``."""
+    bands = [band] if band else vllm_band(profile.version, profile.mode)
     parts = [
         _vllm_band_overhead(
             b,
@@ -659,6 +774,7 @@ def vllm_overhead(
             weights_bytes=weights_bytes,
             budget_bytes=budget_bytes,
             profile=profile,
+            mlp=mlp,
         )
         for b in bands
     ]
@@ -692,13 +808,15 @@ def runtime_overhead_bytes(
     if engine in ("llama.cpp", "ollama"):
         compute = LLAMA_CPP_N_UBATCH * 4 * (spec.vocab_size + 16 * spec.hidden_size)
         return int(0.4 * GIB) + compute
+    mlp = mlp_shape(spec)
     return vllm_overhead(
         hidden=spec.hidden_size,
-        intermediate=intermediate_size_estimate(spec),
+        intermediate=mlp.active_intermediate,
         vocab=spec.vocab_size,
         weights_bytes=weights_bytes,
         budget_bytes=budget_bytes,
         profile=profile or VllmProfile(max_num_seqs=256, max_num_batched_tokens=VLLM_DEFAULT_BATCHED_TOKENS),
+        mlp=mlp,
     ).total
 
 

@@ -16,21 +16,25 @@ from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing import startup
 from cloudrun_gpu.sizing.engines import (
+    ENGINE_MAX_SEQUENCES,
     ENGINES,
+    OLLAMA_LLAMA_SERVER_SINCE,
     OLLAMA_NUM_BATCH,
     OLLAMA_PINNED_VERSION,
     VLLM_DEFAULT_BATCHED_TOKENS,
+    VLLM_ENGINE_MODES,
     VllmOverhead,
     VllmProfile,
     attention_params,
     engine_memory_from_config,
     engine_parallel_from_config,
-    intermediate_size_estimate,
     kv_bytes_per_sequence,
     kv_bytes_per_token_full,
     kv_bytes_total,
+    mlp_shape,
     ollama_engine_family,
     ollama_gpu_overhead,
+    ollama_on_llama_server,
     ollama_scheduler_estimate,
     parse_vllm_version,
     render_engine_config,
@@ -80,6 +84,10 @@ class SizingRequest:
     max_num_batched_tokens: int | None = None
     """vLLM ``--max-num-batched-tokens``; default: vLLM's own serve default for the GPU (2048, or 8192 on
     GPUs with ≥ 70 GiB). More tokens per step cost activation memory and the sliding-window cache."""
+    vllm_mode: str | None = None
+    """vLLM's engine, ``"v0"`` or ``"v1"`` (``VLLM_USE_V1``; ``size --vllm-mode``, read from a log by
+    ``calibrate``): V0 forced on a V1 release, or V1 forced before v0.8, profile differently from the version's
+    default. None: the version's default engine."""
     high_precision_params: int = 0
     """Parameters kept in 16 bit whatever the quantisation: per-layer embeddings (Gemma 3n / Gemma 4
     "E" models), vision/audio towers. 0 when the engine drops them (vLLM ``--language-model-only``)."""
@@ -178,11 +186,39 @@ def weights_from_quant(spec: ModelSpec, quant: WeightQuant, high_precision_param
     return int(total), how
 
 
+def _file_weights(spec: ModelSpec, engine: str, version: str | None, notes: list[str]) -> int:
+    """The bytes of a model file that the engine puts on the GPU: llama.cpp and Ollama keep the input tables on the
+    CPU (``ModelSpec.host_input_bytes``), llama.cpp also the per-layer embeddings, which Ollama's own engine puts on
+    the GPU (``ModelSpec.per_layer_embedding_bytes``). vLLM loads every tensor, encoder included unless run
+    language-model-only (not rendered by this plan, so counted)."""
+    assert spec.weights_bytes is not None
+    total = spec.weights_bytes
+    off: list[str] = []
+    if engine in ("llama.cpp", "ollama") and spec.host_input_bytes:
+        total -= spec.host_input_bytes
+        off.append(f"{_gib(spec.host_input_bytes)} of input embeddings (kept on the CPU)")
+    on_cpu_ple = engine == "llama.cpp" or (
+        engine == "ollama" and (ollama_engine_family(spec) is None or ollama_on_llama_server(version))
+    )
+    if on_cpu_ple and spec.per_layer_embedding_bytes:
+        total -= spec.per_layer_embedding_bytes
+        off.append(f"{_gib(spec.per_layer_embedding_bytes)} of per-layer embeddings (an input table, on the CPU)")
+    notes.append(
+        f"weights: {_gib(total)} on the GPU of {_gib(spec.weights_bytes)} summed from the file's tensors "
+        f"({spec.source})" + (" less " + " and ".join(off) if off else "")
+    )
+    if engine == "vllm" and spec.tower_bytes:
+        notes.append(
+            f"weights: {_gib(spec.tower_bytes)} of it is the vision/audio encoder, which vLLM loads unless served "
+            "--language-model-only (that flag would free it for the KV cache)"
+        )
+    return total
+
+
 def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, str]:
     spec = req.model
     if spec.weights_bytes is not None:
-        notes.append(f"weights: {_gib(spec.weights_bytes)} summed from the file's tensors ({spec.source})")
-        return spec.weights_bytes, spec.weights_quant or "as stored"
+        return _file_weights(spec, engine, req.engine_version, notes), spec.weights_quant or "as stored"
     quant_name = req.weights_quant or FOUR_BIT_DEFAULT[engine]
     quant = WEIGHT_QUANTS.get(quant_name)
     if quant is None or engine not in quant.engines:
@@ -469,7 +505,6 @@ def _fit_vllm(
     weights: int,
     fraction: float,
     cap: int,
-    cr_max: int,
     notes: list[str],
 ) -> _VllmFit:
     """vLLM's budget, start-up profile and KV pool; the sequences its profile runs with are the plan's parallel
@@ -478,18 +513,19 @@ def _fit_vllm(
     budget = int(total * fraction)
     version = parse_vllm_version(req.engine_version)
     batched = req.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
-    intermediate = intermediate_size_estimate(spec)
+    mlp = mlp_shape(spec)
     hybrid = supports_hybrid_kv(version)
 
     def evaluate(seqs: int) -> tuple[VllmOverhead, int, int, int, int]:
         tokens = max(batched, seqs)  # vLLM refuses max_num_batched_tokens < max_num_seqs
         ov = vllm_overhead(
             hidden=spec.hidden_size,
-            intermediate=intermediate,
+            intermediate=mlp.active_intermediate,
             vocab=spec.vocab_size,
             weights_bytes=weights,
             budget_bytes=budget,
-            profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version),
+            profile=VllmProfile(max_num_seqs=seqs, max_num_batched_tokens=tokens, version=version, mode=req.vllm_mode),
+            mlp=mlp,
         )
         per_seq = kv_bytes_per_sequence("vllm", spec, context, kv, tokens, hybrid=hybrid)
         room = budget - weights - ov.total
@@ -500,7 +536,7 @@ def _fit_vllm(
     else:
         # The profile's sequences are the plan's parallel, and more sequences cost sampler memory: the largest
         # s ≤ cap whose own profile leaves room for s sequences (fit(s) − s falls as s grows: binary search).
-        lo, hi = 1, max(1, min(cap, cr_max))
+        lo, hi = 1, max(1, cap)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if evaluate(mid)[4] >= mid:
@@ -575,6 +611,32 @@ def size(req: SizingRequest) -> SizingPlan:
             "measure the real rate (e.g. time a gcloud storage cp) and set it in GiB/s",
             "≥ 0.001",
         )
+    if req.vllm_mode is not None and (req.engine != "vllm" or req.vllm_mode not in VLLM_ENGINE_MODES):
+        raise ConfigError(
+            "engine.vllm_mode",
+            req.vllm_mode,
+            "is not a vLLM engine" if req.engine == "vllm" else f"applies to vLLM only, not {req.engine}",
+            "v0 (VLLM_USE_V1=0) or v1 (VLLM_USE_V1=1), as the start-up log names it; leave it unset otherwise",
+            ", ".join(VLLM_ENGINE_MODES),
+        )
+    ollama_server = req.engine == "ollama" and ollama_on_llama_server(req.engine_version)
+    if req.engine == "ollama" and req.engine_version is not None and not ollama_server:
+        asked = parse_vllm_version(req.engine_version)
+        if asked != parse_vllm_version(OLLAMA_PINNED_VERSION):
+            # Every Ollama rule here (engine vs llama.cpp runner, cache cells, scheduler estimate) was read at one
+            # tag (and llama-server's from 0.30); a release in between lays out its caches in ways not read here.
+            raise ConfigError(
+                "engine.version",
+                req.engine_version,
+                f"Ollama's memory rules were read at v{OLLAMA_PINNED_VERSION} (its own runners) and from "
+                f"v{'.'.join(map(str, OLLAMA_LLAMA_SERVER_SINCE))} (llama-server); this release is not modelled, "
+                "and sizing it by either could over-commit",
+                f"use Ollama {OLLAMA_PINNED_VERSION} (the pinned image) or ≥ 0.30, or size with a log: "
+                "python -m stack calibrate",
+                f"{OLLAMA_PINNED_VERSION}, or ≥ {'.'.join(map(str, OLLAMA_LLAMA_SERVER_SINCE))}",
+            )
+    # The engine whose cache layout applies: Ollama ≥ 0.30 allocates llama-server's (llama.cpp's) caches.
+    kv_engine = "llama.cpp" if ollama_server else req.engine
     engine = ENGINES[req.engine]
     gpu = limits.GPU_TYPES[req.gpu]
     spec = req.model
@@ -597,27 +659,42 @@ def size(req: SizingRequest) -> SizingPlan:
     cap = req.max_parallel or engine.max_parallel_default
     cr_max = int(limits.CONCURRENCY_MAX.value)
     per_token = kv_bytes_per_token_full(spec, kv)
+    limit = ENGINE_MAX_SEQUENCES[req.engine]
+    if req.parallel is not None and limit is not None and req.parallel > limit:
+        raise ConfigError(
+            "engine.parallel",
+            req.parallel,
+            f"{engine.name} accepts at most {limit} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h)",
+            f"set engine.parallel ≤ {limit}, or serve with vllm (no such limit)",
+            f"1..{limit}",
+        )
     vfit: _VllmFit | None = None
     if req.engine == "vllm":
-        vfit = _fit_vllm(req, spec, gpu, context, kv, weights, fraction, cap, cr_max, notes)
+        vfit = _fit_vllm(req, spec, gpu, context, kv, weights, fraction, cap, notes)
         total, budget, overhead, per_seq = vfit.cuda_total, vfit.budget, vfit.overhead.total, vfit.per_seq
         room, fit = vfit.room, vfit.fit
     else:
         total = req.vram_bytes or gpu.vram_bytes
         budget = int(total * fraction)
         overhead = runtime_overhead_bytes(req.engine, spec)
-        per_seq = kv_bytes_per_sequence(req.engine, spec, context, kv)
+        per_seq = kv_bytes_per_sequence(kv_engine, spec, context, kv)
         notes.append(f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} ({gpu.display}; R5 reserves the rest)")
         notes.append(f"engine overhead: {_gib(overhead)} (CUDA context, compute/activation buffers; {engine.name})")
         notes.append(
             f"KV cache: {per_token:,} B/token over {_full_kv_layers(spec)} full-attention layers ({kv})"
-            + _kv_layers_note(req.engine, spec)
+            + _kv_layers_note(kv_engine, spec)
             + f" → {_gib(per_seq)} per {context:,}-token sequence as {engine.name} allocates it"
+            + (
+                f" (Ollama {req.engine_version} runs GGUF models on llama-server: llama.cpp's caches; Ollama's "
+                f"{OLLAMA_PINNED_VERSION} layer-scheduler estimate is not applied)"
+                if ollama_server
+                else ""
+            )
         )
         room = budget - weights - overhead
         if room <= 0:
             _raise_no_room(spec, gpu, weights, overhead, budget)
-        if req.engine == "ollama":
+        if req.engine == "ollama" and not ollama_server:
             free = (req.vram_bytes or limits.cuda_total_bytes(gpu)) - ollama_gpu_overhead(gpu.vram_bytes, fraction)
             fit = ollama_sequences_that_fit(spec, context, kv, room, weights=weights, free=free)
             estimate = ollama_scheduler_estimate(spec, context, max(1, fit), kv, weights)
@@ -640,7 +717,7 @@ def size(req: SizingRequest) -> SizingPlan:
         else:
             fit = sequences_that_fit(room, per_seq)
         if fit < 1:
-            _raise_context(req.engine, spec, kv, context, per_seq, room)
+            _raise_context(kv_engine, spec, kv, context, per_seq, room)
     if req.parallel is not None:
         if req.parallel > fit:
             raise ConfigError(
@@ -649,14 +726,6 @@ def size(req: SizingRequest) -> SizingPlan:
                 f"only {fit} sequences of {context:,} tokens fit in GPU memory",
                 f"set engine.parallel ≤ {fit}, or lower engine.context_length (R1)",
                 f"1..{fit}",
-            )
-        if req.parallel > cr_max:
-            raise ConfigError(
-                "engine.parallel",
-                req.parallel,
-                "exceeds Cloud Run's concurrency maximum",
-                f"set engine.parallel ≤ {cr_max}",
-                f"1..{cr_max}",
             )
         parallel = req.parallel
         notes.append(f"parallel: {parallel} as configured (≤ {fit} that fit)")
@@ -684,7 +753,7 @@ def size(req: SizingRequest) -> SizingPlan:
             )
             + ")"
         )
-    if req.engine == "ollama":
+    if req.engine == "ollama" and not ollama_server:
         # Ollama's caches are shared by its sequences: charge each its share of the total for this many.
         total_kv = kv_bytes_total("ollama", spec, context, kv, parallel)
         shared = -(-total_kv // parallel)
@@ -698,11 +767,18 @@ def size(req: SizingRequest) -> SizingPlan:
     batch = parallel if req.ideal_batch_size is None else req.ideal_batch_size
     batch = max(0, min(batch, cr_max // instances - parallel))
     concurrency = a2_concurrency(instances, parallel, batch)
-    notes.append(
-        f"Cloud Run concurrency: {concurrency} = ({instances} model instance × {parallel} parallel) + "
-        f"({instances} × ideal batch {batch}) (A2: the second term queues the next batch; too high adds "
-        "latency, too low idles the GPU; load-test it, A3)"
-    )
+    if concurrency > cr_max:
+        concurrency = cr_max
+        notes.append(
+            f"Cloud Run concurrency: {cr_max}, Cloud Run's maximum per instance: fewer than the {parallel} parallel "
+            "sequences sized (vLLM --max-num-seqs), so at most that many reach the engine at once"
+        )
+    else:
+        notes.append(
+            f"Cloud Run concurrency: {concurrency} = ({instances} model instance × {parallel} parallel) + "
+            f"({instances} × ideal batch {batch}) (A2: the second term queues the next batch; too high adds "
+            "latency, too low idles the GPU; load-test it, A3)"
+        )
     probe = _probe(req, weights, req.engine, notes)
     args, env = render_engine_config(
         req.profile or req.engine,
@@ -717,6 +793,12 @@ def size(req: SizingRequest) -> SizingPlan:
         kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
         served_model_name=req.served_model_name,
     )
+    if req.vllm_mode is not None:
+        # R6: the engine the plan sized is the engine that runs. vLLM picks V0/V1 from VLLM_USE_V1 (vllm/envs.py;
+        # "VLLM_USE_V1=1" forces V1 before v0.8, "=0" keeps V0 after). Set here, beside render_engine_config's env,
+        # until the engine profile renders it itself.
+        env = {**env, "VLLM_USE_V1": "1" if req.vllm_mode == "v1" else "0"}
+        notes.append(f"vLLM engine: {req.vllm_mode.upper()} (VLLM_USE_V1={env['VLLM_USE_V1']}), sized as that engine")
     assert engine_parallel_from_config(req.profile or req.engine, args, env) == parallel  # R6 by construction
     engine_memory: dict[str, Any] | None = None
     if vfit is not None:

@@ -19,6 +19,7 @@ import os
 import stat
 import struct
 import warnings
+from collections.abc import Callable
 from functools import cache
 from math import prod
 from pathlib import Path
@@ -28,6 +29,7 @@ from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.sizing.spec import (
     MAX_CONTEXT,
     MAX_DIM,
+    MAX_EXPERTS,
     MAX_HEADS,
     MAX_LAYERS,
     MAX_VOCAB,
@@ -51,7 +53,6 @@ MAX_SAFETENSORS_HEADER = 100_000_000
 """The safetensors library's own limit (``MAX_HEADER_SIZE``): a larger declared length is corrupt."""
 MAX_TENSOR_RANK = 16
 """Real tensors have ≤ 5 dimensions; the cap keeps a hostile shape list from costing minutes."""
-MAX_EXPERTS = 1 << 16
 
 # Bits per element of every dtype the safetensors format defines (safetensors ``Dtype``).
 _SAFETENSORS_BITS = {
@@ -358,10 +359,12 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
     head_dims_k = _per_layer_dims(windows, head_k, head_k_swa)
     head_dims_v = _per_layer_dims(windows, head_v, head_v_swa or head_k_swa)
     shared = _gguf_shared_kv_layers(src, arch, n_layers, key("attention.shared_kv_layers"))
+    mlp = _gguf_mlp(src, arch, key)
 
     tensors = reader.tensors
     n_params = sum(int(t.n_elements) for t in tensors)
     weights = sum(int(t.n_bytes) for t in tensors)
+    host_input, per_layer_embd = _gguf_host_tables(tensors)
     vocab = whole("vocab_size", 0, MAX_VOCAB, "tokens in the vocabulary")
     if vocab is None:
         tokens = reader.fields.get("tokenizer.ggml.tokens")
@@ -389,9 +392,11 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
         "head_dims_k": f"{arch}.attention.key_length / key_length_swa",
         "head_dims_v": f"{arch}.attention.value_length / value_length_swa",
         "kv_shared_layers": f"{arch}.attention.shared_kv_layers",
+        "experts_per_token": f"{arch}.expert_used_count",
     }
     try:
         return ModelSpec(
+            **mlp,
             name=name if isinstance(name, str) and name else src.path.stem,
             architecture=arch,
             n_layers=n_layers,
@@ -407,6 +412,8 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
             mla_latent_dim=mla,
             weights_bytes=weights,
             weights_quant=quant,
+            host_input_bytes=host_input,
+            per_layer_embedding_bytes=per_layer_embd,
             source=f"gguf: {src.path.name} ({len(tensors)} tensors)",
             head_dims_k=head_dims_k,
             head_dims_v=head_dims_v,
@@ -414,6 +421,53 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
         )
     except ConfigError as exc:
         src.spec_error(exc, origin)
+
+
+_GGUF_INPUT_TABLES = ("token_embd", "position_embd", "token_types")
+"""Input tables both llama.cpp (``LLM_TENSOR_LAYER_INPUT``) and Ollama's engine (``// inputs always use cpu``) keep on
+the CPU (:attr:`ModelSpec.host_input_bytes`)."""
+
+
+def _gguf_host_tables(tensors: Any) -> tuple[int, int]:
+    """(input-table bytes kept on the CPU, ``per_layer_token_embd`` bytes) of a GGUF's tensors. A model without an
+    ``output.weight`` reads ``token_embd`` as its output head too, which both engines place on the GPU."""
+    names = {str(t.name) for t in tensors}
+    host = per_layer = 0
+    for t in tensors:
+        base = str(t.name).split(".")[0]
+        if base == "per_layer_token_embd":
+            per_layer += int(t.n_bytes)
+        elif base in _GGUF_INPUT_TABLES and not (base == "token_embd" and "output.weight" not in names):
+            host += int(t.n_bytes)
+    return host, per_layer
+
+
+def _gguf_mlp(src: _Source, arch: str, key: Callable[[str], Any]) -> dict[str, Any]:
+    """MLP width and experts from the GGUF keys gguf-py names (``Keys.LLM``): ``feed_forward_length`` (a per-layer
+    array in some models: the widest layer), ``expert_count``, ``expert_used_count``,
+    ``expert_feed_forward_length`` (absent in Mixtral-style files, whose ``feed_forward_length`` is one expert's),
+    ``expert_shared_count`` × ``expert_shared_feed_forward_length``."""
+
+    def whole(name: str, meaning: str, high: int = MAX_DIM) -> int:
+        value = key(name)
+        if isinstance(value, list):
+            return max((src.whole(f"{arch}.{name}[]", v, 0, high, meaning) or 0 for v in value), default=0)
+        return src.whole(f"{arch}.{name}", value, 0, high, meaning) or 0
+
+    ffn = whole("feed_forward_length", "MLP width")
+    experts = whole("expert_count", "routed experts per layer", MAX_EXPERTS)
+    if experts <= 1:
+        return {"intermediate_size": ffn}
+    expert_width = whole("expert_feed_forward_length", "one expert's MLP width") or ffn
+    shared = whole("expert_shared_count", "shared experts", MAX_EXPERTS)
+    return {
+        "intermediate_size": ffn if expert_width != ffn else 0,
+        "n_experts": experts,
+        "experts_per_token": whole("expert_used_count", "experts each token is routed to", MAX_EXPERTS),
+        "expert_intermediate_size": expert_width,
+        "shared_expert_intermediate_size": shared
+        * (whole("expert_shared_feed_forward_length", "a shared expert's MLP width") or expert_width),
+    }
 
 
 GEMMA3N_LLAMA_CPP_KV_LAYERS = 20
@@ -569,6 +623,8 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
     ``field`` names the setting the path came from (``--hf-config``, ``model.hf_config``). With
     no safetensors beside the config, a dense model's parameters are estimated; a mixture of
     experts is refused instead, because a dense estimate would undercount its resident weights.
+    The work is split along the file's seams: the config (:func:`_load_config`), the attention geometry
+    (:func:`_hf_geometry`), the MLP and experts (:func:`_hf_mlp`), the weights (:func:`_hf_weights`).
     """
     p = _as_path(field, path, "the model's config.json")
     refuse_pickle(field, str(p))
@@ -585,79 +641,9 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
         src.fail(f"text_config is a {_kind(nested)}, not a JSON object")
     cfg: dict[str, Any] = nested or raw  # multimodal checkpoints nest the LM
     pre = "text_config." if nested else ""
-
-    def whole(key: str, low: int, high: int, meaning: str, *, required: bool = False) -> int | None:
-        return src.whole(pre + key, cfg.get(key), low, high, meaning, required=required)
-
-    n_layers = whole("num_hidden_layers", 1, MAX_LAYERS, "transformer layers", required=True) or 0
-    hidden = whole("hidden_size", 1, MAX_DIM, "the model width", required=True) or 0
-    heads = whole("num_attention_heads", 1, MAX_HEADS, "query heads", required=True) or 0
-    kv = whole("num_key_value_heads", 0, MAX_HEADS, "KV heads") or heads
-    head_dim = whole("head_dim", 0, MAX_DIM, "elements per head") or hidden // heads
-    v_head_dim = whole("v_head_dim", 0, MAX_DIM, "elements per V head") or head_dim
-    kv_lora = whole("kv_lora_rank", 0, MAX_DIM, "MLA latent rank")
-    rope_dim = whole("qk_rope_head_dim", 0, MAX_DIM, "rotary dimensions")
-    mla = kv_lora + (rope_dim or 0) if kv_lora else 0
-    vocab = whole("vocab_size", 0, MAX_VOCAB, "tokens") or src.whole(
-        "vocab_size", raw.get("vocab_size"), 0, MAX_VOCAB, "tokens"
-    )
-    max_context = whole("max_position_embeddings", 0, MAX_CONTEXT, "trained context in tokens")
-    ffn = whole("intermediate_size", 0, MAX_DIM, "MLP width")
-    tied_raw = cfg.get("tie_word_embeddings", raw.get("tie_word_embeddings", False))
-    tied = src.flag(pre + "tie_word_embeddings", tied_raw)
-    windows = _hf_windows(src, cfg, n_layers, pre)
-    # Gemma 4: full-attention layers have their own head size and KV heads (``global_head_dim``,
-    # ``num_global_key_value_heads``; ollama convert/convert_gemma4.go maps them to GGUF key_length and a per-layer
-    # head_count_kv array); Gemma 3n / Gemma 4 ``num_kv_shared_layers``: the last N layers reuse earlier KV.
-    global_head_dim = whole("global_head_dim", 0, MAX_DIM, "elements per head on full-attention layers")
-    global_kv = whole("num_global_key_value_heads", 0, MAX_HEADS, "KV heads on full-attention layers")
-    shared = whole("num_kv_shared_layers", 0, MAX_LAYERS, "trailing layers that reuse an earlier layer's KV") or 0
-    kv_heads = tuple(global_kv if global_kv and w is None else kv for w in windows)
-    head_dims = _per_layer_dims(windows, global_head_dim or head_dim, head_dim)
-    head_dims_v = head_dims if v_head_dim == head_dim else ()  # V follows K's per-layer size (Gemma 4)
-
-    try:
-        beside = sorted(p.parent.glob("*"))
-    except OSError as exc:
-        src.os_error(exc, f"the folder {p.parent}")
-    for pickle_file in beside:
-        if pickle_file.suffix in _PICKLE_SUFFIXES and pickle_file.name != "training_args.bin":
-            refuse_pickle(field, str(pickle_file))
-    shards = [f for f in beside if f.suffix == ".safetensors"]
-    weights = n_params = 0
-    for shard in shards:
-        shard_params, shard_bytes = _tensor_totals(src, shard, _safetensors_header(src, shard))
-        n_params += shard_params
-        weights += shard_bytes
-
-    notes: tuple[str, ...] = ()
-    if not n_params:
-        experts = _declared_experts(src, cfg, pre) or (_declared_experts(src, raw, "") if pre else None)
-        if experts:
-            key, count = experts
-            src.fail(
-                f"declares a mixture of experts ({key} = {count}) but no *.safetensors file is beside it, "
-                "and all experts stay resident, so a dense parameter estimate would undercount the weights",
-                f"put the model's *.safetensors files (their headers are enough) in the folder of {p}, "
-                "or size the model from its GGUF (model.gguf) or a catalogue name",
-            )
-        notes = ("no safetensors beside config.json: weights from parameters × bits-per-weight",)
-        # The estimate has always read vocab_size and tie_word_embeddings from the LM's own config
-        # only (not the multimodal wrapper); kept so that valid models size exactly as before.
-        cfg_vocab = whole("vocab_size", 0, MAX_VOCAB, "tokens") or 0
-        cfg_tied = src.flag(pre + "tie_word_embeddings", cfg.get("tie_word_embeddings"))
-        n_params = _estimate_params(n_layers, hidden, heads, kv, head_dim, ffn or 4 * hidden, cfg_vocab, cfg_tied)
-
-    quant_cfg = raw.get("quantization_config") or {}
-    if not isinstance(quant_cfg, dict):
-        src.fail(f"quantization_config is a {_kind(quant_cfg)}, not a JSON object")
-    quant = (
-        src.text("quantization_config.quant_method", quant_cfg.get("quant_method"))
-        or src.text("torch_dtype", raw.get("torch_dtype"))
-        or src.text(pre + "torch_dtype", cfg.get("torch_dtype"))
-    )
-    name = src.text("_name_or_path", raw.get("_name_or_path"))
-    arch = src.text(pre + "model_type", cfg.get("model_type")) or src.text("model_type", raw.get("model_type"))
+    geometry = _hf_geometry(src, raw, cfg, pre)
+    mlp, experts_key, mlp_notes = _hf_mlp(src, raw, cfg, pre)
+    n_params, weights, tower, shards, notes = _hf_weights(src, raw, cfg, pre, geometry, mlp, experts_key)
     origin = {
         "n_layers": pre + "num_hidden_layers",
         "hidden_size": pre + "hidden_size",
@@ -671,33 +657,195 @@ def read_hf(path: str | Path, *, field: str = "model.hf_config") -> ModelSpec:
         "head_dims_k": pre + "head_dim / global_head_dim",
         "head_dims_v": pre + "head_dim / global_head_dim",
         "kv_shared_layers": pre + "num_kv_shared_layers",
+        "experts_per_token": pre + "num_experts_per_tok",
+        "expert_intermediate_size": pre + "moe_intermediate_size or intermediate_size",
     }
+    quant = _hf_quant(src, raw, cfg, pre)
+    name = src.text("_name_or_path", raw.get("_name_or_path"))
+    arch = src.text(pre + "model_type", cfg.get("model_type")) or src.text("model_type", raw.get("model_type"))
     try:
         return ModelSpec(
             name=name or p.parent.name,
             architecture=arch or "unknown",
-            n_layers=n_layers,
-            hidden_size=hidden,
-            n_heads=heads,
-            kv_heads=kv_heads,
-            head_dim_k=head_dim,
-            head_dim_v=v_head_dim,
-            vocab_size=vocab or 0,
-            max_context=max_context or 0,
             n_params=n_params,
-            layer_windows=windows,
-            mla_latent_dim=mla,
             weights_bytes=weights or None,
-            weights_quant=quant or None,
-            tied_embeddings=tied,
+            weights_quant=quant,
+            tower_bytes=tower,
             source=f"hf: {p} + {len(shards)} safetensors header(s)",
-            notes=notes,
-            head_dims_k=head_dims,
-            head_dims_v=head_dims_v,
-            kv_shared_layers=shared,
+            notes=notes + mlp_notes,
+            **geometry,
+            **mlp,
         )
     except ConfigError as exc:
         src.spec_error(exc, origin)
+
+
+def _hf_geometry(src: _Source, raw: dict[str, Any], cfg: dict[str, Any], pre: str) -> dict[str, Any]:
+    """Attention and cache geometry (the ModelSpec fields the KV cache depends on) from config.json."""
+
+    def whole(key: str, low: int, high: int, meaning: str, *, required: bool = False) -> int | None:
+        return src.whole(pre + key, cfg.get(key), low, high, meaning, required=required)
+
+    n_layers = whole("num_hidden_layers", 1, MAX_LAYERS, "transformer layers", required=True) or 0
+    hidden = whole("hidden_size", 1, MAX_DIM, "the model width", required=True) or 0
+    heads = whole("num_attention_heads", 1, MAX_HEADS, "query heads", required=True) or 0
+    kv = whole("num_key_value_heads", 0, MAX_HEADS, "KV heads") or heads
+    head_dim = whole("head_dim", 0, MAX_DIM, "elements per head") or hidden // heads
+    v_head_dim = whole("v_head_dim", 0, MAX_DIM, "elements per V head") or head_dim
+    kv_lora = whole("kv_lora_rank", 0, MAX_DIM, "MLA latent rank")
+    rope_dim = whole("qk_rope_head_dim", 0, MAX_DIM, "rotary dimensions")
+    vocab = whole("vocab_size", 0, MAX_VOCAB, "tokens") or src.whole(
+        "vocab_size", raw.get("vocab_size"), 0, MAX_VOCAB, "tokens"
+    )
+    tied_raw = cfg.get("tie_word_embeddings", raw.get("tie_word_embeddings", False))
+    windows = _hf_windows(src, cfg, n_layers, pre)
+    # Gemma 4: full-attention layers have their own head size and KV heads (``global_head_dim``,
+    # ``num_global_key_value_heads``; ollama convert/convert_gemma4.go maps them to GGUF key_length and a per-layer
+    # head_count_kv array); Gemma 3n / Gemma 4 ``num_kv_shared_layers``: the last N layers reuse earlier KV.
+    global_head_dim = whole("global_head_dim", 0, MAX_DIM, "elements per head on full-attention layers")
+    global_kv = whole("num_global_key_value_heads", 0, MAX_HEADS, "KV heads on full-attention layers")
+    head_dims = _per_layer_dims(windows, global_head_dim or head_dim, head_dim)
+    return {
+        "n_layers": n_layers,
+        "hidden_size": hidden,
+        "n_heads": heads,
+        "kv_heads": tuple(global_kv if global_kv and w is None else kv for w in windows),
+        "head_dim_k": head_dim,
+        "head_dim_v": v_head_dim,
+        "vocab_size": vocab or 0,
+        "max_context": whole("max_position_embeddings", 0, MAX_CONTEXT, "trained context in tokens") or 0,
+        "layer_windows": windows,
+        "mla_latent_dim": kv_lora + (rope_dim or 0) if kv_lora else 0,
+        "tied_embeddings": src.flag(pre + "tie_word_embeddings", tied_raw),
+        "head_dims_k": head_dims,
+        "head_dims_v": head_dims if v_head_dim == head_dim else (),  # V follows K's per-layer size (Gemma 4)
+        "kv_shared_layers": whole("num_kv_shared_layers", 0, MAX_LAYERS, "trailing layers that reuse KV") or 0,
+    }
+
+
+def _hf_mlp(
+    src: _Source, raw: dict[str, Any], cfg: dict[str, Any], pre: str
+) -> tuple[dict[str, Any], str | None, tuple[str, ...]]:
+    """The MLP and, for a mixture of experts, its routing (what vLLM's activation profile runs through):
+    (ModelSpec fields, the key that declared the experts, notes).
+
+    Mixtral and gpt-oss give one expert's width as ``intermediate_size``; Qwen-MoE, DeepSeek and OLMoE as
+    ``moe_intermediate_size`` (``intermediate_size`` is then their dense layers'). Shared experts:
+    Qwen2-MoE ``shared_expert_intermediate_size``, DeepSeek ``n_shared_experts × moe_intermediate_size``.
+    A config that names no ``num_experts_per_tok`` is sized as if every expert ran (the old, conservative
+    activation) rather than refused."""
+
+    def whole(key: str, meaning: str, high: int = MAX_DIM) -> int:
+        return src.whole(pre + key, cfg.get(key), 0, high, meaning) or 0
+
+    ffn = whole("intermediate_size", "MLP width")
+    experts = _declared_experts(src, cfg, pre) or (_declared_experts(src, raw, "") if pre else None)
+    if not experts:
+        return {"intermediate_size": ffn}, None, ()
+    key, count = experts
+    expert_width = whole("moe_intermediate_size", "one expert's MLP width") or ffn
+    shared = whole("shared_expert_intermediate_size", "the shared expert's MLP width") or (
+        whole("n_shared_experts", "shared experts", MAX_EXPERTS) * expert_width
+    )
+    top_k = whole("num_experts_per_tok", "experts each token is routed to", MAX_EXPERTS)
+    notes: tuple[str, ...] = ()
+    if not top_k:
+        top_k = count
+        notes = (f"{key} = {count} but no num_experts_per_tok: activation sized as if every expert ran",)
+    fields = {
+        "intermediate_size": ffn if expert_width != ffn else 0,
+        "n_experts": count,
+        "experts_per_token": top_k,
+        "expert_intermediate_size": expert_width,
+        "shared_expert_intermediate_size": shared,
+    }
+    return fields, key, notes
+
+
+def _hf_weights(
+    src: _Source,
+    raw: dict[str, Any],
+    cfg: dict[str, Any],
+    pre: str,
+    geometry: dict[str, Any],
+    mlp: dict[str, Any],
+    experts_key: str | None,
+) -> tuple[int, int, int, list[Path], tuple[str, ...]]:
+    """(parameters, bytes, encoder/projector bytes, shards, notes) from the safetensors headers beside config.json,
+    or a dense estimate."""
+    p = src.path
+    try:
+        beside = sorted(p.parent.glob("*"))
+    except OSError as exc:
+        src.os_error(exc, f"the folder {p.parent}")
+    for pickle_file in beside:
+        if pickle_file.suffix in _PICKLE_SUFFIXES and pickle_file.name != "training_args.bin":
+            refuse_pickle(src.field, str(pickle_file))
+    shards = [f for f in beside if f.suffix == ".safetensors"]
+    weights = n_params = tower = 0
+    for shard in shards:
+        header = _safetensors_header(src, shard)
+        shard_params, shard_bytes = _tensor_totals(src, shard, header)
+        n_params += shard_params
+        weights += shard_bytes
+        tower += _tower_bytes(header)
+    if n_params:
+        return n_params, weights, tower, shards, ()
+    if experts_key is not None:
+        src.fail(
+            f"declares a mixture of experts ({experts_key} = {mlp['n_experts']}) but no "
+            "*.safetensors file is beside it, and all experts stay resident, so a dense parameter estimate would "
+            "undercount the weights",
+            f"put the model's *.safetensors files (their headers are enough) in the folder of {p}, "
+            "or size the model from its GGUF (model.gguf) or a catalogue name",
+        )
+    # The estimate has always read vocab_size and tie_word_embeddings from the LM's own config
+    # only (not the multimodal wrapper); kept so that valid models size exactly as before.
+    cfg_vocab = src.whole(pre + "vocab_size", cfg.get("vocab_size"), 0, MAX_VOCAB, "tokens") or 0
+    cfg_tied = src.flag(pre + "tie_word_embeddings", cfg.get("tie_word_embeddings"))
+    hidden, heads = geometry["hidden_size"], geometry["n_heads"]
+    kv = src.whole(pre + "num_key_value_heads", cfg.get("num_key_value_heads"), 0, MAX_HEADS, "KV heads") or heads
+    ffn = mlp["intermediate_size"] or 4 * hidden
+    n_params = _estimate_params(
+        geometry["n_layers"], hidden, heads, kv, geometry["head_dim_k"], ffn, cfg_vocab, cfg_tied
+    )
+    return n_params, 0, 0, shards, ("no safetensors beside config.json: weights from parameters × bits-per-weight",)
+
+
+_TOWER_PARTS = (
+    "vision_tower",
+    "vision_model",
+    "visual",
+    "multi_modal_projector",
+    "audio_tower",
+    "embed_vision",
+    "embed_audio",
+)
+"""Name parts of the vision/audio encoder and projector tensors in multimodal checkpoints (Gemma 3 / Mistral 3 /
+LLaVA ``vision_tower``, ``multi_modal_projector``; Llama 4 ``vision_model``; Qwen2.5-VL ``visual``; Gemma 3n
+``audio_tower``, ``embed_vision``, ``embed_audio``): what ``--language-model-only`` leaves unloaded."""
+
+
+def _tower_bytes(header: dict[str, Any]) -> int:
+    """Bytes of the encoder/projector tensors in one (already checked) safetensors header."""
+    total = 0
+    for name, meta in header.items():
+        if name != "__metadata__" and any(part in _TOWER_PARTS for part in name.split(".")):
+            begin, end = meta["data_offsets"]
+            total += end - begin
+    return total
+
+
+def _hf_quant(src: _Source, raw: dict[str, Any], cfg: dict[str, Any], pre: str) -> str | None:
+    quant_cfg = raw.get("quantization_config") or {}
+    if not isinstance(quant_cfg, dict):
+        src.fail(f"quantization_config is a {_kind(quant_cfg)}, not a JSON object")
+    quant = (
+        src.text("quantization_config.quant_method", quant_cfg.get("quant_method"))
+        or src.text("torch_dtype", raw.get("torch_dtype"))
+        or src.text(pre + "torch_dtype", cfg.get("torch_dtype"))
+    )
+    return quant or None
 
 
 def _declared_experts(src: _Source, cfg: dict[str, Any], pre: str) -> tuple[str, int] | None:

@@ -18,6 +18,8 @@ MAX_DIM = 1 << 20
 MAX_VOCAB = 1 << 24
 MAX_CONTEXT = 1 << 30
 MAX_PARAMS = 10**15
+MAX_EXPERTS = 1 << 16
+"""Routed experts per layer (DeepSeek-V3 256, Qwen3-MoE 128, gpt-oss 32/128)."""
 MAX_WEIGHTS_BYTES = 1 << 52
 """4 PiB: anything larger is a corrupt header, not a model."""
 
@@ -65,6 +67,37 @@ class ModelSpec:
     ``il < n_layer - shared`` (src/llama-hparams.cpp), vLLM's KV cache manager "ignores all layers with kv
     sharing" (docs/design/hybrid_kv_cache_manager.md, Case 5), Ollama's engine points those layers at an
     earlier layer's cache (model/models/gemma3n/model_text.go:48-56 at v0.12.3)."""
+    intermediate_size: int = 0
+    """Dense MLP width (config.json ``intermediate_size``, GGUF ``<arch>.feed_forward_length``); 0 when unknown
+    (estimated from the parameter count). For a mixture of experts: the width of its dense layers, if any."""
+    n_experts: int = 0
+    """Routed experts per MoE layer (``num_experts`` / ``num_local_experts`` / ``n_routed_experts``, GGUF
+    ``<arch>.expert_count``); 0 for a dense model. Every expert stays resident (weights), but a token only runs
+    through ``experts_per_token`` of them (activation)."""
+    experts_per_token: int = 0
+    """Experts each token is routed to (``num_experts_per_tok``, GGUF ``<arch>.expert_used_count``)."""
+    expert_intermediate_size: int = 0
+    """One expert's MLP width (``moe_intermediate_size``, or ``intermediate_size`` in Mixtral/gpt-oss configs;
+    GGUF ``<arch>.expert_feed_forward_length``); 0 when unknown (estimated from the parameter count)."""
+    shared_expert_intermediate_size: int = 0
+    """Width of the always-on shared expert(s) (Qwen2-MoE ``shared_expert_intermediate_size``, DeepSeek
+    ``n_shared_experts × moe_intermediate_size``, Llama 4); 0 when the model has none."""
+    host_input_bytes: int = 0
+    """Bytes of a GGUF's input tables (``token_embd``, ``position_embd``, ``token_types``) that llama.cpp and Ollama
+    keep on the CPU: llama.cpp ``dev_input = { cpu_dev, … }`` "there is very little benefit to offloading the input
+    layer" (src/llama-model.cpp:1604-1605 in the llama.cpp that llama-cpp-python 0.3.36 vendors; the tensors are
+    ``LLM_TENSOR_LAYER_INPUT``, src/llama-arch.cpp:728-730), Ollama ``// inputs always use cpu``
+    (ml/backend/ggml/ggml.go). A tied ``token_embd`` also serves as the output head, which both put on the GPU, so it
+    is not counted here. Included in ``weights_bytes``; the plan takes it off the GPU."""
+    per_layer_embedding_bytes: int = 0
+    """Bytes of a GGUF's ``per_layer_token_embd`` (Gemma 3n / Gemma 4 "E" models): an input table on llama.cpp
+    (src/llama-arch.cpp:921, on the CPU), but created on the *output* buffer by Ollama's own engine. Included in
+    ``weights_bytes``."""
+    tower_bytes: int = 0
+    """Bytes of a checkpoint's vision/audio encoder and projector tensors (safetensors names under
+    ``vision_tower``, ``vision_model``, ``visual``, ``multi_modal_projector``, ``audio_tower``, ``embed_vision``,
+    ``embed_audio``). Included in ``weights_bytes``: vLLM loads them unless ``--language-model-only``, which
+    "prevents loading multimodal modules, freeing up GPU memory for KV cache" (vLLM docs, models/multimodal-models)."""
 
     def __post_init__(self) -> None:
         """Refuse a geometry that cannot be a model, whichever source built it.
@@ -115,6 +148,23 @@ class ModelSpec:
             self.n_layers - 1,
             "trailing layers that reuse an earlier layer's KV; at least one layer must own a cache",
         )
+        _check_int("intermediate_size", self.intermediate_size, 0, MAX_DIM, "the dense MLP width, 0 when unknown")
+        _check_int("n_experts", self.n_experts, 0, MAX_EXPERTS, "routed experts per layer, 0 for a dense model")
+        _check_int(
+            "experts_per_token",
+            self.experts_per_token,
+            1 if self.n_experts > 1 else 0,
+            max(self.n_experts, 0),
+            "experts each token is routed to: 1..n_experts for a mixture of experts, 0 for a dense model",
+        )
+        for name in ("expert_intermediate_size", "shared_expert_intermediate_size"):
+            _check_int(name, getattr(self, name), 0, MAX_DIM, "an expert's MLP width, 0 when unknown or none")
+        for name in ("host_input_bytes", "per_layer_embedding_bytes", "tower_bytes"):
+            _check_int(name, getattr(self, name), 0, self.weights_bytes or 0, "bytes within weights_bytes")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 1
 
     @property
     def is_mla(self) -> bool:

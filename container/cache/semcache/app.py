@@ -3,14 +3,18 @@
 Per request to ``/v1/chat/completions`` or ``/v1/completions``:
 
 1. **bypass** (straight to the model, nothing read or written) when the caller sends
-   ``x-cache-control: bypass``, names no caller (no tenant header), the request is not reuse-safe
-   (temperature is not 0 and there is no ``x-cache-reuse: allow`` opt-in), it is not cacheable
-   (images, tools, ``n`` > 1 …), or the store is down;
+   ``x-cache-control: bypass``, has no verified identity (``semcache.identity``), the request is not
+   reuse-safe (temperature is not 0 and there is no ``x-cache-reuse: allow`` opt-in), it is not cacheable
+   (images, tools, function calling, logprobs, ``n`` > 1 …), or the store fails in any way;
 2. **hit**: the exact key, else the nearest embedding in the same tenant and scope at or above the
    threshold; the stored answer is returned as JSON, or replayed as SSE chunks when ``stream`` is true;
 3. **miss**: the model answers (streamed through as it comes when ``stream`` is true); a complete,
    successful answer is stored (never an error, never a stream that broke or was cut off).
    ``x-cache-control: refresh`` skips step 2 and overwrites the entry.
+
+Only these two paths and ``GET /v1/models`` reach the model; every other path is refused with 404 (the
+cache never lends its own identity to the engine's admin or metrics endpoints). Bodies above
+``max_body_bytes`` get 413, bodies nested deeper than ``max_json_depth`` get 400, both before any work.
 
 Every answer carries ``x-cache: hit|miss|bypass`` (with ``x-cache-match``, ``x-cache-similarity``,
 ``x-cache-saved-gpu-seconds`` on hits and ``x-cache-reason`` on bypasses), and every decision is one
@@ -20,11 +24,14 @@ log-based metric can count (https://cloud.google.com/run/docs/logging#writing_st
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import sys
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,14 +44,78 @@ from starlette.routing import Route
 
 from semcache.config import Config
 from semcache.embed import Embedder, Vector
+from semcache.guard import same_order
 from semcache.iam import MetadataToken
-from semcache.keys import CHAT, ENDPOINTS, Keyed, NotCacheable, key_request, tenant_of
+from semcache.identity import CertFetcher, GoogleCerts, Verifier
+from semcache.keys import CHAT, ENDPOINTS, Keyed, NotCacheable, json_depth, key_request
 from semcache.store import Entry, Store, StoreDown
 
 METADATA_IDENTITY = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity"
 """Where a Cloud Run instance gets an ID token for its service account, with the audience the receiving
 service expects (https://cloud.google.com/run/docs/authenticating/service-to-service)."""
+METADATA = "http://metadata.google.internal/computeMetadata/v1/"
+MODELS = "/v1/models"
+"""The one non-inference path served (GET): clients list the model before they ask it."""
 _WORDS = re.compile(r"\S+\s*|\s+")
+
+
+class Refused(Exception):
+    """A request refused before any work: the HTTP status and the message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _refusal(status: int, message: str) -> Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": f"cache: {message}", "type": kind}}, status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"request body above {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"request body above {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(raw: bytes, depth: int) -> Any:
+    """JSON with a nesting cap: a body nested deeper than ``depth`` is a 400, never a 500."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise Refused(400, f"JSON nested deeper than {depth} levels") from None
+    except ValueError:
+        raise Refused(400, "body is not JSON") from None
+    if not json_depth(body, depth):
+        raise Refused(400, f"JSON nested deeper than {depth} levels")
+    return body
+
+
+async def cloud_run_audience(client: httpx.AsyncClient) -> str | None:
+    """The service's deterministic URL ``https://<service>-<project number>.<region>.run.app``
+    (https://cloud.google.com/run/docs/triggering/https-request#deterministic), from ``K_SERVICE`` (set by
+    Cloud Run, https://cloud.google.com/run/docs/container-contract#env-vars) and the metadata server's
+    ``project/numeric-project-id`` and ``instance/region`` (container contract, metadata server). None off
+    Cloud Run."""
+    service = os.environ.get("K_SERVICE")
+    if not service:
+        return None
+    flavor = {"Metadata-Flavor": "Google"}
+    try:
+        number = (await client.get(METADATA + "project/numeric-project-id", headers=flavor, timeout=2)).text
+        region = (await client.get(METADATA + "instance/region", headers=flavor, timeout=2)).text
+    except httpx.HTTPError:
+        return None
+    return f"https://{service}-{number.strip()}.{region.strip().rsplit('/', 1)[-1]}.run.app"
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -184,27 +255,42 @@ def replay_chunks(endpoint: str, answer: dict[str, Any], include_usage: bool) ->
 class CacheApp:
     """The request handling; :func:`create_app` wires it into Starlette."""
 
-    def __init__(self, config: Config, embedder: Embedder | None = None) -> None:
+    def __init__(self, config: Config, embedder: Embedder | None = None, certs: CertFetcher | None = None) -> None:
         self.config = config
         self.embedder = embedder if embedder is not None or not config.semantic else Embedder(config.embedding_model)
+        if not config.semantic:
+            self.embedder = None
         self.store = Store(
             config.valkey_host,
             config.valkey_port,
             ttl_s=config.ttl_s,
             max_entries=config.max_entries,
             timeout_s=config.store_timeout_s,
+            max_entries_per_tenant=config.max_entries_per_tenant,
             vector_search=config.vector_search,
             credentials=MetadataToken(config.metadata_token_url) if config.valkey_auth == "iam" else None,
             ca_pem=config.valkey_ca_pem,
         )
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(900.0, connect=10.0))
         self.auth = UpstreamAuth(config.upstream_auth, config.upstream_url, self.client)
+        self.verifier = Verifier(config.audiences, certs or GoogleCerts(self.client), config.trust_cloud_run_iam)
         self.stats = Stats()
+        # Embeddings run on their own threads (one per CPU), never on the event loop; at most ``embed_queue``
+        # wait or run at once, and a request beyond that skips the semantic lookup instead of queueing.
+        self.pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="embed")
+        self.embed_slots = asyncio.Semaphore(config.embed_queue)
 
     async def embed(self, text: str) -> Vector | None:
-        if self.embedder is None:
+        """The embedding of ``text``, or None: no model, a text longer than the model's window (never matched
+        semantically), or the embedding queue full."""
+        if self.embedder is None or self.embed_slots.locked():
             return None
-        return await run_in_threadpool(self.embedder.embed, text)
+        async with self.embed_slots:
+            embedder = self.embedder
+            loop = asyncio.get_running_loop()
+            if not await loop.run_in_executor(self.pool, embedder.fits, text):
+                return None
+            return await loop.run_in_executor(self.pool, embedder.embed, text)
 
     def _record(self, outcome: str, endpoint: str, started: float, **fields: Any) -> dict[str, str]:
         """Count, log and turn one decision into response headers."""
@@ -226,25 +312,28 @@ class CacheApp:
     async def cached(self, request: Request) -> Response:
         started = time.perf_counter()
         endpoint = ENDPOINTS[request.url.path]
-        raw = await request.body()
+        try:
+            raw = await read_body(request, self.config.max_body_bytes)
+            body = await run_in_threadpool(parse, raw, self.config.max_json_depth)
+        except Refused as exc:
+            return _refusal(exc.status, str(exc))
         control = request.headers.get("x-cache-control", "").strip().lower()
-        tenant = tenant_of(request.headers.get(self.config.tenant_header))
         keyed: Keyed | None = None
+        tenant: str | None = None
         reason = ""
         if control == "bypass":
             reason = "bypass requested"
-        elif tenant is None:
-            reason = "no caller identity"
         else:
-            try:
-                keyed = key_request(endpoint, json.loads(raw))
-            except NotCacheable as exc:
-                reason = str(exc)
-            except ValueError:
-                reason = "body is not JSON"
-            opted_in = request.headers.get("x-cache-reuse", "").lower() == "allow"
-            if keyed is not None and not keyed.temperature_zero and not opted_in:
-                reason, keyed = "temperature is not 0", None
+            principal, reason = await self.verifier.principal(request.headers)
+            if principal is not None:
+                tenant = principal.tenant
+                try:
+                    keyed = await run_in_threadpool(key_request, endpoint, body, request.url.query)
+                except NotCacheable as exc:
+                    reason = str(exc)
+                opted_in = request.headers.get("x-cache-reuse", "").lower() == "allow"
+                if keyed is not None and not keyed.temperature_zero and not opted_in:
+                    reason, keyed = "temperature is not 0", None
         if keyed is None or tenant is None:
             skipped = self._record("bypass", endpoint, started, reason=reason)
             return await self.forward(request, raw, None, None, None, skipped)
@@ -255,11 +344,14 @@ class CacheApp:
                 match = "exact"
                 if entry is None and self.embedder is not None:
                     vec = await self.embed(keyed.text)
-                    assert vec is not None
-                    entry = await self.store.get_similar(tenant, keyed.scope, vec, self.config.threshold)
-                    match = "semantic"
-            except StoreDown:
-                down = self._record("bypass", endpoint, started, reason="store unavailable")
+                    if vec is not None:
+                        words = list(keyed.words)
+                        entry = await self.store.get_similar(
+                            tenant, keyed.scope, vec, self.config.threshold, lambda w: same_order(words, w)
+                        )
+                        match = "semantic"
+            except StoreDown as exc:
+                down = self._record("bypass", endpoint, started, reason="store unavailable", detail=str(exc))
                 return await self.forward(request, raw, None, None, None, down)
             if entry is not None:
                 headers = self._record(
@@ -284,13 +376,16 @@ class CacheApp:
         if len(answer) > self.config.max_entry_bytes:
             log("INFO", "cache not stored", event="not-stored", reason="response above max_entry_bytes")
             return
+        # Runs after the model answered: nothing here may fail the response or cut the stream.
         try:
             if vec is None and self.embedder is not None:
                 vec = await self.embed(keyed.text)
-            await self.store.put(tenant, keyed.scope, keyed.exact, answer, gpu_s, vec)
+            await self.store.put(tenant, keyed.scope, keyed.exact, answer, gpu_s, vec, keyed.words)
             log("INFO", "cache stored", event="stored", endpoint=keyed.endpoint, gpu_s=round(gpu_s, 4))
         except StoreDown as exc:
             log("WARNING", "cache store failed", event="store-failed", reason=str(exc))
+        except Exception as exc:
+            log("ERROR", "cache store failed", event="store-failed", reason=type(exc).__name__)
 
     async def forward(
         self,
@@ -359,12 +454,16 @@ class CacheApp:
 
         return StreamingResponse(relay(), 200, headers=headers, media_type="text/event-stream")
 
-    async def passthrough(self, request: Request) -> Response:
-        """Every other path (``/v1/models``, ``/health`` …) goes to the model untouched."""
+    async def models(self, request: Request) -> Response:
+        """``GET /v1/models`` goes to the model (no body, nothing cached)."""
         started = time.perf_counter()
-        raw = await request.body()
-        headers = self._record("bypass", request.url.path, started, reason="not a cached endpoint")
-        return await self.forward(request, raw, None, None, None, headers)
+        headers = self._record("bypass", MODELS, started, reason="not a cached endpoint")
+        return await self.forward(request, b"", None, None, None, headers)
+
+    async def refused(self, request: Request) -> Response:
+        """Every other path: 404, never forwarded (the engine's admin and metrics endpoints stay out of reach)."""
+        log("WARNING", "cache refused a path", event="refused", method=request.method)
+        return _refusal(404, "only POST /v1/chat/completions, POST /v1/completions and GET /v1/models are served")
 
     async def ready(self, request: Request) -> Response:
         """Startup probe: the embedding model is loaded (construction), the store need not be up."""
@@ -374,22 +473,29 @@ class CacheApp:
         return JSONResponse({**self.stats.as_dict(), "vector_search": self.store.mode})
 
 
-def create_app(config: Config, embedder: Embedder | None = None) -> Starlette:
-    """The ASGI app; loads the embedding model now, so the startup probe passes only once it can serve."""
-    cache = CacheApp(config, embedder)
+def create_app(config: Config, embedder: Embedder | None = None, certs: CertFetcher | None = None) -> Starlette:
+    """The ASGI app; loads the embedding model now, so the startup probe passes only once it can serve.
+    ``certs`` replaces Google's certificate endpoint (tests sign their own tokens)."""
+    cache = CacheApp(config, embedder, certs)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log("INFO", "cache ready", semantic=cache.embedder is not None, threshold=config.threshold, ttl_s=config.ttl_s)
+        own = await cloud_run_audience(cache.client)
+        if own and own not in cache.verifier.audiences:
+            cache.verifier.audiences.append(own)
+        log("INFO", "cache ready", semantic=cache.embedder is not None, threshold=config.threshold, ttl_s=config.ttl_s,
+            audiences=len(cache.verifier.audiences))  # fmt: skip
         yield
         await cache.client.aclose()
         await cache.store.close()
+        cache.pool.shutdown(wait=False)
 
     routes = [
         Route("/cache/ready", cache.ready, methods=["GET"]),
         Route("/cache/stats", cache.stats_endpoint, methods=["GET"]),
         *(Route(path, cache.cached, methods=["POST"]) for path in ENDPOINTS),
-        Route("/{path:path}", cache.passthrough, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+        Route(MODELS, cache.models, methods=["GET"]),
+        Route("/{path:path}", cache.refused, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.cache = cache

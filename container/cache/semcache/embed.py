@@ -85,6 +85,12 @@ class Embedder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_len)
 
+    def fits(self, text: str) -> bool:
+        """Whether the model sees all of ``text``: past ``max_seq_length`` tokens (256 for all-MiniLM-L6-v2,
+        special tokens included) the tokenizer truncates, and two prompts that share their first 256 tokens
+        embed identically whatever follows, so such a prompt must never be matched semantically."""
+        return not self.tokenizer.encode(text).overflowing
+
     def embed(self, text: str) -> Vector:
         """The unit-length embedding of ``text`` (float32, ``dim`` values)."""
         enc = self.tokenizer.encode(text)

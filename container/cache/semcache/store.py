@@ -12,17 +12,20 @@ inside the caller's tenant and the request's scope:
   ``valkey-server`` have none): a sorted set per tenant and scope lists its newest entries (at most
   :data:`BRUTE_FORCE_SCOPE_LIMIT`), and this service scores their vectors with one matrix product.
 
-Size bounds: responses above ``max_entry_bytes`` are not stored; a sorted set by insertion time keeps
-at most ``max_entries`` entries (oldest evicted first); every key carries the TTL. Store failures
-(including authentication: no token, a refused token) raise :class:`StoreDown`; the app then passes the
-request through to the model.
+Size bounds: responses above ``max_entry_bytes`` are not stored; every key carries the TTL; each tenant has
+its own sorted set by insertion time, capped at ``max_entries_per_tenant``, and when all tenants together
+hold more than ``max_entries`` the *largest* tenant loses its oldest entry (one Lua script per write, so a
+busy tenant evicts its own entries, never the others'). Store failures of every kind (down, hung, refused
+authentication, and server errors such as ``OOM``, ``READONLY`` after a failover or ``WRONGTYPE``) raise
+:class:`StoreDown`; the app then passes the request through to the model, or, after the model answered,
+just does not store.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +42,57 @@ from semcache.embed import Vector
 PREFIX = "s1:"
 ENTRY = PREFIX + "e:"
 SCOPE_SET = PREFIX + "s:"
-AGE_INDEX = PREFIX + "age"
+AGE_INDEX = PREFIX + "age:"
+"""``s1:age:<tenant>``: one sorted set per tenant (member: entry key, score: insertion time)."""
+TENANTS = PREFIX + "tenants"
+"""Sorted set: tenant → its entry count (as of its last write or eviction)."""
+TOTAL = PREFIX + "total"
 INDEX = "s1idx"
-BRUTE_FORCE_SCOPE_LIMIT = 1000
-"""Brute force scores at most this many (newest) entries per tenant and scope: one lookup reads ≤ 1.5 MB of
-vectors. Deployments where one scope holds more (one system prompt, many questions) should use the store's
-vector search (Memorystore for Valkey has it); older entries stay reachable by exact key."""
+BRUTE_FORCE_SCOPE_LIMIT = 256
+"""Brute force scores at most this many (newest) entries per tenant and scope: one lookup reads ≤ 384 KB of
+vectors (256 × 384 float32). Deployments where one scope holds more (one system prompt, many questions)
+should use the store's vector search (Memorystore for Valkey has it); older entries stay reachable by
+exact key."""
+CANDIDATES = 4
+"""Nearest entries checked by the second stage (``semcache.guard.same_order``), best first."""
+EVICT = """
+local tenants, total, age = KEYS[1], KEYS[2], KEYS[3]
+local entry, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_total, max_tenant, prefix, tenant = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local function sync(t, a)
+  redis.call('ZREMRANGEBYSCORE', a, '-inf', now - ttl)
+  local n = redis.call('ZCARD', a)
+  local old = tonumber(redis.call('ZSCORE', tenants, t) or '0')
+  if n == 0 then redis.call('ZREM', tenants, t) else redis.call('ZADD', tenants, n, t) end
+  redis.call('INCRBY', total, n - old)
+  return n
+end
+redis.call('ZADD', age, now, entry)
+redis.call('EXPIRE', age, ttl)
+local n = sync(tenant, age)
+local evicted = 0
+while n > max_tenant do
+  local e = redis.call('ZPOPMIN', age)
+  redis.call('DEL', e[1])
+  evicted = evicted + 1
+  n = sync(tenant, age)
+end
+local rounds = 0
+while tonumber(redis.call('GET', total) or '0') > max_total and rounds < 64 do
+  rounds = rounds + 1
+  local top = redis.call('ZREVRANGE', tenants, 0, 0)
+  if #top == 0 then break end
+  local a = prefix .. top[1]
+  local e = redis.call('ZPOPMIN', a)
+  if e[1] then redis.call('DEL', e[1]); evicted = evicted + 1 end
+  sync(top[1], a)
+end
+return evicted
+"""
+"""One write's bookkeeping, atomically: index the entry under its tenant, drop the tenant's expired index
+members, cap the tenant, then evict from the largest tenant while the total is above ``max_entries``. The
+keys of other tenants are derived inside the script, which Valkey allows with cluster mode disabled (the
+only mode the component creates)."""
 
 
 class StoreDown(Exception):
@@ -61,16 +109,16 @@ class Entry:
 
 
 def search_query(tenant: str, scope: str) -> str:
-    """The FT.SEARCH hybrid query: KNN 1 inside one tenant and one scope (tags are hex, no escaping needed)."""
-    return f"(@tenant:{{{tenant}}} @scope:{{{scope}}})=>[KNN 1 @vec $q AS dist]"
+    """The FT.SEARCH hybrid query: the nearest few in one tenant and one scope (hex tags need no escaping)."""
+    return f"(@tenant:{{{tenant}}} @scope:{{{scope}}})=>[KNN {CANDIDATES} @vec $q AS dist]"
 
 
 def search_args(tenant: str, scope: str, vec: Vector) -> list[str | bytes]:
-    """FT.SEARCH for the nearest entry: its cosine distance, response and GPU seconds."""
+    """FT.SEARCH for the nearest entries: cosine distance, response, GPU seconds and content-word hashes."""
     return [
         "FT.SEARCH", INDEX, search_query(tenant, scope),
         "PARAMS", "2", "q", vec.astype(np.float32).tobytes(),
-        "RETURN", "3", "dist", "resp", "gpu_s", "DIALECT", "2",
+        "RETURN", "4", "dist", "resp", "gpu_s", "words", "DIALECT", "2",
     ]  # fmt: skip
 
 
@@ -94,6 +142,7 @@ class Store:
         ttl_s: int,
         max_entries: int,
         timeout_s: float,
+        max_entries_per_tenant: int = 0,
         vector_search: str = "auto",
         credentials: CredentialProvider | None = None,
         ca_pem: str = "",
@@ -128,6 +177,7 @@ class Store:
         )
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.max_entries_per_tenant = max_entries_per_tenant or max_entries
         self.vector_search = vector_search
         self.mode: str | None = None
         """``store`` or ``brute-force`` once known."""
@@ -138,15 +188,24 @@ class Store:
         """A raw command (the FT.* family has no typed wrapper in redis-py)."""
         return self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Any, raw_errors: bool = False) -> Any:
+        """Run one store call; every failure becomes :class:`StoreDown`. A server error (``ResponseError``:
+        ``OOM``, ``READONLY`` after a failover, ``WRONGTYPE``, ``LOADING`` …) is a failure like any other, and
+        the ones that concern the whole server also skip the store for a second. ``raw_errors`` lets the
+        search-module probe see the server's "unknown command"."""
         if time.monotonic() < self.down_until:
             coro.close()
             raise StoreDown("store marked down")
         try:
             return await coro
-        except (RedisError, OSError) as exc:
-            if isinstance(exc, ResponseError):
+        except ResponseError as exc:
+            if raw_errors:
                 raise
+            text = str(exc).split(" ", 1)[0].upper()
+            if text in ("OOM", "READONLY", "LOADING", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS", "NOPERM"):
+                self.down_until = time.monotonic() + 1.0
+            raise StoreDown(f"store error {text}") from None
+        except (RedisError, OSError) as exc:
             self.down_until = time.monotonic() + 1.0
             raise StoreDown(type(exc).__name__) from None
 
@@ -158,7 +217,7 @@ class Store:
             self.mode = "brute-force"
             return self.mode
         try:
-            existing = await self._call(self._command("FT._LIST"))
+            existing = await self._call(self._command("FT._LIST"), raw_errors=True)
         except ResponseError:  # unknown command: no search module
             if self.vector_search == "store":
                 raise StoreDown("CACHE_VECTOR_SEARCH=store but the store has no FT.* commands") from None
@@ -167,7 +226,7 @@ class Store:
         names = {n.decode() if isinstance(n, bytes) else str(n) for n in existing or []}
         if INDEX not in names:
             try:
-                await self._call(self._command(*create_index_args(dim)))
+                await self._call(self._command(*create_index_args(dim)), raw_errors=True)
             except ResponseError as exc:
                 if "exist" not in str(exc).lower():
                     if self.vector_search == "store":
@@ -182,24 +241,30 @@ class Store:
         got = await self._call(self.client.hmget(f"{ENTRY}{tenant}:{exact}", ["resp", "gpu_s"]))
         if not got or got[0] is None:
             return None
-        return Entry(bytes(got[0]), float(got[1] or 0.0))
+        return Entry(bytes(got[0]), _float(got[1]))
 
-    async def get_similar(self, tenant: str, scope: str, vec: Vector, threshold: float) -> Entry | None:
-        """The nearest entry in (tenant, scope) when its cosine similarity is at least ``threshold``."""
+    async def get_similar(
+        self, tenant: str, scope: str, vec: Vector, threshold: float, accept: Callable[[list[str]], bool]
+    ) -> Entry | None:
+        """The nearest entry in (tenant, scope) whose cosine similarity is at least ``threshold`` and whose
+        content words ``accept`` (the second stage) takes; the next nearest when it refuses."""
         mode = await self.ensure_mode(len(vec))
         if mode == "store":
-            try:
-                res = await self._call(self._command(*search_args(tenant, scope, vec)))
-            except ResponseError as exc:
-                raise StoreDown(f"FT.SEARCH failed: {exc}") from None
+            res = await self._call(self._command(*search_args(tenant, scope, vec)))
             if not res or int(res[0]) == 0:
                 return None
-            fields = dict(zip(res[2][::2], res[2][1::2], strict=False))
-            sim = 1.0 - float(fields[b"dist"])
-            if sim < threshold:
-                return None
-            return Entry(bytes(fields[b"resp"]), float(fields.get(b"gpu_s", 0.0)), sim)
-        members = await self._call(self.client.zrange(f"{SCOPE_SET}{tenant}:{scope}", 0, -1))
+            found = []
+            for fields_raw in res[2::2]:
+                fields = dict(zip(fields_raw[::2], fields_raw[1::2], strict=False))
+                found.append((1.0 - _float(fields.get(b"dist")), fields))
+            for sim, fields in sorted(found, key=lambda f: -f[0]):
+                if sim < threshold:
+                    break
+                if accept(_words(fields.get(b"words"))):
+                    return Entry(bytes(fields[b"resp"]), _float(fields.get(b"gpu_s")), sim)
+            return None
+        scope_key = f"{SCOPE_SET}{tenant}:{scope}"
+        members = await self._call(self.client.zrange(scope_key, 0, BRUTE_FORCE_SCOPE_LIMIT - 1, desc=True))
         if not members:
             return None
         keys = [m.decode() for m in members]
@@ -210,25 +275,36 @@ class Store:
         live = [(k, v) for k, v in zip(keys, vecs, strict=True) if v is not None and len(v) == 4 * len(vec)]
         stale = [k for k, v in zip(keys, vecs, strict=True) if v is None]
         if stale:
-            await self._call(self.client.zrem(f"{SCOPE_SET}{tenant}:{scope}", *stale))
+            await self._call(self.client.zrem(scope_key, *stale))
         if not live:
             return None
         matrix = np.frombuffer(b"".join(v for _, v in live), dtype=np.float32).reshape(len(live), len(vec))
         sims = matrix @ vec.astype(np.float32)
-        best = int(np.argmax(sims))
-        if float(sims[best]) < threshold:
-            return None
-        got = await self._call(self.client.hmget(live[best][0], ["resp", "gpu_s"]))
-        if not got or got[0] is None:
-            return None
-        return Entry(bytes(got[0]), float(got[1] or 0.0), float(sims[best]))
+        for best in np.argsort(-sims)[:CANDIDATES]:
+            sim = float(sims[best])
+            if sim < threshold:
+                break
+            got = await self._call(self.client.hmget(live[int(best)][0], ["resp", "gpu_s", "words"]))
+            if got and got[0] is not None and accept(_words(got[2])):
+                return Entry(bytes(got[0]), _float(got[1]), sim)
+        return None
 
-    async def put(self, tenant: str, scope: str, exact: str, response: bytes, gpu_s: float, vec: Vector | None) -> None:
-        """Store one entry with the TTL, index it for semantic lookups, evict beyond ``max_entries``."""
+    async def put(
+        self,
+        tenant: str,
+        scope: str,
+        exact: str,
+        response: bytes,
+        gpu_s: float,
+        vec: Vector | None,
+        words: tuple[str, ...] = (),
+    ) -> None:
+        """Store one entry with the TTL, index it for semantic lookups, evict beyond the bounds."""
         key = f"{ENTRY}{tenant}:{exact}"
         now = time.time()
         mapping: dict[str, bytes | str | float] = {
             "resp": response, "gpu_s": gpu_s, "tenant": tenant, "scope": scope, "created": now,
+            "words": " ".join(words),
         }  # fmt: skip
         if vec is not None:
             mapping["vec"] = vec.astype(np.float32).tobytes()
@@ -240,18 +316,30 @@ class Store:
             pipe.zadd(scope_key, {key: now})
             pipe.zremrangebyrank(scope_key, 0, -BRUTE_FORCE_SCOPE_LIMIT - 1)  # keep the newest only
             pipe.expire(scope_key, self.ttl_s)
-        pipe.zadd(AGE_INDEX, {key: now})
-        pipe.zremrangebyscore(AGE_INDEX, "-inf", now - self.ttl_s)
-        pipe.zcard(AGE_INDEX)
-        *_, count = await self._call(pipe.execute())
-        if int(count) > self.max_entries:
-            evicted = await self._call(self.client.zpopmin(AGE_INDEX, int(count) - self.max_entries))
-            if evicted:
-                await self._call(self.client.delete(*[k for k, _ in evicted]))
+        pipe.eval(
+            EVICT, 3, TENANTS, TOTAL, f"{AGE_INDEX}{tenant}",
+            key, repr(now), str(self.ttl_s), str(self.max_entries), str(self.max_entries_per_tenant), AGE_INDEX,
+            tenant,
+        )  # fmt: skip
+        await self._call(pipe.execute())
 
-    async def count(self) -> int:
-        """Entries currently tracked (tests and the report)."""
-        return int(await self._call(self.client.zcard(AGE_INDEX)))
+    async def count(self, tenant: str | None = None) -> int:
+        """Entries currently indexed, of one tenant or all (tests and the report)."""
+        if tenant is not None:
+            return int(await self._call(self.client.zcard(f"{AGE_INDEX}{tenant}")))
+        return int(await self._call(self.client.get(TOTAL)) or 0)
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _float(raw: Any) -> float:
+    """A stored number; a corrupt field reads as a store error (the request then passes through)."""
+    try:
+        return float(raw or 0.0)
+    except (TypeError, ValueError):
+        raise StoreDown("corrupt entry") from None
+
+
+def _words(raw: Any) -> list[str]:
+    return (bytes(raw).decode() if raw else "").split()

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from importlib import resources
 
 from cloudrun_gpu.limits import GIB
-from cloudrun_gpu.sizing.engines import VllmOverhead, VllmProfile, parse_vllm_version, vllm_overhead
+from cloudrun_gpu.sizing.engines import (
+    VLLM_V1_SINCE,
+    MlpShape,
+    VllmOverhead,
+    VllmProfile,
+    parse_vllm_version,
+    vllm_overhead,
+)
 from cloudrun_gpu.sizing.plan import weights_from_quant
 from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS
 from cloudrun_gpu.sizing.spec import ModelSpec
@@ -61,6 +68,9 @@ class VllmEvidence:
     printed_kv_gib: float | None
     printed_kv_tokens: int | None
     note: str
+    n_experts: int = 0
+    """Routed experts of a mixture of experts (0: dense); ``intermediate_size`` is then one expert's width."""
+    experts_per_token: int = 0
 
     @property
     def band(self) -> str:
@@ -68,11 +78,19 @@ class VllmEvidence:
         if self.profile_band == "v0":
             return "V0"
         version = parse_vllm_version(self.engine_version)
+        if version is not None and version < VLLM_V1_SINCE:
+            return "V1<0.8"  # V1 forced (VLLM_USE_V1=1) before it became the default
         if version is not None and version >= (0, 30, 0):
             return ">=0.30"
         if version is not None and version >= (0, 21, 0):
             return "0.21-0.29"
         return "0.8-0.20"
+
+    def mlp(self) -> MlpShape:
+        """What a token's MLP runs through: the dense width, or its routed experts' (MoE rows)."""
+        if self.n_experts > 1:
+            return MlpShape(0, self.experts_per_token, self.intermediate_size)
+        return MlpShape(self.intermediate_size)
 
     @property
     def kv_gib(self) -> float:
@@ -151,6 +169,8 @@ def load_vllm_evidence() -> list[VllmEvidence]:
                 printed_kv_gib=_opt_float(r["printed_kv_gib"]),
                 printed_kv_tokens=_opt_int(r["printed_kv_tokens"]),
                 note=r["note"],
+                n_experts=_opt_int(r.get("n_experts") or "") or 0,
+                experts_per_token=_opt_int(r.get("experts_per_token") or "") or 0,
             )
         )
     return rows
@@ -198,7 +218,8 @@ def check_row(row: VllmEvidence, *, predict_weights: bool = True) -> EvidenceChe
     budget = int(row.budget_gib * GIB)
     overhead = vllm_overhead(
         hidden=row.hidden_size,
-        intermediate=row.intermediate_size,
+        intermediate=row.mlp().active_intermediate,
+        mlp=row.mlp(),
         vocab=row.vocab_size,
         weights_bytes=weights,
         budget_bytes=budget,
@@ -228,4 +249,46 @@ def evidence_summary(checks: list[EvidenceCheck]) -> dict[str, float]:
     }
 
 
-__all__ = ["EvidenceCheck", "VllmEvidence", "check_row", "evidence_summary", "load_vllm_evidence"]
+def _opt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def evidence_table(checks: list[EvidenceCheck]) -> str:
+    """The error table of docs/sizing-evidence.md, one line per row, as :func:`check_row` predicts it today.
+
+    The doc holds this text between ``<!-- evidence-table -->`` markers and ``tests/test_vllm_evidence.py``
+    regenerates and compares it, so the published numbers cannot drift from the model."""
+    head = (
+        "| # | row (source) | vLLM | GPU (CUDA total) | model, weights | len / seqs / batched | "
+        "printed W · non-torch · act · graphs | printed KV | plan W | plan overhead | plan KV | error |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for i, c in enumerate(checks, 1):
+        r = c.row
+        cache = f", {r.compile_cache}" if r.compile_cache in ("cold", "warm") else ""
+        moe = f", MoE {r.experts_per_token}/{r.n_experts}" if r.n_experts > 1 else ""
+        printed = " · ".join(
+            _opt(v)
+            for v in (r.printed_weights_gib, r.printed_non_torch_gib, r.printed_activation_gib, r.printed_cudagraph_gib)
+        )
+        tokens = f" ({r.printed_kv_tokens:,} tok)" if r.printed_kv_tokens else ""
+        lines.append(
+            f"| {i} | [{r.id}]({r.source_url}) | {r.engine_version or 'unprinted'} ({r.band}{cache}) | "
+            f"{r.gpu} ({r.cuda_total_gib:.2f} GiB) × {r.gpu_memory_utilization:g} | "
+            f"{r.model.split('/')[-1]}, {r.weights_quant or 'printed weights'}{moe} | "
+            f"{r.max_model_len} / {r.max_num_seqs} / {r.max_num_batched_tokens} | {printed} | "
+            f"{r.kv_gib:.2f} GiB{tokens} | {c.weights_gib:.2f} | {c.overhead_gib:.2f} | {c.kv_predicted_gib:.2f} | "
+            f"{c.error * 100:+.1f} % |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "EvidenceCheck",
+    "VllmEvidence",
+    "check_row",
+    "evidence_summary",
+    "evidence_table",
+    "load_vllm_evidence",
+]
