@@ -108,6 +108,22 @@ MODULES: dict[str, list[str]] = {
     "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
     "cache/__init__.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
     "cache/settings.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
+    "engines/__init__.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py"],
+    "engines/base.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py", "tests/test_policy.py"],
+    "engines/llamacpp.py": ["tests/test_engine_contract.py", "tests/test_sizing.py", "tests/test_container.py"],
+    "engines/ollama.py": ["tests/test_engine_contract.py", "tests/test_sizing.py", "tests/test_container.py"],
+    "engines/vllm.py": [
+        "tests/test_engine_contract.py",
+        "tests/test_streamer.py",
+        "tests/test_strength_vllm.py",
+        "tests/test_vllm_evidence.py",
+    ],
+    "build/image.py": [
+        "tests/test_build.py",
+        "tests/test_container.py",
+        "tests/test_storage.py",
+        "tests/test_stacks.py",
+    ],
 }
 """Module (under the library) → the test files run against its mutants, fastest killers first."""
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloudrun_gpu.engines import engine_names
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.quota import quota_need
@@ -476,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gguf")
     s.add_argument("--hf-config")
     s.add_argument("--list", action="store_true")
-    s.add_argument("--engine", default="llama.cpp", choices=["llama.cpp", "ollama", "vllm"])
+    s.add_argument("--engine", default="llama.cpp", choices=list(engine_names()))
     s.add_argument("--gpu", default="nvidia-l4")
     s.add_argument("--context", type=int)
     s.add_argument(

@@ -1,10 +1,8 @@
-"""Generate the Cloud Build config that bakes a serving image from a stack's config (L3, B4, B5).
+"""The stack's builds: the serving image (a thin layer over ``cloudrun_gpu.build.image``, which owns the typed
+config, the tag and the upload hash) and the model staging into the bucket (L3, B4, B5).
 
-Steps: stage the model from our bucket into ``container/model`` (image method only), pin every
-file's timestamp so the model layer is byte-identical across builds (one copy in Artifact
-Registry, L3), write Ollama's Modelfile, then ``docker build`` the engine's Dockerfile with the
-engine flags from the sizing plan (the prompt cache is built with the flags the service uses, R2).
-Large machine and disk as in the seed (``E2_HIGHCPU_32``; disk within the 1000 GB API maximum).
+What is the stack's own here: the build context is this repository's ``container/`` folder, the registry and its
+remote caches come from the stack config, and ``python -m stack cloudbuild`` prints the config.
 """
 
 from __future__ import annotations
@@ -12,79 +10,63 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import re
 import shlex
-from collections.abc import Callable
 from math import ceil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cloudrun_gpu import limits
+from cloudrun_gpu.build import image as image_lib
+from cloudrun_gpu.build.image import (
+    CLOUD_SDK,
+    DOCKER,
+    MIN_DISK_GB,
+    MODEL_BUCKET,
+    context_files,
+    context_hash,
+    hash_files,
+    substitutions_used,
+    upload_files,
+)
+from cloudrun_gpu.engines import PROFILES, profile
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import EngineImage, pinned_image
 from cloudrun_gpu.limits import GIB
-from cloudrun_gpu.loading import ollama_model_parameters
 
 from stack.config import ValidatedStack
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"
 """The build context: every file under it (but a staged model) is an input of the image."""
-CLOUD_SDK = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
-DOCKER = "gcr.io/cloud-builders/docker"
-MIN_DISK_GB = 100
 
 
-ENGINE_IMAGE_NAMES = {"llama.cpp": "llama-cpp", "ollama": "ollama", "vllm": "vllm"}
-UPSTREAM_CACHE = {"llama.cpp": "docker-hub", "ollama": "docker-hub", "vllm": "docker-hub"}
-"""The remote repository each engine's base images come through (llama.cpp: nvidia/cuda; vLLM on the RTX PRO
-6000: vllm/vllm-openai; images already in Artifact Registry, like Google's DLC, are pulled directly)."""
-MODEL_BUCKET = "_MODEL_BUCKET"
-SUBSTITUTION = re.compile(r"\$(?:\{(_[A-Z0-9_]+)\}|(_[A-Z0-9_]+))")
-"""A user-defined Cloud Build substitution in a step: ``${_NAME}`` or ``$_NAME`` (``$$`` is a literal ``$``)."""
+UPSTREAM_CACHE = {name: p.upstream_cache for name, p in PROFILES.items() if p.upstream_cache}
+"""The remote repository each engine's base images come through (``EngineProfile.upstream_cache``; llama.cpp:
+nvidia/cuda; vLLM on the RTX PRO 6000: vllm/vllm-openai; images already in Artifact Registry, like Google's DLC,
+are pulled directly)."""
+
+
+def bakes_engine_flags(vs: ValidatedStack) -> bool:
+    return image_lib.bakes_engine_flags(vs.config.serving)
 
 
 def image_tag(vs: ValidatedStack) -> str:
-    """``<model>-<hash>``: the hash covers everything baked into the image, so a tag (immutable in our
-    registry) is rebuilt exactly when the model or the engine flags change, and the stack can name it."""
-    cfg = vs.config
-    baked = {
-        "model": vs.sizing.model,
-        "quant": vs.sizing.weights_quant,
-        "method": cfg.loading.method,
-        "args": vs.sizing.engine_args,
-        "env": vs.sizing.engine_env,
-        "prompt_cache": cfg.engine.prompt_cache,
-        # The pinned engine build: a new pin is a new immutable tag (and so a new revision).
-        "engine_build": pinned_image(cfg.engine.name, cfg.gpu.type).build_args if not cfg.engine.image else None,
-        # What the build uploads: a changed Dockerfile, entrypoint or script is a new image (issue 10).
-        "container": container_hash(),
-        # The weights baked by the image method: a new pinned source (or file choice) is a new image.
-        "source": [cfg.model.source, cfg.model.files] if cfg.loading.method == "image" else None,
-    }
-    digest = hashlib.sha256(json.dumps(baked, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{tag_safe(vs.sizing.model)[:116]}-{digest}"
-
-
-TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-"""Docker tag grammar (OCI distribution spec): at most 128 characters of [A-Za-z0-9_.-], not starting with . or -."""
-
-
-def tag_safe(model: str) -> str:
-    """A model name as a tag component: ``Qwen/Qwen2.5-7B`` → ``qwen-qwen2.5-7b`` (a ``/`` or space would
-    make the tag invalid, and the build or the deploy would fail far from the model name)."""
-    safe = re.sub(r"[^a-z0-9_.-]+", "-", model.lower()).strip(".-")
-    return safe or "model"
+    """The library's tag (build inputs only, ``cloudrun_gpu.build.image.image_tag``) over this repository's
+    ``container/`` context."""
+    return image_lib.image_tag(vs.config.serving, vs.plan, container_hash())
 
 
 def image_repository(vs: ValidatedStack) -> str:
-    return ENGINE_IMAGE_NAMES[vs.config.engine.name]
+    return profile(vs.config.engine.name).image_repository
+
+
+def registry_path(vs: ValidatedStack) -> str:
+    cfg = vs.config
+    return f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}"
 
 
 def image_uri(vs: ValidatedStack) -> str:
-    cfg = vs.config
-    registry = f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}"
-    return f"{registry}/{image_repository(vs)}:{image_tag(vs)}"
+    return image_lib.image_uri(registry_path(vs), vs.config.serving, image_tag(vs))
 
 
 def engine_image(vs: ValidatedStack) -> EngineImage:
@@ -92,94 +74,26 @@ def engine_image(vs: ValidatedStack) -> EngineImage:
     return pinned_image(vs.config.engine.name, vs.config.gpu.type)
 
 
-def substitutions_used(config: dict[str, Any]) -> set[str]:
-    """User-defined substitutions the steps and images reference (after ``$$`` escapes are removed)."""
-    text = json.dumps([config.get("steps", []), config.get("images", [])]).replace("$$", "")
-    return {a or b for a, b in SUBSTITUTION.findall(text)}
+def upstream_cache_uri(vs: ValidatedStack) -> str:
+    """The registry's remote repository the engine's base images come through, or ``""``."""
+    cfg = vs.config
+    cache = profile(cfg.engine.name).upstream_cache
+    if cache not in cfg.registry.remote_caches:
+        return ""
+    return f"{registry_path(vs)}-{cache}"
+
+
+def image_build_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> image_lib.BuildConfig:
+    """The build that bakes the stack's serving image, typed (``cloudrun_gpu.build.image.image_build_config``)."""
+    engine_image(vs)  # the pin must run on the GPU (ConfigError on engine.image otherwise)
+    return image_lib.image_build_config(
+        vs.config.serving, vs.plan, image=image_uri(vs), upstream_cache=upstream_cache_uri(vs), bucket=bucket
+    )
 
 
 def cloudbuild_config(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> dict[str, Any]:
-    """The build that bakes the stack's serving image. Cloud Build's default ``substitutionOption`` is
-    MUST_MATCH: a substitution defined but unused, or used but undefined, fails the build ("key ... in the
-    substitution data is not matched in the template"). So ``substitutions`` holds exactly the ones the steps
-    use: ``_MODEL_BUCKET`` only when the image method stages the model from the bucket.
-
-    Sources: BuildOptions.SubstitutionOption, MUST_MATCH "Fails the build if error in substitutions checks, like
-    missing a substitution in the template or in the map"; ALLOW_LOOSE is forced only for triggered builds
-    (https://pub.dev/documentation/googleapis/latest/cloudbuild_v1/BuildOptions/substitutionOption.html);
-    the error text as seen in ollionorg/gcp-landing-zone#40."""
-    cfg = vs.config
-    engine = cfg.engine.name
-    bake = cfg.loading.method == "image"
-    pin = engine_image(vs)
-    disk_gb = min(int(limits.CLOUD_BUILD_DISK_MAX_GB.value), max(MIN_DISK_GB, ceil(vs.sizing.weights_bytes * 4 / GIB)))
-    steps: list[dict[str, Any]] = []
-    if bake:
-        prefix = cfg.model.object_prefix.strip("/")
-        # vLLM loads a directory: the prefix *is* the model directory, staged as container/model/<file>/ so
-        # it lands at /models/<file>, the engine's --model path. llama.cpp/Ollama: the prefix holds the GGUF.
-        target = f"container/model/{cfg.model.file}/" if engine == "vllm" else "container/model/"
-        # rsync "copies to and updates objects at DESTINATION to match SOURCE" (the prefix's contents, nested
-        # folders included): https://cloud.google.com/sdk/gcloud/reference/storage/rsync
-        steps.append(
-            {
-                "id": "stage-model",
-                "name": CLOUD_SDK,
-                "entrypoint": "gcloud",
-                "args": ["storage", "rsync", "--recursive", f"gs://{bucket}/{prefix}", target],
-            }
-        )
-        steps.append(
-            {"id": "pin-timestamps", "name": "bash", "args": ["-c", "find container/model -exec touch -h -d @0 {} +"]}
-        )
-        if engine == "ollama":
-            # The model's own runner options (R7: ``use_mmap false`` for a baked-in image): written into the
-            # Modelfile, not sent per request, or Ollama would reload the model (loading.ollama_model_parameters).
-            params = "".join(f"PARAMETER {k} {v}\\n" for k, v in ollama_model_parameters(cfg.loading.method).items())
-            steps.append(
-                {
-                    "id": "modelfile",
-                    "name": "bash",
-                    # $$ is Cloud Build's escape for a literal $ (a bare $ would be read as a substitution).
-                    "args": [
-                        "-c",
-                        f"printf 'FROM ./%s\\n{params}' \"$$(cd container/model && ls *.gguf | head -1)\" "
-                        "> container/model/Modelfile",
-                    ],
-                }
-            )
-    build_args = {"WITH_GCLOUD": "1" if cfg.loading.method == "gcs-download" else "0", **pin.build_args}
-    cache = UPSTREAM_CACHE.get(engine)
-    cache_uri = ""
-    if cache in cfg.registry.remote_caches:  # pull the upstream image through our remote repository
-        cache_uri = f"{cfg.region}-docker.pkg.dev/{cfg.project}/{cfg.registry.repository_id}-{cache}"
-    if engine == "vllm":
-        ref = pin.build_args["VLLM_IMAGE"]
-        if "." not in ref.split("/")[0]:  # a Docker Hub image (vllm/vllm-openai): through the cache if any
-            build_args["VLLM_IMAGE"] = f"{cache_uri or 'docker.io'}/{ref}"
-    elif cache_uri:
-        build_args["REGISTRY"] = cache_uri
-    if engine == "llama.cpp":
-        build_args["PROMPT_CACHE"] = "1" if cfg.engine.prompt_cache else "0"
-        cpu_args = [a if a != "999" else "0" for a in vs.sizing.engine_args]  # build machine has no GPU
-        build_args["ENGINE_ARGS"] = shlex.join(cpu_args)
-    if engine == "ollama":
-        build_args["MODEL_NAME"] = vs.sizing.engine_env["OLLAMA_MODEL"]
-    docker_args = ["build", "-f", f"container/{engine}/Dockerfile", "-t", image_uri(vs)]
-    for k, v in build_args.items():
-        docker_args += ["--build-arg", f"{k}={v.replace('$', '$$')}"]
-    docker_args.append("container")
-    steps.append({"id": "build-image", "name": DOCKER, "args": docker_args, "env": ["DOCKER_BUILDKIT=1"]})
-    config: dict[str, Any] = {
-        "steps": steps,
-        "images": [image_uri(vs)],
-        "options": {"machineType": limits.CLOUD_BUILD_MACHINE, "diskSizeGb": disk_gb, "logging": "CLOUD_LOGGING_ONLY"},
-        "timeout": "7200s",
-    }
-    used = substitutions_used(config)
-    if used:
-        config["substitutions"] = {name: "set-me" for name in sorted(used)}
-    return config
+    """:func:`image_build_config` as ``gcloud builds submit --config`` reads it."""
+    return image_build_config(vs, bucket).to_dict()
 
 
 def submit_command(
@@ -197,49 +111,15 @@ def submit_command(
 # --- What the image build uploads ---------------------------------------------------------------------
 
 
-def upload_files(base: Path, root: Path, skip: Callable[[PurePosixPath], bool] | None = None) -> list[str]:
-    """The files a build uploads from ``base``, relative to ``root``, sorted: every file but Python caches,
-    documentation (``*.md``) and what ``skip`` (given the path relative to ``base``) leaves out."""
-    out = []
-    for path in base.rglob("*"):
-        rel = PurePosixPath(path.relative_to(base).as_posix())
-        if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".md"):
-            continue
-        if skip is None or not skip(rel):
-            out.append(path.relative_to(root).as_posix())
-    return sorted(out)
-
-
-def hash_files(root: Path, files: list[str], seed: bytes = b"") -> str:
-    """SHA-256 over ``seed`` and each file's path and content: changes exactly when the upload (or the seed) does.
-    No mode bits (issue 19): a fresh clone or ``core.fileMode=false`` must not rebuild; the Dockerfiles set the
-    modes the image needs themselves (``COPY --chmod``), so the uploaded files' modes never reach the image."""
-    h = hashlib.sha256(seed)
-    for rel in files:
-        path = root / rel
-        h.update(f"{rel}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
 def container_files(container: Path | None = None) -> list[str]:
-    """The files the image build uploads, relative to the project root (``container/…``), sorted: everything
-    under ``container/`` except caches, documentation (``*.md``) and whatever sits in ``container/model/``
-    (the build stages the model there itself from the bucket; only ``.keep`` keeps the folder) and
-    ``container/cache/``, the response cache's own image (S1), which no engine Dockerfile copies: changing the
-    cache must not rebuild, retag and redeploy the GPU image."""
-    base = container or CONTAINER
-
-    def skip(rel: PurePosixPath) -> bool:
-        return (rel.parts[0] == "model" and rel.as_posix() != "model/.keep") or rel.parts[0] == "cache"
-
-    return upload_files(base, base.parent, skip)
+    """The files the image build uploads, relative to the project root (``container/…``), sorted
+    (``cloudrun_gpu.build.image.context_files``)."""
+    return context_files(container or CONTAINER)
 
 
 def container_hash(container: Path | None = None) -> str:
-    """The hash of what the image build uploads (:func:`hash_files` over :func:`container_files`)."""
-    base = container or CONTAINER
-    return hash_files(base.parent, container_files(base))
+    """The hash of what the image build uploads (``cloudrun_gpu.build.image.context_hash``)."""
+    return context_hash(container or CONTAINER)
 
 
 # --- Staging the model into the bucket ----------------------------------------------------------------
@@ -510,15 +390,11 @@ def _cache_base(vs: ValidatedStack) -> str:
     return f"docker.io/library/{CACHE_PYTHON_IMAGE}"
 
 
-def cache_build_config(vs: ValidatedStack) -> dict[str, Any]:
+def cache_build_config(vs: ValidatedStack) -> image_lib.BuildConfig:
     """The build of the cache's CPU image: ``docker build`` of ``container/cache`` and a push. No substitutions
     (MUST_MATCH: none used, none defined); the default machine is enough for a pip install."""
     uri = cache_image_uri(vs)
     args = ["build", "-f", "container/cache/Dockerfile", "-t", uri]
     args += ["--build-arg", f"PYTHON_IMAGE={_cache_base(vs)}", "container/cache"]
-    return {
-        "steps": [{"id": "build-cache-image", "name": DOCKER, "args": args, "env": ["DOCKER_BUILDKIT=1"]}],
-        "images": [uri],
-        "options": {"logging": "CLOUD_LOGGING_ONLY"},
-        "timeout": "1800s",
-    }
+    step = image_lib.BuildStep("build-cache-image", DOCKER, args, env=["DOCKER_BUILDKIT=1"])
+    return image_lib.BuildConfig(steps=[step], images=[uri], timeout_s=1800)

@@ -25,7 +25,9 @@ from cloudrun_gpu.build import (
     ModelStagingArgs,
     build_account_id,
 )
+from cloudrun_gpu.build.image import MODEL_BUCKET, substitutions_used
 from cloudrun_gpu.cache import ResponseCache, ResponseCacheArgs
+from cloudrun_gpu.engines import profile
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
@@ -37,14 +39,13 @@ from pulumi_command import local
 from pulumiverse_time import Sleep
 
 from stack.cloudbuild import (
-    MODEL_BUCKET,
     UPSTREAM_CACHE,
     cache_build_config,
     cache_files,
     cache_image_uri,
-    cloudbuild_config,
     container_files,
     hub_secret_id,
+    image_build_config,
     image_build_needed,
     image_repository,
     image_tag,
@@ -55,7 +56,6 @@ from stack.cloudbuild import (
     staging_marker,
     staging_needed,
     staging_trigger,
-    substitutions_used,
 )
 from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
 
@@ -109,14 +109,16 @@ Before you begin); its log-based metrics need Cloud Logging (on by default, list
 
 
 def call_command(url: str, vs: ValidatedStack) -> str:
-    """A copy-paste request to the deployed endpoint (OpenAI-compatible chat on every engine), signed with
-    the caller's identity token: the service is IAM-protected, so the caller must be a listed invoker."""
+    """A copy-paste request to the deployed endpoint, signed with the caller's identity token: the service is
+    IAM-protected, so the caller must be a listed invoker. The path and ``model`` are the engine profile's
+    (``cloudrun_gpu.engines``): the name the engine serves, not its model path, which Cloud Run may expand."""
+    request = profile(vs.config.engine.name).client_request(vs.plan.served_model_name)
     body = json.dumps(
-        {"model": vs.model_path, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32}
+        {"model": request.model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32}
     )
     return (
         'curl -sS -H "Authorization: Bearer $(gcloud auth print-identity-token)" '
-        f"-H 'Content-Type: application/json' {url}/v1/chat/completions -d '{body}'"
+        f"-H 'Content-Type: application/json' {url}{request.path} -d '{body}'"
     )
 
 
@@ -573,19 +575,21 @@ def _builds(
         after.append(staging)
         out.waits.append(staging)
     if build:
-        config = cloudbuild_config(vs)
+        build_config = image_build_config(vs)
         image = ImageBuild(
             f"{svc}-image{sfx}",
             ImageBuildArgs(
                 image=image_uri(vs),
-                config=config,
+                config=build_config,
                 service_account=identity.resource_name,
                 project=cfg.project,
                 trigger=image_tag(vs),
                 source_files=container_files(),
                 source_staging_dir=bucket.bucket_name.apply(source_staging_dir),
                 # MUST_MATCH: exactly the substitutions the config uses, from the real bucket name.
-                substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
+                substitutions={
+                    k: bucket.bucket_name for k in substitutions_used(build_config.to_dict()) if k == MODEL_BUCKET
+                },
             ),
             opts=pulumi.ResourceOptions(depends_on=after),
         )

@@ -27,7 +27,7 @@ from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.pricing import instance_cost
 from cloudrun_gpu.registry import RegistrySettings
-from cloudrun_gpu.service.plan import ServicePlan, plan_service
+from cloudrun_gpu.service.plan import ServicePlan, ServingSettings, plan_service
 from cloudrun_gpu.service.settings import (
     SERVICE_NAME_PATTERN,
     GpuSettings,
@@ -181,6 +181,13 @@ class StackConfig:
     """``cloudrun-gpu:capacity``: the target load and per-GPU throughput the capacity plan uses; None: no plan."""
     cache: CacheSettings | None = None
     """``cloudrun-gpu:cache`` with ``enabled: true``: the response cache in front of the service (S1); None: none."""
+
+    @property
+    def serving(self) -> ServingSettings:
+        """This stack's (region's) serving bundle: what the GPU service is sized and rendered from."""
+        return ServingSettings(
+            self.region, self.model, self.engine, self.loading, self.gpu, self.resources, self.scaling
+        )
 
     @property
     def is_prod(self) -> bool:
@@ -679,16 +686,7 @@ def _region_problems(cfg: StackConfig, base_dir: Path | None) -> tuple[list[Conf
     errors.extend(with_prefix(e, "network.") for e in cfg.network.sizing_problems(cfg.scaling.max_instances))
     plan: ServicePlan | None = None
     try:
-        plan = plan_service(
-            region=cfg.region,
-            model=cfg.model,
-            engine=cfg.engine,
-            loading=cfg.loading,
-            gpu=cfg.gpu,
-            resources=cfg.resources,
-            scaling=cfg.scaling,
-            base_dir=base_dir,
-        )
+        plan = plan_service(cfg.serving, base_dir)
     except (ConfigError, ConfigErrors) as exc:
         errors.extend(as_errors(exc))
     return errors, plan

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import cloudrun_gpu.build.image as image_lib
 import pulumi
 import pytest
 from cloudrun_gpu.build import (
@@ -433,10 +434,11 @@ def test_image_trigger_follows_the_image_inputs_and_nothing_else(
 
     monkeypatch.setattr(cb, "CONTAINER", cb.ROOT / "container")
     base = _tag(vs)
-    # the model reference (source pin, file choice), the engine flags
+    # the model reference (source pin, file choice); not the engine flags, run-time settings without the prompt
+    # cache (issue 19 item 4; tests/test_engine_contract.py)
     assert _tag(with_model(vs, source=SOURCES["dev"]["source"].replace(COMMIT, "f" * 40))) != base
     assert _tag(with_model(vs, files=["*Q5_K_M.gguf"])) != base
-    assert _tag(validated(flat_config("dev", engine={"context_length": 4096}))) != base
+    assert _tag(validated(flat_config("dev", engine={"context_length": 4096}))) == base
 
 
 def test_image_trigger_follows_the_engine_pin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,7 +450,7 @@ def test_image_trigger_follows_the_engine_pin(monkeypatch: pytest.MonkeyPatch) -
         pin = real(engine, gpu)
         return dataclasses.replace(pin, build_args={**pin.build_args, "LLAMA_CPP_VERSION": "b6800"})
 
-    monkeypatch.setattr(cb, "pinned_image", newer)
+    monkeypatch.setattr(image_lib, "pinned_image", newer)
     assert _tag(vs) != base
 
 
@@ -514,7 +516,7 @@ def every_config() -> list[tuple[str, dict[str, Any]]]:
 def test_each_generated_config_defines_every_substitution_it_uses_and_uses_every_one_it_defines(
     name: str, config: dict[str, Any]
 ) -> None:
-    assert set(config.get("substitutions", {})) == cb.substitutions_used(config)
+    assert set(config.get("substitutions", {})) == image_lib.substitutions_used(config)
     text = json.dumps(config["steps"]).replace("$$", "")
     assert re.findall(r"\$(?!\{?_MODEL_BUCKET\b)", text) == [], name  # every other $ escaped
     assert config["options"]["logging"] == "CLOUD_LOGGING_ONLY"  # a user-specified build account needs it

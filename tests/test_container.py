@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cloudrun_gpu.build.image import substitutions_used
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import ENGINE_IMAGES, GPU_DRIVERS, OLD_VLLM_DLC, EngineImage, check_image, pinned_image
 from cloudrun_gpu.loading import model_delivery
 
-from stack.cloudbuild import cloudbuild_config, image_uri, submit_command, substitutions_used
+from stack.cloudbuild import cloudbuild_config, image_uri, submit_command
 from stack.config import ValidatedStack, load_stack, parse_config, read_config, read_stack_file, stack_file, validate
 
 from .conftest import ROOT
@@ -300,7 +301,6 @@ def test_dev_build_steps_exactly() -> None:
     vs = load_stack("dev", ROOT)
     cfg = cloudbuild_config(vs)
     cache = "europe-west1-docker.pkg.dev/your-project-id/llm-dev-serving-docker-hub"  # issue 19: <service>-serving
-    engine_args = shlex.join([a if a != "999" else "0" for a in vs.sizing.engine_args])
     assert cfg["steps"] == [
         {
             "id": "stage-model",
@@ -324,8 +324,7 @@ def test_dev_build_steps_exactly() -> None:
                 *("--build-arg", "UBUNTU_VERSION=22.04"),
                 *("--build-arg", "CUDA_ARCH=89"),
                 *("--build-arg", f"REGISTRY={cache}"),
-                *("--build-arg", "PROMPT_CACHE=0"),
-                *("--build-arg", f"ENGINE_ARGS={engine_args}"),
+                *("--build-arg", "PROMPT_CACHE=0"),  # no ENGINE_ARGS: without the prompt cache no build input
                 "container",
             ],
             "env": ["DOCKER_BUILDKIT=1"],

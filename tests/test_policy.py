@@ -603,3 +603,10 @@ def test_offline_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert offline.main(["--stack", "dev", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["violations"] == [] and out["policies"] == [p.name for p in rules.POLICIES]
+
+
+def test_the_probe_rule_names_every_registered_engines_readiness_path() -> None:
+    from cloudrun_gpu.engines import PROFILES
+
+    for name, p in PROFILES.items():  # the pack derives its engine list from the registry (issue 18)
+        assert f"{name}: {p.readiness_path}" in rules.READINESS_PATHS

@@ -145,4 +145,17 @@ def test_example_stack_imports_the_components() -> None:
     t = r.one("gcp:cloudrunv2/service:Service").inputs["template"]
     assert t["vpcAccess"]["networkInterfaces"][0]["network"] == "projects/shared-vpc-host/global/networks/corp"
     assert t["containers"][0]["args"][t["containers"][0]["args"].index("--max-model-len") + 1] == "16384"
-    assert t["containers"][0]["image"] == "us-central1-docker.pkg.dev/team-llm-dev/team-llm/vllm:qwen2.5-7b"
+    # the example builds its own image through the library (cloudrun_gpu.build.image) and deploys that image
+    build = r.one("command:local:Command").inputs["environment"]
+    image = build["IMAGE"]
+    assert image.startswith("us-central1-docker.pkg.dev/team-llm-dev/team-llm/vllm:qwen2.5-7b-")
+    assert t["containers"][0]["image"] == image  # the tag offline; by digest once the build printed one
+    config = json.loads(build["CLOUDBUILD_CONFIG"])
+    steps = {s["id"]: s for s in config["steps"]}
+    assert steps["stage-model"]["args"][-2:] == [
+        "gs://${_MODEL_BUCKET}/models/qwen2.5-7b-awq",
+        "container/model/qwen2.5-7b-instruct-awq/",
+    ]
+    docker = steps["build-image"]["args"]
+    assert docker[:5] == ["build", "-f", "container/vllm/Dockerfile", "-t", image] and docker[-1] == "container"
+    assert config["images"] == [image] and set(config["substitutions"]) == {"_MODEL_BUCKET"}

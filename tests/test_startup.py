@@ -24,7 +24,7 @@ from cloudrun_gpu.loading import (
     uses_mmap,
 )
 from cloudrun_gpu.service import plan as service_plan
-from cloudrun_gpu.service.plan import model_path, plan_service
+from cloudrun_gpu.service.plan import ServingSettings, model_path, plan_service
 from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
@@ -37,13 +37,15 @@ GGUF_MODEL = ModelSettings(name="llama-3.2-3b", file="m.gguf")
 
 def plan(engine: str, method: str) -> Any:
     return plan_service(
-        region="europe-west4",
-        model=GGUF_MODEL,
-        engine=EngineSettings(name=engine, context_length=4096),  # type: ignore[arg-type]
-        loading=LoadingSettings(method=method),  # type: ignore[arg-type]
-        gpu=GpuSettings(),
-        resources=ResourcesSettings(),
-        scaling=ScalingSettings(),
+        ServingSettings(
+            region="europe-west4",
+            model=GGUF_MODEL,
+            engine=EngineSettings(name=engine, context_length=4096),  # type: ignore[arg-type]
+            loading=LoadingSettings(method=method),  # type: ignore[arg-type]
+            gpu=GpuSettings(),
+            resources=ResourcesSettings(),
+            scaling=ScalingSettings(),
+        )
     )
 
 

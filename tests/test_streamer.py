@@ -18,7 +18,7 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigErrors
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.loading import MODEL_BUCKET_ENV, model_delivery
-from cloudrun_gpu.service.plan import STREAM_BUCKET_REF, model_path, plan_service
+from cloudrun_gpu.service.plan import STREAM_BUCKET_REF, ServingSettings, model_path, plan_service
 from cloudrun_gpu.service.settings import GpuSettings, ResourcesSettings, ScalingSettings
 from cloudrun_gpu.sizing import SizingRequest, size
 from cloudrun_gpu.sizing.engines import (
@@ -53,7 +53,7 @@ def plan(engine: str = "vllm", method: str = "gcs-stream", **kw: Any) -> Any:
         "scaling": ScalingSettings(),
         **kw,
     }
-    return plan_service(**args)
+    return plan_service(ServingSettings(**args))
 
 
 # --- the plan ----------------------------------------------------------------------------------------------
@@ -85,7 +85,8 @@ def test_vllm_args_for_gcs_stream_exactly() -> None:
     )
     assert env == {}
     assert args == [
-        *("--model", URI, "--host", "0.0.0.0", "--port", "8080", "--max-model-len", "4096"),
+        *("--model", URI, "--served-model-name", URI),  # no name given: vLLM's own default, the --model value
+        *("--host", "0.0.0.0", "--port", "8080", "--max-model-len", "4096"),
         *("--max-num-seqs", "8", "--gpu-memory-utilization", "0.90", "--kv-cache-dtype", "fp8"),
         *("--enable-prefix-caching", "--enable-chunked-prefill", "--max-num-batched-tokens", "2048"),
         *("--load-format", "runai_streamer"),

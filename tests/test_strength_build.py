@@ -222,7 +222,7 @@ def _image(image: str) -> Any:
             "img",
             {  # type: ignore[arg-type]
                 "image": image,
-                "config": {"steps": []},
+                "config": {"steps": [], "images": [image]},  # a bag of BuildConfig's fields (other languages)
                 "service_account": "projects/p/serviceAccounts/e",
                 "project": "p",
                 "trigger": "T1",
@@ -243,7 +243,7 @@ def test_image_build_rendered_and_by_digest() -> None:
     cmd = r.one(CMD, "img-submit")
     assert cmd.inputs["triggers"] == ["T1"]
     assert cmd.inputs["environment"] == {
-        "CLOUDBUILD_CONFIG": json.dumps({"steps": []}),
+        "CLOUDBUILD_CONFIG": json.dumps(B.BuildConfig(steps=[], images=[image]).to_dict(), sort_keys=True),
         "BUILD_SERVICE_ACCOUNT": "projects/p/serviceAccounts/e",
         "CLOUDSDK_CORE_PROJECT": "p",
         "CB_Z": "z",

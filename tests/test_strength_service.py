@@ -18,6 +18,7 @@ from cloudrun_gpu.service import (
     ResourcesSettings,
     ScalingSettings,
     ServiceSettings,
+    ServingSettings,
     VpcEgressArgs,
     plan_service,
 )
@@ -43,7 +44,7 @@ def plan(**kw: Any) -> Any:
         "scaling": ScalingSettings(),
         **kw,
     }
-    return plan_service(**args)
+    return plan_service(ServingSettings(**args))
 
 
 def errors_of(**kw: Any) -> list[tuple[str, Any, str]]:
@@ -564,7 +565,7 @@ def test_a_single_plan_error_is_renamed_too(monkeypatch: pytest.MonkeyPatch) -> 
     import cloudrun_gpu.service as service_module
     from cloudrun_gpu.errors import ConfigError
 
-    def refuse(**_: Any) -> Any:
+    def refuse(*_: Any, **__: Any) -> Any:
         raise ConfigError("engine.context_length", 9, "is too small", "set engine.context_length")
 
     monkeypatch.setattr(service_module, "plan_service", refuse)

@@ -139,7 +139,15 @@ def test_vllm_window_cells_round_up_to_whole_blocks() -> None:
 
 
 def test_engine_memory_read_back() -> None:
-    args = ["--enable-prefix-caching", "--max-model-len", "4096", "--max-num-seqs", "8", "--kv-cache-memory", "1024"]
+    args = [
+        "--enable-prefix-caching",
+        "--max-model-len",
+        "4096",
+        "--max-num-seqs",
+        "8",
+        "--kv-cache-memory-bytes",
+        "1024",
+    ]
     assert engine_memory_from_config("vllm", args, {}) == {
         "max_model_len": 4096,
         "max_num_seqs": 8,

@@ -10,7 +10,7 @@ Two ways an engine image fails on a Cloud Run GPU, both seen in this project (is
   (``sm_120``); builds compiled before CUDA 12.8 / without ``12.0`` in their arch list fail with
   "no kernel image is available for execution on the device" (vllm-project/vllm#16901).
 
-Pure data (no Pulumi). ``stack/cloudbuild.py`` turns a pin into Dockerfile build args; :func:`check_image`
+Pure data (no Pulumi). ``cloudrun_gpu.build.image`` turns a pin into Dockerfile build args; :func:`check_image`
 raises :class:`~cloudrun_gpu.errors.ConfigError` on ``engine.image`` when a pin cannot run on the GPU.
 """
 
@@ -175,8 +175,11 @@ OLD_VLLM_DLC = ENGINE_IMAGES[("vllm", "nvidia-l4")]
 
 def pinned_image(engine: str, gpu: str) -> EngineImage:
     """The pinned build of ``engine`` for ``gpu``, already checked against the GPU's driver."""
+    from cloudrun_gpu.engines import PROFILES  # the registry imports this module: not at module level
+
+    registered = PROFILES.get(engine)
     try:
-        image = ENGINE_IMAGES[(engine, gpu)]
+        image = ENGINE_IMAGES[(engine, gpu)] if registered is None or not registered.pins else registered.pins[gpu]
     except KeyError:
         pins = ", ".join(f"{e} on {g}" for e, g in ENGINE_IMAGES)
         raise ConfigError(

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import pulumi
 from cloudrun_gpu import limits
+from cloudrun_gpu.engines import PROFILES
 from cloudrun_gpu.sizing.readers import _PICKLE_SUFFIXES
 from pulumi_policy import (
     EnforcementLevel,
@@ -32,6 +33,9 @@ from pulumi_policy import (
     Severity,
 )
 from pulumi_policy.proxy import UnknownValueError
+
+READINESS_PATHS: Final = ", ".join(f"{name}: {p.readiness_path}" for name, p in PROFILES.items())
+"""Each registered engine's readiness path (``cloudrun_gpu.engines``), named in the probe rule's fix."""
 
 PACK_NAME: Final = "cloudrun-gpu-policies"
 DEFAULT_ENFORCEMENT: Final = EnforcementLevel.MANDATORY
@@ -275,7 +279,7 @@ def _check_http_startup_probe(args: ResourceValidationArgs, report: ReportViolat
                 args,
                 f"{where} is not set, so Cloud Run adds a default TCP probe that passes as soon as the port "
                 "opens, before the model is in GPU memory (D2). Fix: set startup_probe.http_get to the "
-                "engine's readiness path (llama.cpp and vLLM: /health) with a window long enough to load.",
+                f"engine's readiness path ({READINESS_PATHS}) with a window long enough to load.",
             )
             continue
         http = _item(probe, "httpGet")

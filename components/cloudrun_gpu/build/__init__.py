@@ -22,7 +22,7 @@ Sources for the Cloud Build behaviour relied on:
   not the default logs bucket, and the account needs ``roles/logging.logWriter`` to write them to Cloud
   Logging: "Configure user-specified service accounts", section "Set up build logs"
   (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts). The configs
-  set ``options.logging: CLOUD_LOGGING_ONLY`` (``stack/cloudbuild.py``).
+  set ``options.logging: CLOUD_LOGGING_ONLY`` (``cloudrun_gpu/build/image.py``, ``stack/cloudbuild.py`` for staging).
 - ``gcloud builds submit [SOURCE | --no-source] --config --service-account --gcs-source-staging-dir
   --substitutions`` (https://cloud.google.com/sdk/gcloud/reference/builds/submit); the service account is
   written ``projects/PROJECT_ID/serviceAccounts/EMAIL``. Submitting as a service account needs
@@ -50,6 +50,7 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 from pulumiverse_time import Sleep
 
+from cloudrun_gpu.build.image import BuildConfig
 from cloudrun_gpu.errors import ConfigError
 
 IDENTITY_TOKEN = "cloudrun-gpu:index:BuildIdentity"
@@ -353,8 +354,9 @@ class ImageBuildArgs:
     image: str
     """The tag to build and push, ``<region>-docker.pkg.dev/<project>/<repo>/<name>:<tag>``; the tag must change
     whenever an input of the image does (tags are immutable in ``ModelRegistry``)."""
-    config: dict[str, Any]
-    """The Cloud Build config (it pushes ``image``)."""
+    config: BuildConfig
+    """The Cloud Build config (it pushes ``image``), typed: :func:`~cloudrun_gpu.build.image.image_build_config`
+    builds one from the serving bundle and its plan (other Pulumi languages pass the same fields as a bag)."""
     service_account: pulumi.Input[str]
     """``projects/<project>/serviceAccounts/<email>`` of the build identity."""
     project: str
@@ -393,7 +395,7 @@ class ImageBuild(pulumi.ComponentResource):
                 result=f"gcloud artifacts docker images describe \"$IMAGE\" --format='{DIGEST_FORMAT}'",
             ),
             environment=_environment(
-                args.config,
+                BuildConfig.of(args.config).to_dict(),
                 args.service_account,
                 args.project,
                 args.substitutions,
@@ -488,6 +490,7 @@ class ModelStaging(pulumi.ComponentResource):
 
 
 __all__ = [
+    "BuildConfig",
     "BuildIdentity",
     "BuildIdentityArgs",
     "BuildSecret",

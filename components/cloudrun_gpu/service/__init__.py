@@ -26,7 +26,7 @@ from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
 from cloudrun_gpu.loading import ModelDelivery, model_delivery
-from cloudrun_gpu.service.plan import MOUNT_PATHS, ServicePlan, plan_service
+from cloudrun_gpu.service.plan import MOUNT_PATHS, ServicePlan, ServingSettings, plan_service
 from cloudrun_gpu.service.settings import (
     PUBLIC_MEMBERS,
     Accelerator,
@@ -137,19 +137,17 @@ class GpuInferenceServiceArgs:
         if errors:
             raise ConfigErrors(errors)
 
+    @property
+    def serving(self) -> ServingSettings:
+        """The serving bundle these arguments describe (what :func:`plan_service` sizes)."""
+        return ServingSettings(
+            self.region, self.model, self.engine, self.loading, self.gpu, self.resources, self.scaling
+        )
+
     def plan(self, base_dir: Path | None = None) -> ServicePlan:
         """Every number the revision needs, or ConfigErrors naming this class's fields."""
         try:
-            return plan_service(
-                region=self.region,
-                model=self.model,
-                engine=self.engine,
-                loading=self.loading,
-                gpu=self.gpu,
-                resources=self.resources,
-                scaling=self.scaling,
-                base_dir=base_dir,
-            )
+            return plan_service(self.serving, base_dir)
         except ConfigErrors as exc:
             raise rename_fields(exc.errors, {}, ARGS) from None
         except ConfigError as exc:
@@ -355,6 +353,7 @@ __all__ = [
     "ScalingSettings",
     "ServicePlan",
     "ServiceSettings",
+    "ServingSettings",
     "VpcEgressArgs",
     "plan_service",
 ]

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from math import ceil
 
 from cloudrun_gpu.limits import GIB, MIB
-from cloudrun_gpu.loading import llama_cpp_mmap_args
 from cloudrun_gpu.sizing.quant import kv_row_bytes
 from cloudrun_gpu.sizing.spec import ModelSpec
 
@@ -833,83 +832,33 @@ def render_engine_config(
     slot_save_path: str | None = None,
     max_num_batched_tokens: int | None = None,
     kv_cache_memory_bytes: int | None = None,
+    served_model_name: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The exact command-line args and env vars the engine gets (R6: its concurrency = ours)."""
-    if engine == "llama.cpp":
-        args = [
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(PORT),
-            "-m",
-            model_path,
-            "-c",
-            str(context * parallel),
-            "-np",
-            str(parallel),
-            "-ngl",
-            "999",
-            "-fa",
-            "on",
-            "-ctk",
-            kv_type,
-            "-ctv",
-            kv_type,
-        ]
-        if slot_save_path:
-            args += ["--slot-save-path", slot_save_path]
-        args += llama_cpp_mmap_args(model_path)  # R7: --no-mmap where the loading method reads better (loading.py)
-        return args, {}
-    if engine == "ollama":
-        env = {
-            # Ollama listens privately; container/ollama/entrypoint.sh preloads the model and only then
-            # opens PORT (D2: Ollama's own port is up before the model is in GPU memory).
-            "OLLAMA_HOST": f"127.0.0.1:{OLLAMA_INTERNAL_PORT}",
-            "OLLAMA_NUM_PARALLEL": str(parallel),
-            "OLLAMA_CONTEXT_LENGTH": str(context),
-            "OLLAMA_KV_CACHE_TYPE": kv_type,
-            "OLLAMA_FLASH_ATTENTION": "1",
-            "OLLAMA_KEEP_ALIVE": "-1",
-            "OLLAMA_MAX_LOADED_MODELS": "1",
-            "OLLAMA_GPU_OVERHEAD": str(int(vram_bytes * (1 - memory_fraction))),
-            "OLLAMA_MODEL": model_path,
-        }
-        return [], env
-    args = [
-        "--model",
-        model_path,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(PORT),
-        "--max-model-len",
-        str(context),
-        "--max-num-seqs",
-        str(parallel),
-        "--gpu-memory-utilization",
-        f"{memory_fraction:.2f}",
-        "--kv-cache-dtype",
-        kv_type,
-        "--enable-prefix-caching",
-        "--enable-chunked-prefill",
-        "--max-num-batched-tokens",
-        str(max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS),
-    ]
-    if model_path.startswith(STREAMED_MODEL_PREFIX):
-        # gcs-stream: the Run:ai Model Streamer reads the safetensors from Cloud Storage into GPU memory.
-        args += ["--load-format", "runai_streamer", "--model-loader-extra-config", streamer_extra_config()]
-    if kv_cache_memory_bytes is not None:
-        # vLLM ≥ 0.11: the KV pool is exactly the plan's number, not what its profile happens to find.
-        args += ["--kv-cache-memory", str(kv_cache_memory_bytes)]
-    return args, {}
+    """The exact command-line args and env vars the engine gets (R6: its concurrency = ours), rendered by the
+    engine's profile (``cloudrun_gpu.engines``; imported here, not at the top: the profiles import this module)."""
+    from cloudrun_gpu.engines import RenderInputs, profile
+
+    return profile(engine).render(
+        RenderInputs(
+            model_path=model_path,
+            context=context,
+            parallel=parallel,
+            kv_type=kv_type,
+            memory_fraction=memory_fraction,
+            vram_bytes=vram_bytes,
+            served_model_name=served_model_name,
+            slot_save_path=slot_save_path,
+            max_num_batched_tokens=max_num_batched_tokens,
+            kv_cache_memory_bytes=kv_cache_memory_bytes,
+        )
+    )
 
 
 def engine_parallel_from_config(engine: str, args: list[str], env: dict[str, str]) -> int:
-    """Read back the concurrency an engine was configured with (checks R6 agreement)."""
-    if engine == "ollama":
-        return int(env["OLLAMA_NUM_PARALLEL"])
-    flag = "-np" if engine == "llama.cpp" else "--max-num-seqs"
-    return int(args[args.index(flag) + 1])
+    """Read back the concurrency an engine was configured with (checks R6 agreement; the engine's profile)."""
+    from cloudrun_gpu.engines import profile
+
+    return profile(engine).parallel_from_config(args, env)
 
 
 def engine_memory_from_config(engine: str, args: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -917,29 +866,11 @@ def engine_memory_from_config(engine: str, args: list[str], env: dict[str, str])
 
     vLLM: ``max_model_len``, ``max_num_seqs``, ``max_num_batched_tokens``, ``gpu_memory_utilization`` and,
     when rendered, ``kv_cache_memory``. llama.cpp: ``ctx_size`` (total cells) and ``parallel``. Ollama:
-    ``context_length`` (per request) and ``num_parallel``.
+    ``context_length`` (per request) and ``num_parallel``. Each engine's profile reads its own flags.
     """
-    if engine == "ollama":
-        return {
-            "context_length": int(env["OLLAMA_CONTEXT_LENGTH"]),
-            "num_parallel": int(env["OLLAMA_NUM_PARALLEL"]),
-        }
+    from cloudrun_gpu.engines import profile
 
-    def flag(name: str) -> str | None:
-        return args[args.index(name) + 1] if name in args else None
-
-    if engine == "llama.cpp":
-        return {"ctx_size": int(flag("-c") or 0), "parallel": int(flag("-np") or 0)}
-    out: dict[str, float] = {
-        "max_model_len": int(flag("--max-model-len") or 0),
-        "max_num_seqs": int(flag("--max-num-seqs") or 0),
-        "max_num_batched_tokens": int(flag("--max-num-batched-tokens") or VLLM_DEFAULT_BATCHED_TOKENS),
-        "gpu_memory_utilization": float(flag("--gpu-memory-utilization") or 0.9),
-    }
-    kv = flag("--kv-cache-memory")
-    if kv is not None:
-        out["kv_cache_memory"] = int(kv)
-    return out
+    return profile(engine).memory_from_config(args, env)
 
 
 def seconds_to_load(bytes_: int, bytes_per_s: float) -> float:

@@ -70,6 +70,11 @@ class SizingRequest:
     load_bytes_per_s: float | None = None
     model_path: str = "/models/model.gguf"
     slot_save_path: str | None = None
+    served_model_name: str | None = None
+    """The name clients send as ``model`` (``engines.EngineProfile.served_model_name``); None: the engine's default."""
+    profile: str | None = None
+    """The engine profile that renders the flags when it differs from ``engine``, the sizing record it follows
+    (``engines.EngineProfile.sizing_engine``)."""
     engine_version: str | None = None
     """The engine's release (vLLM: ``"0.14.1"``); its memory profile differs by version. None: the
     most conservative of every version band."""
@@ -561,9 +566,9 @@ def _fit_vllm(
     )
     pinned = room if supports_kv_cache_memory(version) else None
     notes.append(
-        f"KV pool: {_gib(room)} pinned with --kv-cache-memory (vLLM ≥ 0.11)"
+        f"KV pool: {_gib(room)} pinned with --kv-cache-memory-bytes (vLLM ≥ 0.11)"
         if pinned is not None
-        else f"KV pool: vLLM's own profile should find ≥ {_gib(room)} (no --kv-cache-memory: vLLM version "
+        else f"KV pool: vLLM's own profile should find ≥ {_gib(room)} (no --kv-cache-memory-bytes: vLLM version "
         f"{req.engine_version or 'unknown'})"
     )
     return _VllmFit(
@@ -729,14 +734,23 @@ def size(req: SizingRequest) -> SizingPlan:
         notes.append(
             f"parallel: {parallel} = the most sequences whose own start-up profile (--max-num-seqs {parallel}) "
             f"leaves room for them ({fit} fit in {_gib(room)}; cap {cap}"
-            + ("" if req.max_parallel else f", {engine.name} default; raise engine.max_parallel after a load test, A3")
+            + (
+                ""
+                if req.max_parallel
+                else f", our default for {engine.name}; raise engine.max_parallel after a load test, A3"
+            )
             + ")"
         )
     else:
         parallel = int(min(fit, cap, cr_max))
         notes.append(
             f"parallel: {parallel} = min({fit} sequences that fit in {_gib(room)}, cap {cap}"
-            + ("" if req.max_parallel else f" ({engine.name} default; raise engine.max_parallel after a load test, A3)")
+            + (
+                ""
+                if req.max_parallel
+                else f" (our default for {engine.name}, not the engine's; raise engine.max_parallel after a load "
+                "test, A3)"
+            )
             + ")"
         )
     if req.engine == "ollama" and not ollama_server:
@@ -767,7 +781,7 @@ def size(req: SizingRequest) -> SizingPlan:
         )
     probe = _probe(req, weights, req.engine, notes)
     args, env = render_engine_config(
-        req.engine,
+        req.profile or req.engine,
         model_path=req.model_path,
         context=context,
         parallel=parallel,
@@ -777,6 +791,7 @@ def size(req: SizingRequest) -> SizingPlan:
         slot_save_path=req.slot_save_path,
         max_num_batched_tokens=vfit.batched_tokens if vfit else None,
         kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
+        served_model_name=req.served_model_name,
     )
     if req.vllm_mode is not None:
         # R6: the engine the plan sized is the engine that runs. vLLM picks V0/V1 from VLLM_USE_V1 (vllm/envs.py;
@@ -784,7 +799,7 @@ def size(req: SizingRequest) -> SizingPlan:
         # until the engine profile renders it itself.
         env = {**env, "VLLM_USE_V1": "1" if req.vllm_mode == "v1" else "0"}
         notes.append(f"vLLM engine: {req.vllm_mode.upper()} (VLLM_USE_V1={env['VLLM_USE_V1']}), sized as that engine")
-    assert engine_parallel_from_config(req.engine, args, env) == parallel  # R6 by construction
+    assert engine_parallel_from_config(req.profile or req.engine, args, env) == parallel  # R6 by construction
     engine_memory: dict[str, Any] | None = None
     if vfit is not None:
         back = engine_memory_from_config(req.engine, args, env)

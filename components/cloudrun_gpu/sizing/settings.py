@@ -19,7 +19,20 @@ from cloudrun_gpu.sizing.spec import ModelSpec
 
 
 class EngineName(enum.StrEnum):
-    """The serving engines the sizing engine models (``sizing.engines.ENGINES``; a test keeps them equal)."""
+    """The built-in serving engines (``cloudrun_gpu.engines``' registry; a test keeps them equal). A profile
+    registered later (``engines.register``) is accepted too: :meth:`_missing_` asks the registry, so adding an engine
+    needs no edit here."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> "EngineName | None":
+        from cloudrun_gpu.engines import PROFILES  # the registry imports the sizing package: not at module level
+
+        if isinstance(value, str) and value in PROFILES:
+            member = str.__new__(cls, value)
+            member._name_ = value.upper().replace(".", "_").replace("-", "_")
+            member._value_ = value
+            return member
+        return None
 
     LLAMA_CPP = "llama.cpp"
     """llama.cpp's llama-server (GGUF)."""
