@@ -9,6 +9,6 @@ Importing this package is cheap: components that pull in ``pulumi_gcp`` are impo
 - engines: ``cloudrun_gpu.engines`` (one profile per engine, ``cloudrun_gpu.engines.base``: the type and registry);
 - sizing: ``cloudrun_gpu.sizing`` (pure Python: ``cloudrun_gpu.sizing.plan``, ``cloudrun_gpu.sizing.engines``);
 - facts and shared rules: ``cloudrun_gpu.limits``, ``cloudrun_gpu.images``, ``cloudrun_gpu.loading``,
-  ``cloudrun_gpu.quota``, ``cloudrun_gpu.capacity``, ``cloudrun_gpu.netcalc``, ``cloudrun_gpu.errors``,
-  ``cloudrun_gpu.settings``.
+  ``cloudrun_gpu.quota``, ``cloudrun_gpu.capacity``, ``cloudrun_gpu.pricing``, ``cloudrun_gpu.netcalc``,
+  ``cloudrun_gpu.errors``, ``cloudrun_gpu.settings``.
 """
