@@ -765,10 +765,12 @@ def test_build_account_ids_are_valid() -> None:
     assert build_account_id("llm") == "llm-build"
     long = build_account_id("a" * 40)
     assert len(long) <= 30 and long.endswith("-build")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as err:
         from cloudrun_gpu.build import BuildIdentityArgs
 
         BuildIdentityArgs(account_id="Bad_Id", project="p", location="r")
+    assert (err.value.field, err.value.value) == ("BuildIdentityArgs.account_id", "Bad_Id")
+    assert "not a valid service account id" in err.value.problem and "6-30 lowercase" in err.value.fix
 
 
 def _step_script(config: dict[str, Any], step: str, work: Path) -> str:

@@ -318,8 +318,10 @@ def test_invalid_inputs_are_refused_naming_the_field() -> None:
     with pytest.raises(ConfigErrors) as err:
         plan_capacity(Target(requests_per_s=1), [Region("europe-west1", L4, 2), Region("europe-west1", L4, 3)], TP)
     assert [e.field for e in err.value.errors] == ["regions[1]"]
-    with pytest.raises(ConfigErrors):
+    with pytest.raises(ConfigErrors) as err:
         plan_capacity(Target(requests_per_s=1), [], TP)
+    assert [(e.field, e.value, e.problem) for e in err.value.errors] == [("regions", [], "is empty")]
+    assert "at least one region" in err.value.errors[0].fix
     with pytest.raises(ConfigError, match="target"):
         Target()
     with pytest.raises(ConfigError, match=r"target\.requests_per_s"):

@@ -143,7 +143,8 @@ def test_download_needs_memory_for_the_in_memory_copy() -> None:
 
 
 def test_internet_needs_nat() -> None:
-    only(errors_for(loading={"method": "internet"}, network={"nat": {"enabled": False}}), f"{NS}loading.method")
+    text = only(errors_for(loading={"method": "internet"}, network={"nat": {"enabled": False}}), f"{NS}loading.method")
+    assert "'internet'" in text and "Cloud NAT" in text and "network.nat.enabled: true" in text
 
 
 def test_pickle_model_file_is_refused() -> None:
@@ -152,11 +153,13 @@ def test_pickle_model_file_is_refused() -> None:
 
 
 def test_concurrency_below_engine_parallel_breaks_r6() -> None:
-    only(errors_for(engine={"parallel": 8}, scaling={"max_concurrency": 4}), f"{NS}scaling.max_concurrency")
+    text = only(errors_for(engine={"parallel": 8}, scaling={"max_concurrency": 4}), f"{NS}scaling.max_concurrency")
+    assert "= 4:" in text and "8 parallel sequences" in text and "8..1000" in text and "max_concurrency ≥ 8" in text
 
 
 def test_ideal_batch_size_zero_is_refused() -> None:
-    only(errors_for(engine={"ideal_batch_size": 0}), f"{NS}engine.ideal_batch_size")
+    text = only(errors_for(engine={"ideal_batch_size": 0}), f"{NS}engine.ideal_batch_size")
+    assert "= 0:" in text and "allowed: ≥ 1" in text
 
 
 @pytest.mark.parametrize(
@@ -187,7 +190,8 @@ def test_defaults_follow_the_seed() -> None:
 
 
 def test_no_force_destroy_in_production() -> None:
-    only(errors_for(environment="prod", bucket={"force_destroy": True}), f"{NS}bucket.force_destroy")
+    text = only(errors_for(environment="prod", bucket={"force_destroy": True}), f"{NS}bucket.force_destroy")
+    assert "= True:" in text and "delete the production model" in text and "remove cloudrun-gpu:bucket" in text
 
 
 def test_unknown_environment() -> None:

@@ -261,7 +261,7 @@ def test_download_requests_each_object_once_with_threads_too(gcs: str, tmp_path:
     assert sorted(str(f.relative_to(tmp_path)) for f in files) == sorted(tree)
     assert all((tmp_path / k).read_bytes() == v for k, v in tree.items())
     assert download_gcs.split_uri(f"gs://{BUCKET}/threads/m/*") == (BUCKET, "threads/m/")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
         download_gcs.download(f"gs://{BUCKET}/nothing-here", tmp_path / "x", client=client(gcs))
 
 

@@ -148,7 +148,36 @@ def _oracle(cfg: dict[str, Any]) -> set[str]:
     reg = cfg.get(NS + "registry")
     if isinstance(reg, dict) and reg.get("repository_id") == "Bad_ID":
         must.add(NS + "registry.repository_id")
+    # Values outside a closed set (Cloud Run GPU types, the loading methods, the engines we ship): always refused.
+    gpu = cfg.get(NS + "gpu")
+    if isinstance(gpu, dict) and gpu.get("type") == "tpu":
+        must.add(NS + "gpu.type")
+    loading = cfg.get(NS + "loading")
+    if isinstance(loading, dict) and loading.get("method") == "ftp":
+        must.add(NS + "loading.method")
+    net = cfg.get(NS + "network")
+    if isinstance(net, dict) and net.get("subnet_cidr") == "nonsense":
+        must.add(NS + "network.subnet_cidr")
     return must
+
+
+def _as_written(cfg: dict[str, Any], vs: Any) -> None:
+    """An accepted config is the config the user wrote: every value they set is the value the plan uses."""
+    c = vs.config
+    assert c.region == cfg["gcp:region"] and c.project == cfg["gcp:project"]
+    for section, attr in (("scaling", "max_instances"), ("scaling", "min_instances"), ("gpu", "quota")):
+        written = cfg.get(NS + section)
+        if isinstance(written, dict) and attr in written:
+            assert getattr(getattr(c, section), attr) == written[attr], (section, attr)
+    for section, attr in (("gpu", "type"), ("engine", "name"), ("loading", "method")):
+        written = cfg.get(NS + section)
+        if isinstance(written, dict) and attr in written:
+            value = getattr(getattr(c, section), attr)
+            assert getattr(value, "value", value) == written[attr], (section, attr)
+    svc = cfg.get(NS + "service")
+    if isinstance(svc, dict) and "name" in svc:
+        assert c.service.name == svc["name"]
+    assert c.scaling.min_instances <= c.scaling.max_instances
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -181,5 +210,7 @@ def test_any_config_gives_a_plan_or_a_clean_error_naming_a_stack_key(
         assert not (must - {exc.field}), f"validation did not fire for {must}"
         return
     assert not must, f"accepted a config that breaks {must}"
+    assert region in {"europe-west1", "us-central1", "europe-west4"}, "accepted a region without Cloud Run GPUs"
+    _as_written(raw, vs)
     assert vs.sizing.max_parallel_sequences >= 1
     assert vs.concurrency >= vs.sizing.max_parallel_sequences

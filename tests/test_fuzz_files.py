@@ -92,6 +92,35 @@ def _sizes_or_config_error(spec: ModelSpec) -> None:
         size(SizingRequest(model=spec))
 
 
+def _gguf_truth(path: Path) -> dict[str, Any] | None:
+    """An independent reading of ``path`` with gguf-py's own ``GGUFReader`` (the llama.cpp project's reader, not
+    ours): the block count, context length and tensor bytes it finds, or None where it cannot read the file."""
+    try:
+        with _time_limit(EXAMPLE_SECONDS):
+            reader = gguf.GGUFReader(str(path))
+            fields = {name: f.contents() for name, f in reader.fields.items()}
+            tensor_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    except _Hung:
+        return None
+    except Exception:  # any failure of the other reader means "no independent answer"
+        return None
+    return {"fields": fields, "tensor_bytes": tensor_bytes, "tensors": len(reader.tensors)}
+
+
+def _agrees_with_gguf_py(spec: ModelSpec, path: Path) -> None:
+    """A spec our reader returned says what gguf-py reads from the same bytes: the layer count is the file's
+    ``block_count``, the trained context its ``context_length``, and the weights the tensors' bytes."""
+    truth = _gguf_truth(path)
+    if truth is None:  # ours is more lenient than gguf-py here; validation above still held
+        return
+    fields = truth["fields"]
+    assert spec.n_layers == fields[f"{spec.architecture}.block_count"]
+    if f"{spec.architecture}.context_length" in fields:
+        assert spec.max_context == fields[f"{spec.architecture}.context_length"]
+    assert spec.weights_bytes == truth["tensor_bytes"]
+    assert f"({truth['tensors']} tensors)" in spec.source
+
+
 # ---------------------------------------------------------------------------------------- GGUF
 
 _VT = gguf.GGUFValueType
@@ -170,6 +199,25 @@ def _mutated(draw: st.DrawFn, base: bytes, header_bytes: int) -> bytes:
     return bytes(data)
 
 
+VALID_WEIGHT_BYTES = (32 * 64 + 2 * 64 * 64) * 2
+"""What ``_write_gguf(layers=2)`` writes: an F16 32×64 embedding and two 64×64 F16 matrices."""
+
+
+def test_the_valid_base_reads_as_written_and_sizes() -> None:
+    """The oracle the mutations start from: the unmutated file reads back exactly as the writer wrote it."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.gguf"
+        path.write_bytes(_valid_gguf())
+        spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+    assert spec is not None
+    assert (spec.name, spec.architecture, spec.n_layers, spec.hidden_size, spec.n_heads) == ("tiny", ARCH, 2, 64, 4)
+    assert (spec.kv_heads, spec.head_dim_k, spec.head_dim_v, spec.vocab_size) == ((2, 2), 16, 16, 32)
+    assert (spec.max_context, spec.intermediate_size, spec.weights_quant) == (2048, 128, "F16")
+    assert spec.weights_bytes == VALID_WEIGHT_BYTES and spec.n_params == VALID_WEIGHT_BYTES // 2
+    plan = size(SizingRequest(model=spec))
+    assert plan.max_parallel_sequences >= 1 and plan.weights_bytes == VALID_WEIGHT_BYTES
+
+
 @FUZZ
 @given(data=_mutated(_valid_gguf(), header_bytes=900))
 def test_mutated_gguf_bytes(data: bytes) -> None:
@@ -177,7 +225,12 @@ def test_mutated_gguf_bytes(data: bytes) -> None:
         path = Path(d) / "model.gguf"
         path.write_bytes(data)
         spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+        if data == _valid_gguf():
+            assert spec is not None and spec.n_layers == 2 and spec.weights_bytes == VALID_WEIGHT_BYTES
+        if not data.startswith(b"GGUF"):
+            assert spec is None  # not a GGUF file at all: refused, never guessed
         if spec is not None:
+            _agrees_with_gguf_py(spec, path)
             _sizes_or_config_error(spec)
 
 
@@ -187,7 +240,10 @@ def test_random_bytes_as_gguf(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.gguf"
         path.write_bytes(data)
-        _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+        spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+    # At most 64 bytes after the header cannot hold the required keys (block_count alone is a 23-byte key): every
+    # one of these is refused, never read as a model.
+    assert spec is None
 
 
 _lies = st.one_of(st.sampled_from([2**60, 2**64 - 1, 2**63, 2**32, 1 << 20, 7]), st.integers(0, 2**64 - 1))
@@ -240,7 +296,9 @@ def test_gguf_whose_counts_lie(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.gguf"
         path.write_bytes(data)
-        _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+        spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
+        if spec is not None:
+            _agrees_with_gguf_py(spec, path)
 
 
 _int_values = st.one_of(st.sampled_from([0, 1, 2, 4, 16, 64]), st.integers(0, 2**32 - 1))
@@ -278,6 +336,12 @@ def test_gguf_with_wrong_metadata_values(keys: dict[str, tuple[gguf.GGUFValueTyp
         _write_gguf(path, keys, layers)
         spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
         if spec is not None:
+            _agrees_with_gguf_py(spec, path)
+            # What the writer wrote, independently of any reader: the tensors and the required keys' values.
+            assert spec.weights_bytes == (32 * 64 + layers * 64 * 64) * 2
+            for key, attr in (("block_count", "n_layers"), ("embedding_length", "hidden_size")):
+                vtype, value = keys[f"{ARCH}.{key}"]  # a required key the writer dropped is never read as a spec
+                assert vtype != _VT.ARRAY and getattr(spec, attr) == value
             _sizes_or_config_error(spec)
 
 
@@ -402,7 +466,39 @@ def test_malformed_hf_config(config: bytes) -> None:
         path.write_bytes(config)
         spec = _spec_or_field_error(read_hf, path, HF_FIELD)
         if spec is not None:
+            _agrees_with_config(spec, json.loads(config))
             _sizes_or_config_error(spec)
+
+
+def _agrees_with_config(spec: ModelSpec, cfg: Any) -> None:
+    """A spec read from a config.json says what that JSON says: it was an object, and (with no nested text
+    config) the layer count, width, heads, vocabulary and trained context are its values."""
+    assert isinstance(cfg, dict)
+    if isinstance(cfg.get("text_config"), dict):
+        return  # a multimodal wrapper: the text model's values come from the nested object
+    assert spec.n_layers == cfg["num_hidden_layers"]
+    assert spec.hidden_size == cfg["hidden_size"]
+    assert spec.n_heads == cfg["num_attention_heads"]
+    assert spec.vocab_size == (cfg.get("vocab_size") or 0)  # optional: absent or null is 0
+    model_type = cfg.get("model_type")
+    assert spec.architecture == (model_type if isinstance(model_type, str) and model_type else "unknown")
+    assert len(spec.kv_heads) == spec.n_layers
+
+
+def test_the_base_config_reads_as_written() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "config.json"
+        path.write_text(json.dumps(BASE_CONFIG))
+        spec = _spec_or_field_error(read_hf, path, HF_FIELD)
+        assert spec is not None
+        _agrees_with_config(spec, BASE_CONFIG)
+        assert (spec.kv_heads, spec.head_dim_k, spec.max_context) == ((2, 2, 2, 2), 64, 4096)
+        assert spec.weights_bytes is None  # no weights beside it: estimated, and the notes say so
+        assert any("no safetensors" in n for n in spec.notes)
+        (Path(d) / "model.safetensors").write_bytes(_safetensors_bytes(VALID_HEADER, VALID_DATA))
+        spec = _spec_or_field_error(read_hf, path, HF_FIELD)
+        assert spec is not None and spec.weights_bytes == VALID_DATA and spec.n_params == VALID_DATA // 2
+        assert size(SizingRequest(model=spec)).max_parallel_sequences >= 1
 
 
 @FUZZ
@@ -414,7 +510,17 @@ def test_hf_config_with_malformed_safetensors(config: dict[str, Any], shard: byt
         (Path(d) / "model.safetensors").write_bytes(shard)
         spec = _spec_or_field_error(read_hf, path, HF_FIELD)
         if spec is not None:
+            _agrees_with_config(spec, config)
+            if spec.weights_bytes:  # read from the shard: only a header that describes real tensors gives bytes
+                assert spec.weights_bytes == _header_bytes(shard)
             _sizes_or_config_error(spec)
+
+
+def _header_bytes(shard: bytes) -> int:
+    """The tensor bytes a safetensors header declares (its data offsets), read independently of the reader."""
+    (n,) = struct.unpack("<Q", shard[:8])
+    header = json.loads(shard[8 : 8 + n])
+    return sum(int(v["data_offsets"][1]) - int(v["data_offsets"][0]) for k, v in header.items() if k != "__metadata__")
 
 
 @FUZZ

@@ -375,7 +375,10 @@ def test_invalid_network_tag_is_refused(tag: str) -> None:
 
 
 def test_longest_network_tag_is_accepted() -> None:
-    NetworkSettings(tags=["a" * 63])
+    """63 characters is the longest tag GCP allows; one more is refused (test above), so the edge is pinned."""
+    assert NetworkSettings(tags=["a" * 63]).tags == ["a" * 63]
+    errors = refused(network(lambda: NetworkSettings(tags=["a" * 64])))
+    assert the_error(errors, "NetworkSettings.tags.0").value == "a" * 64
 
 
 def test_empty_existing_network_is_refused() -> None:

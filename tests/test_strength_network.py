@@ -86,8 +86,9 @@ def test_psc_address_outside_endpoint_ranges_refused(address: str) -> None:
     with pytest.raises(ConfigError) as err:
         netcalc.check_psc_address("address", address)
     assert err.value.allowed == "10/8, 172.16/12, 192.168/16, 100.64/10"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as bad:
         netcalc.check_psc_address("address", "not-an-ip")
+    assert (bad.value.field, bad.value.value, bad.value.problem) == ("address", "not-an-ip", "is not an IPv4 address")
 
 
 def test_overlap_names_the_later_range() -> None:
@@ -104,12 +105,16 @@ def test_names_tags_and_dns() -> None:
     assert not netcalc.is_dns_name(".".join(["a" * 63] * 4) + ".b")  # 256 characters
     netcalc.check_tag("t", "a" + "b" * 62)
     for bad in ("a" + "b" * 63, "1a", "a-", "A"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError) as err:
             netcalc.check_tag("t", bad)
+        assert (err.value.field, err.value.value, err.value.problem) == ("t", bad, "is not a valid network tag")
+        assert "1-63 lowercase" in err.value.fix
     netcalc.check_psc_name("n", "a" * 20)
     for bad in ("a" * 21, "a-b", "1a"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError) as err:
             netcalc.check_psc_name("n", bad)
+        assert (err.value.field, err.value.value) == ("n", bad)
+        assert "PSC endpoint name" in err.value.problem and "no hyphens" in err.value.fix
 
 
 def fields(exc: ConfigErrors) -> list[str]:

@@ -100,5 +100,5 @@ def test_runtime_overhead_bytes_takes_its_options_by_keyword_only() -> None:
     model = CASES[1][1]
     by_name = runtime_overhead_bytes(engine="llama.cpp", spec=model)
     assert by_name == runtime_overhead_bytes("llama.cpp", model) > 0
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional argument"):
         runtime_overhead_bytes("llama.cpp", model, None)  # type: ignore[call-arg]

@@ -309,8 +309,9 @@ def test_every_safetensors_dtype_has_its_width(tmp_path: Path, dtype: str, bits:
     spec = read_hf(cfg)
     assert (spec.n_params, spec.weights_bytes) == (32, 32 * bits // 8)
     _safetensors(tmp_path / "m.safetensors", {"x": (dtype, [4, 8], bits + 8)})  # offsets one byte/element off
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as err:
         read_hf(cfg)
+    assert err.value.field == "model.hf_config" and "m.safetensors" in err.value.render()
 
 
 def test_wrapper_vocab_size_is_checked(tmp_path: Path) -> None:

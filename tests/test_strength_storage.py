@@ -165,8 +165,11 @@ def test_registry_constants() -> None:
 def test_registry_bounds(ok: dict[str, int], bad: dict[str, int]) -> None:
     made = RegistrySettings(**ok)  # type: ignore[arg-type]
     assert all(getattr(made, k) == v for k, v in ok.items())
-    with pytest.raises(ConfigErrors):
+    with pytest.raises(ConfigErrors) as err:
         RegistrySettings(**bad)  # type: ignore[arg-type]
+    (key, value), e = next(iter(bad.items())), err.value.errors[0]
+    assert [x.field for x in err.value.errors] == [f"RegistrySettings.{key}"] and e.value == value
+    assert e.problem == "is out of range" and e.allowed and f"RegistrySettings.{key}" in e.fix
 
 
 def test_registry_duplicate_caches_and_derived_id_length() -> None:
