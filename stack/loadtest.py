@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -77,11 +78,14 @@ class LevelResult:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    """Nearest-rank percentile (q in 0..100): the value at rank ⌈q/100 × n⌉; NaN for no values.
+
+    ``math.ceil``, not ``round(x + 0.5)``: Python rounds halves to even, so the old form put the median of 10
+    values at rank 6 and of 4 values at rank 2 (issue 23, tests/test_loadtest_driver.py)."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q * len(ordered) / 100)))
     return ordered[rank - 1]
 
 
