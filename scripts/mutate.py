@@ -1,7 +1,10 @@
-"""Mutation testing of the library (`make mutate`; slow, outside CI) with Cosmic Ray.
+"""Mutation testing of everything that ships (`make mutate`; slow, outside CI) with Cosmic Ray and our own pass.
 
-Each mutant is one small change to one library module (``*`` → ``/``, ``<`` → ``<=``, a constant
-changed, a ``not`` dropped, …); the module's tests then run against it and should fail ("kill" it).
+Each mutant is one small change to one shipped module — the library, and (issue 23) the stack program, the policy
+pack, the provider, the container side (cache service, prompt cache, download) and the harness: Cosmic Ray's
+operators (``*`` → ``/``, ``<`` → ``<=``, a constant changed, a ``not`` dropped, …) plus ours for what it lacks
+(:data:`OWN_OPERATORS`: drop a keyword argument, drop a dict key, change a message literal, drop a returned
+field). The module's tests then run against it and should fail ("kill" it).
 A surviving mutant is a behaviour no test pins, unless it is *equivalent* (the program still
 behaves the same): those are listed in :data:`EQUIVALENT` with the reason, and left out of the score.
 
@@ -11,6 +14,7 @@ the tracked and untracked (not ignored) files into ``mutants/work/`` and runs th
 
     .venv/bin/python scripts/mutate.py                       # every priority module, 25 mutants each (seed 12)
     .venv/bin/python scripts/mutate.py --sample 0 netcalc    # every mutant of one module
+    .venv/bin/python scripts/mutate.py --sample 30 --seed 23 stack/cli.py policy/cloudrun_gpu_policy/rules.py
     .venv/bin/python scripts/mutate.py --survivors           # also print each survivor's diff
 
 The score table in ``docs/test-strength.md`` (between the ``mutate:`` markers) is rewritten;
@@ -118,6 +122,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_strength_vllm.py",
         "tests/test_vllm_evidence.py",
     ],
+    "pricing.py": ["tests/test_pricing.py"],
     "build/image.py": [
         "tests/test_build.py",
         "tests/test_container.py",
@@ -127,10 +132,94 @@ MODULES: dict[str, list[str]] = {
 }
 """Module (under the library) → the test files run against its mutants, fastest killers first."""
 
+CACHE_TESTS = [
+    "tests/test_cache_safety.py",
+    "tests/test_cache_support.py",
+    "tests/test_cache.py",
+    "tests/test_cache_auth.py",
+    "tests/test_strength_cache.py",
+]
+STACK_TESTS = ["tests/test_strength_stack_config.py", "tests/test_config.py", "tests/test_stacks.py"]
+SHIPPED: dict[str, list[str]] = {
+    # the stack program (issue 23: never scored before; rules.py 54 %, cli.py 61 %, compose.py 74 %, config.py 78 %)
+    "stack/config.py": [*STACK_TESTS, "tests/test_fuzz_config.py", "tests/test_multiregion.py"],
+    "stack/compose.py": [
+        "tests/test_strength_outputs.py",
+        "tests/test_stacks.py",
+        "tests/test_apis.py",
+        "tests/test_multiregion.py",
+        "tests/test_cache_stack.py",
+        "tests/test_golden.py",
+    ],
+    "stack/cli.py": [
+        "tests/test_strength_cli.py",
+        "tests/test_plan_cli.py",
+        "tests/test_loadtest.py",
+        "tests/test_quota.py",
+    ],
+    "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
+    "stack/loadtest.py": ["tests/test_loadtest_driver.py", "tests/test_loadtest.py"],
+    "stack/preflight.py": ["tests/test_fresh_project.py", "tests/test_quota.py"],
+    "stack/render.py": ["tests/test_render_isolation.py", "tests/test_strength_outputs.py", "tests/test_stacks.py"],
+    "stack/settings_doc.py": ["tests/test_settings_doc.py"],
+    "stack/calibrate.py": ["tests/test_startup.py", "tests/test_startup_evidence.py"],
+    "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
+    # the policy pack
+    "policy/cloudrun_gpu_policy/rules.py": ["tests/test_strength_policy.py", "tests/test_policy.py"],
+    "policy/cloudrun_gpu_policy/offline.py": ["tests/test_policy.py", "tests/test_strength_policy.py"],
+    # the component provider
+    "provider/analysis.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
+    "provider/components.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
+    "provider/schema.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
+    "provider/__main__.py": ["tests/test_provider_main.py"],
+    # the container side: the response cache service, the prompt cache, the model download
+    "container/cache/semcache/app.py": CACHE_TESTS,
+    "container/cache/semcache/config.py": [*CACHE_TESTS, "tests/test_cache_component.py"],
+    "container/cache/semcache/embed.py": CACHE_TESTS,
+    "container/cache/semcache/guard.py": CACHE_TESTS,
+    "container/cache/semcache/iam.py": ["tests/test_cache_auth.py", *CACHE_TESTS],
+    "container/cache/semcache/identity.py": CACHE_TESTS,
+    "container/cache/semcache/keys.py": CACHE_TESTS,
+    "container/cache/semcache/store.py": CACHE_TESTS,
+    "container/prompt_cache.py": ["tests/test_prompt_cache.py"],
+    "container/download_gcs.py": ["tests/test_container.py"],
+    # the test harness other tools run (loadtest, startup evidence)
+    "harness/llamacpp.py": ["tests/test_engine_contract.py", "tests/test_prompt_cache.py", "tests/test_capacity.py"],
+}
+"""Shipped files outside the library (paths from the repository root) → their tests: issue 23, "mutation scope =
+everything that ships". A key is a repository path when it starts with one of :data:`SHIPPED_ROOTS`."""
+MODULES.update(SHIPPED)
+SHIPPED_ROOTS = ("stack/", "policy/", "provider/", "container/", "harness/", "__main__.py")
+SHIPPED_GLOBS = (
+    "stack/*.py",
+    "policy/*.py",
+    "policy/cloudrun_gpu_policy/*.py",
+    "provider/*.py",
+    "container/*.py",
+    "container/cache/semcache/*.py",
+    "harness/*.py",
+    "__main__.py",
+)
+
+
+def source_path(module: str) -> str:
+    """A MODULES key as a path from the repository root: shipped files outside the library are keyed by their own
+    path, library modules by their path under ``components/cloudrun_gpu``."""
+    return module if module.startswith(SHIPPED_ROOTS) else f"{LIB}/{module}"
+
+
 NOT_MUTATED: dict[str, str] = {
     "__init__.py": "a docstring only: no statement to mutate (Cosmic Ray finds 0 mutants)",
     "sizing/__init__.py": "re-exports only (imports and `__all__`); Cosmic Ray finds 0 mutants, and every name it "
     "re-exports is scored in its own module",
+    "stack/__init__.py": "empty",
+    "stack/__main__.py": "`from stack.cli import main; sys.exit(main())`: the CLI it calls is scored in stack/cli.py",
+    "policy/__main__.py": "the pack's entry point for the Pulumi CLI (PolicyPack(...) of rules.py's list): the "
+    "rules it serves are scored in policy/cloudrun_gpu_policy/rules.py, the offline runner in offline.py",
+    "policy/cloudrun_gpu_policy/__init__.py": "a docstring only",
+    "provider/__init__.py": "a docstring only",
+    "container/cache/semcache/__init__.py": "a docstring only",
+    "harness/__init__.py": "empty",
 }
 """Library files deliberately left out of MODULES, each with the reason; every other ``.py`` must be listed."""
 
@@ -139,6 +228,7 @@ def unlisted_modules() -> list[str]:
     """Library ``.py`` files in neither MODULES nor NOT_MUTATED (a new module must be added to one)."""
     lib = ROOT / LIB
     found = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*.py") if "__pycache__" not in p.parts)
+    found += sorted({p.relative_to(ROOT).as_posix() for g in SHIPPED_GLOBS for p in ROOT.glob(g)})
     return [m for m in found if m not in MODULES and m not in NOT_MUTATED]
 
 
@@ -398,6 +488,127 @@ ISSUE_CLASSES: list[tuple[str, str, str, str, str]] = [
 ]
 
 
+# --- our own operators (issue 23): what Cosmic Ray 8.7 has no operator for -------------------------------------
+
+OWN_OPERATORS = ("DropKeyword", "DropDictKey", "ChangeMessage", "DropReturnedField")
+"""``DropKeyword``: one ``name=value`` argument of a call removed (a resource input, a default the callee then
+uses). ``DropDictKey``: one ``key: value`` entry of a dict display removed (a label, an env var, an output).
+``ChangeMessage``: a string literal of two or more words (an error's problem or fix, a log line, a help text)
+changed, docstrings excepted. ``DropReturnedField``: the two drops above inside a ``return`` (a field of what a
+function hands back). Each is a text edit of the original source at the node's span; one that no longer parses
+is not produced."""
+MESSAGE_MUTATION = "MUTATED "
+
+
+@dataclass
+class OwnMutant:
+    operator: str
+    line: int
+    occurrence: int
+    source: str
+    """The whole mutated module."""
+    diff: str
+
+
+def _offsets(source: str) -> list[int]:
+    starts, total = [0], 0
+    for line in source.splitlines(keepends=True):
+        total += len(line)
+        starts.append(total)
+    return starts
+
+
+def _at(source: str, starts: list[int], line: int, col: int) -> int:
+    """The string index of an AST position (``col`` counts UTF-8 bytes)."""
+    text = source[starts[line - 1] : starts[line]]
+    return starts[line - 1] + len(text.encode()[:col].decode())
+
+
+def _drop(source: str, starts: list[int], first: ast.expr | ast.keyword, last: ast.expr) -> str:
+    """``source`` without the text from ``first``'s start to ``last``'s end and the comma after it."""
+    begin = _at(source, starts, first.lineno, first.col_offset)
+    end = _at(source, starts, last.end_lineno or last.lineno, last.end_col_offset or 0)
+    rest = source[end:]
+    stripped = rest.lstrip(" \t\n")
+    if stripped.startswith(","):
+        end += len(rest) - len(stripped) + 1
+    return source[:begin] + source[end:]
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings or bare string statements (attribute docs)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            out.add(id(node.value))
+    return out
+
+
+def own_mutants(source: str) -> list[OwnMutant]:
+    """Every mutant of :data:`OWN_OPERATORS` in ``source``, in source order per operator."""
+    import difflib
+
+    tree = ast.parse(source)
+    starts = _offsets(source)
+    returned: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and node.value is not None:
+            returned.add(id(node.value))
+    docs = _docstrings(tree)
+    edits: list[tuple[str, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            op = "DropReturnedField" if id(node) in returned else "DropKeyword"
+            for kw in node.keywords:
+                if kw.arg is not None:
+                    edits.append((op, kw.lineno, _drop(source, starts, kw, kw.value)))
+        elif isinstance(node, ast.Dict):
+            op = "DropReturnedField" if id(node) in returned else "DropDictKey"
+            for key, value in zip(node.keys, node.values, strict=True):
+                if key is not None:
+                    edits.append((op, key.lineno, _drop(source, starts, key, value)))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docs
+            and len(node.value.split()) >= 2
+        ):
+            begin = _at(source, starts, node.lineno, node.col_offset)
+            quote = min((i for i in (source.find("'", begin), source.find('"', begin)) if i >= 0), default=-1)
+            if quote < 0 or quote > begin + 3:  # an implicit concatenation's later part, or an f-string piece
+                continue
+            q = source[quote]
+            width = 3 if source.startswith(q * 3, quote) else 1
+            at = quote + width
+            edits.append(("ChangeMessage", node.lineno, source[:at] + MESSAGE_MUTATION + source[at:]))
+    mutants: list[OwnMutant] = []
+    seen: dict[str, int] = {}
+    for op, line, mutated in edits:
+        if mutated == source:
+            continue
+        try:
+            ast.parse(mutated)
+        except SyntaxError:
+            continue
+        diff = "".join(difflib.unified_diff(source.splitlines(keepends=True), mutated.splitlines(keepends=True), n=0))
+        mutants.append(OwnMutant(op, line, seen.get(op, 0), mutated, diff))
+        seen[op] = seen.get(op, 0) + 1
+    return mutants
+
+
+def run_own_mutant(mutant: OwnMutant, path: Path, command: str, timeout: float) -> str:
+    """Write ``mutant`` over ``path`` (in the work copy), run ``command``, restore: killed, survived or timeout."""
+    original = path.read_text()
+    path.write_text(mutant.source)
+    try:
+        run = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed"  # a mutant that hangs the tests is caught (Cosmic Ray counts a timeout as a kill too)
+    finally:
+        path.write_text(original)
+    return "killed" if run.returncode else "survived"
+
+
 def copy_tree(work: Path) -> Path:
     """Tracked + untracked (not ignored) files into ``work`` (under ``mutants/``): the mutated copy."""
     if work.exists():
@@ -482,21 +693,28 @@ def passing_command(command: str) -> tuple[str, list[str], float]:
 
 
 def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]:
-    path = f"{LIB}/{module}"
+    """A sample of ``module``'s mutants, Cosmic Ray's and :func:`own_mutants`' drawn together (one population)."""
+    path = source_path(module)
     os.chdir(work)
     command, deselected, elapsed = passing_command(test_command(MODULES[module], work))
     for f in deselected:
         print(f"  deselected (fails without a mutant): {f}", flush=True)
     items: list[WorkItem] = list(_all_work_items([Path(path)], {}))
     items.sort(key=lambda w: (w.mutations[0].operator_name, w.mutations[0].occurrence))
-    if sample and len(items) > sample:
-        items = random.Random(f"{seed}:{module}").sample(items, sample)
-    timeout = max(30.0, elapsed * 4)
     source = (work / path).read_text()
+    population: list[WorkItem | OwnMutant] = [*items, *own_mutants(source)]
+    if sample and len(population) > sample:
+        population = random.Random(f"{seed}:{module}").sample(population, sample)
+    timeout = max(30.0, elapsed * 4)
     annotations = unevaluated_annotations(source)
     lines = source.splitlines()
     outcomes = []
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(population, 1):
+        if isinstance(item, OwnMutant):
+            verdict = run_own_mutant(item, work / path, command, timeout)
+            outcomes.append(Outcome(module, item.line, f"own/{item.operator}", item.occurrence, verdict, item.diff))
+            print(f"  [{n}/{len(population)}] {module}:{item.line} own/{item.operator} → {verdict}", flush=True)
+            continue
         spec = item.mutations[0]
         line = spec.start_pos[0]
         result = mutate_and_test(item.mutations, command, timeout)
@@ -514,7 +732,7 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
         if reason:
             verdict = "equivalent"
         outcomes.append(Outcome(module, line, spec.operator_name, spec.occurrence, verdict, result.diff or "", reason))
-        print(f"  [{n}/{len(items)}] {module}:{line} {spec.operator_name} → {verdict}", flush=True)
+        print(f"  [{n}/{len(population)}] {module}:{line} {spec.operator_name} → {verdict}", flush=True)
     os.chdir(ROOT)
     return outcomes
 
@@ -659,7 +877,12 @@ def rescore(modules: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("modules", nargs="*", help="modules under components/cloudrun_gpu (default: every one listed)")
+    parser.add_argument(
+        "modules",
+        nargs="*",
+        help="modules under components/cloudrun_gpu, or shipped files by their path (stack/cli.py, policy/…, "
+        "container/…; default: every one listed)",
+    )
     parser.add_argument("--sample", type=int, default=25, help="mutants per module, drawn at random (0: all)")
     parser.add_argument("--seed", type=int, default=12, help="seed of the sample (same seed, same mutants)")
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
@@ -688,7 +911,9 @@ def main(argv: list[str] | None = None) -> int:
     run = f"{args.sample or 'all'}, {args.seed}, {today}"
     for module in wanted:
         print(f"{module}:", flush=True)
-        population = len(list(_all_work_items([ROOT / LIB / module], {})))
+        population = len(list(_all_work_items([ROOT / source_path(module)], {}))) + len(
+            own_mutants((ROOT / source_path(module)).read_text())
+        )
         try:
             outcomes = run_module(module, work, args.sample, args.seed)
         except RuntimeError as exc:

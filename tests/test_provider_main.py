@@ -59,7 +59,6 @@ def test_importing_it_serves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert served == []
 
 
-@pytest.mark.slow
 def test_the_plugin_process_answers_get_schema_over_grpc() -> None:
     """The plugin as the language host starts it: a fresh process, cwd elsewhere, no PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
