@@ -346,3 +346,21 @@ def test_every_component_registers_its_outputs_and_they_agree_with_its_resources
         assert door["url"] == r.outputs["frontdoor_url"] and door["ip_address"] == r.outputs["frontdoor_ip"]
         backend = [x for x in r.resources if x.type == "gcp:compute/backendService:BackendService"]
         assert len(backend) == 1 and door["backend_service_id"] == f"{backend[0].name}-id"
+
+
+@pytest.mark.parametrize(("length", "regional"), [(3, True), (29, True), (30, False), (41, False)])
+def test_a_multi_region_bucket_prefix_takes_the_region_only_while_the_component_accepts_it(
+    length: int, regional: bool
+) -> None:
+    """The second region's bucket prefix is ``<prefix>-us-central1`` while ``BucketSettings.name_prefix`` (3-41
+    characters) accepts it, else the prefix alone (the random suffix keeps the two apart). Before, a 30-41
+    character prefix stopped the program with an error naming ``BucketSettings.name_prefix``, a field the user
+    never wrote; every length the stack key allows now plans. Bucket names stay within 63 characters
+    (https://cloud.google.com/storage/docs/buckets#naming)."""
+    prefix = "m" * length
+    r = run_stack("multi", bucket={"name_prefix": prefix})
+    names = {b.inputs["location"]: b.inputs["name"] for b in r.resources if b.type == "gcp:storage/bucket:Bucket"}
+    assert names["europe-west1"] == f"{prefix}-5eed1e55"  # the first region keeps its name
+    second = names["us-central1"]
+    assert second == (f"{prefix}-us-central1-5eed1e55" if regional else f"{prefix}-5eed1e55")
+    assert len(second) <= 63 and r.outputs["regions"]["us-central1"]["model_bucket"] == second
