@@ -214,3 +214,35 @@ def test_any_config_gives_a_plan_or_a_clean_error_naming_a_stack_key(
     _as_written(raw, vs)
     assert vs.sizing.max_parallel_sequences >= 1
     assert vs.concurrency >= vs.sizing.max_parallel_sequences
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    max_instances=st.integers(1, 3),
+    min_share=st.floats(0, 1),
+    context=st.sampled_from([2048, 4096, 8192, 16384]),
+    kv=st.sampled_from(["f16", "q8_0"]),
+    name=st.sampled_from(["llm-dev", "a1b", "chat-eu-2"]),
+    region=st.sampled_from(["europe-west1", "us-central1", "europe-west4"]),
+)
+def test_a_valid_config_is_accepted_as_written(
+    max_instances: int, min_share: float, context: int, kv: str, name: str, region: str
+) -> None:
+    """The other half of the oracle (issue 23): the test above almost never draws a valid config (0 of 300 examples
+    were accepted when this was measured), so its accepted branch was vacuous. Valid values around the committed dev
+    stack are always accepted, and the plan uses exactly what was written."""
+    from .conftest import ROOT, stack_flat
+
+    min_instances = int(min_share * max_instances)
+    flat = stack_flat(
+        "dev",
+        **{"gcp:region": region, "gcp:project": "my-project"},
+        scaling={"min_instances": min_instances, "max_instances": max_instances, "request_timeout_s": 600},
+        engine={"name": "llama.cpp", "context_length": context, "kv_cache_type": kv},
+        service={"name": name},
+    )
+    vs = read_config(flat, ROOT, plan_only=True)
+    _as_written({k: (json.loads(v) if k.startswith(NS) and v[:1] in "{[" else v) for k, v in flat.items()}, vs)
+    assert vs.config.engine.context_length == context and vs.sizing.context_length == context
+    assert vs.sizing.kv_cache_type == kv
+    assert vs.concurrency >= vs.sizing.max_parallel_sequences >= 1
