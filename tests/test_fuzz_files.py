@@ -297,8 +297,9 @@ def test_gguf_whose_counts_lie(data: bytes) -> None:
         path = Path(d) / "model.gguf"
         path.write_bytes(data)
         spec = _spec_or_field_error(read_gguf, path, GGUF_FIELD)
-        if spec is not None:
-            _agrees_with_gguf_py(spec, path)
+    # At most 4 keys, and a model needs more (block_count, embedding_length, head_count, context_length, the
+    # architecture): whatever the counts claim, no spec can come out of these, only the field's error.
+    assert spec is None
 
 
 _int_values = st.one_of(st.sampled_from([0, 1, 2, 4, 16, 64]), st.integers(0, 2**32 - 1))
