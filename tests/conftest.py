@@ -8,12 +8,14 @@ so a failed assertion always fails the test).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -177,3 +179,13 @@ def stack_flat(stack: str, **changes: Any) -> dict[str, str]:
         else:
             flat[full] = value if isinstance(value, str) else json.dumps(value)
     return flat
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as module ``<name>_script`` (scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"{name}_script"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -145,19 +145,17 @@ def _oracle(cfg: dict[str, Any]) -> set[str]:
         and bucket.get("name_prefix", "llm-models") == "llm-models"
     ):
         must.add(NS + "bucket.soft_delete_days")
-    reg = cfg.get(NS + "registry")
-    if isinstance(reg, dict) and reg.get("repository_id") == "Bad_ID":
-        must.add(NS + "registry.repository_id")
-    # Values outside a closed set (Cloud Run GPU types, the loading methods, the engines we ship): always refused.
-    gpu = cfg.get(NS + "gpu")
-    if isinstance(gpu, dict) and gpu.get("type") == "tpu":
-        must.add(NS + "gpu.type")
-    loading = cfg.get(NS + "loading")
-    if isinstance(loading, dict) and loading.get("method") == "ftp":
-        must.add(NS + "loading.method")
-    net = cfg.get(NS + "network")
-    if isinstance(net, dict) and net.get("subnet_cidr") == "nonsense":
-        must.add(NS + "network.subnet_cidr")
+    # Values outside what is allowed (the registry id's shape, Cloud Run GPU types, the loading methods, a CIDR):
+    # always refused.
+    for section, key, bad in (
+        ("registry", "repository_id", "Bad_ID"),
+        ("gpu", "type", "tpu"),
+        ("loading", "method", "ftp"),
+        ("network", "subnet_cidr", "nonsense"),
+    ):
+        value = cfg.get(NS + section)
+        if isinstance(value, dict) and value.get(key) == bad:
+            must.add(f"{NS}{section}.{key}")
     return must
 
 

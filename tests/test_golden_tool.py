@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-
 import pytest
 
-from .conftest import ROOT
+from .conftest import load_script
 
-
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("golden_tool", ROOT / "scripts" / "golden.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["golden_tool"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-golden = _tool()
+golden = load_script("golden")
 
 
 def test_it_refuses_without_stacks(capsys: pytest.CaptureFixture[str]) -> None:

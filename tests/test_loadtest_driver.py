@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,8 @@ import pytest
 from harness.llamacpp import free_port
 from stack.cli import main as cli_main
 from stack.loadtest import LevelResult, percentile, recommend, run_level, stream_chat
+
+from .stub_http import answer, serving
 
 
 class _Chat(BaseHTTPRequestHandler):
@@ -41,9 +43,7 @@ class _Chat(BaseHTTPRequestHandler):
             type(self).seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
         prompt = body["messages"][0]["content"]
         if prompt.startswith("fail"):
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            answer(self, 503, b"")
             return
         events: list[str] = []
         if prompt.startswith("silent"):
@@ -55,24 +55,14 @@ class _Chat(BaseHTTPRequestHandler):
             if prompt.startswith("usage"):
                 events.append(json.dumps({"choices": [], "usage": {"prompt_tokens": 17, "completion_tokens": 5}}))
         payload = "".join(f"data: {e}\n\n" for e in [*events, "[DONE]"]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        answer(self, 200, payload, "text/event-stream")
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     _Chat.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Chat)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Chat) as base:
+        yield base
 
 
 def _body(prompt: str) -> dict[str, Any]:

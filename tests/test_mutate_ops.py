@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from types import ModuleType
 
-from .conftest import ROOT
+from .conftest import ROOT, load_script
 
 SOURCE = '''"""Docstring with several words."""
 
@@ -22,12 +20,7 @@ def f(x):
 
 
 def _mutate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mutate_script", ROOT / "scripts" / "mutate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mutate_script"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("mutate")
 
 
 def test_each_own_operator_makes_the_change_it_names() -> None:

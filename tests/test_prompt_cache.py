@@ -13,9 +13,8 @@ import json
 import os
 import stat
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ import pytest
 from harness.llamacpp import free_port
 
 from .conftest import ROOT
+from .stub_http import answer, serving
 
 sys.path.insert(0, str(ROOT / "container"))
 import prompt_cache as pc
@@ -139,25 +139,15 @@ class _Recorder(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, body))
-        raw = b"" if body.get("empty") else json.dumps({"echo": body}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        answer(self, 200, b"" if body.get("empty") else json.dumps({"echo": body}).encode())
 
 
 @pytest.fixture
 def recorder() -> Iterator[str]:
     _Recorder.seen = []
     _Recorder.health = 503
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Recorder) as base:
+        yield base
 
 
 def test_restore_loads_every_saved_slot_by_its_number(
