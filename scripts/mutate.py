@@ -165,7 +165,11 @@ SHIPPED: dict[str, list[str]] = {
     "stack/calibrate.py": ["tests/test_startup.py", "tests/test_startup_evidence.py"],
     "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
     # the policy pack
-    "policy/cloudrun_gpu_policy/rules.py": ["tests/test_strength_policy.py", "tests/test_policy.py"],
+    "policy/cloudrun_gpu_policy/rules.py": [
+        "tests/test_strength_policy_units.py",
+        "tests/test_strength_policy.py",
+        "tests/test_policy.py",
+    ],
     "policy/cloudrun_gpu_policy/offline.py": ["tests/test_policy.py", "tests/test_strength_policy.py"],
     # the component provider
     "provider/analysis.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
@@ -242,6 +246,19 @@ class Equivalent:
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "policy/cloudrun_gpu_policy/rules.py": [
+        Equivalent(
+            "elif accel is not UNKNOWN and accel not in limits.GPU_TYPES:",
+            "IsNot_NotEq",
+            "UNKNOWN is the only `_Unknown` instance and the class defines no `__eq__`, so `!=` falls back to identity",
+        ),
+        Equivalent(
+            "for unit in sorted(_MEMORY_UNITS, key=len, reverse=True):",
+            "own/DropKeyword",
+            "without `key=len` the units sort reverse-alphabetically, which still puts each `Xi` before its `X` "
+            "(the only suffix pairs), so the longest match is still tried first",
+        ),
+    ],
     "netcalc.py": [
         Equivalent(
             "need = ceil(need / limits.DIRECT_VPC_IP_BLOCK) * limits.DIRECT_VPC_IP_BLOCK + 4",
@@ -712,7 +729,14 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
     for n, item in enumerate(population, 1):
         if isinstance(item, OwnMutant):
             verdict = run_own_mutant(item, work / path, command, timeout)
-            outcomes.append(Outcome(module, item.line, f"own/{item.operator}", item.occurrence, verdict, item.diff))
+            code = lines[item.line - 1] if 0 < item.line <= len(lines) else ""
+            reason = (
+                equivalence(module, code, f"own/{item.operator}", ((0, 0), (0, 0)), []) if verdict == "survived" else ""
+            )
+            verdict = "equivalent" if reason else verdict
+            outcomes.append(
+                Outcome(module, item.line, f"own/{item.operator}", item.occurrence, verdict, item.diff, reason)
+            )
             print(f"  [{n}/{len(population)}] {module}:{item.line} own/{item.operator} → {verdict}", flush=True)
             continue
         spec = item.mutations[0]
