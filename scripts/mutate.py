@@ -787,10 +787,14 @@ def write_doc(rows: dict[str, str]) -> None:
         *(kept[m] for m in sorted(kept, key=lambda m: list(MODULES).index(m) if m in MODULES else 99)),
     ]
     text = head + BEGIN + "\n" + "\n".join(table) + "\n" + END + tail
-    if FINDINGS_BEGIN in text and FINDINGS_END in text:
+    scored = [m for m in MODULES if m in kept]
+    have_results = all((WORK / f"results-{m.replace('/', '.')}.json").exists() for m in scored)
+    # The findings are rebuilt from every scored module's results; a checkout without some of them (another
+    # machine's run) keeps the findings as they are rather than dropping those modules' entries.
+    if FINDINGS_BEGIN in text and FINDINGS_END in text and have_results:
         before, rest = text.split(FINDINGS_BEGIN, 1)
         after = rest.split(FINDINGS_END, 1)[1]
-        text = before + FINDINGS_BEGIN + "\n" + findings([m for m in MODULES if m in kept]) + FINDINGS_END + after
+        text = before + FINDINGS_BEGIN + "\n" + findings(scored) + FINDINGS_END + after
     DOC.write_text(text)
 
 
