@@ -152,10 +152,12 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cli.py": [
+        "tests/test_strength_cli_text.py",
         "tests/test_strength_cli.py",
         "tests/test_plan_cli.py",
         "tests/test_loadtest.py",
         "tests/test_quota.py",
+        "tests/test_golden.py",
     ],
     "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
     "stack/loadtest.py": ["tests/test_loadtest_driver.py", "tests/test_loadtest.py"],
