@@ -11,7 +11,7 @@ GIB = 1024**3
 def test_the_memory_bar_draws_each_part_in_proportion_and_the_legend_in_gib() -> None:
     sizing = {
         "vram_bytes": 24 * GIB,
-        "budget_bytes": 22 * GIB,  # 2 GiB reserved
+        "budget_bytes": 22 * GIB + GIB // 2,  # 1.5 GiB reserved: a fraction, so `//` would show 1.00
         "weights_bytes": 6 * GIB,
         "runtime_overhead_bytes": 1 * GIB,
         "kv_cache_bytes": 4 * GIB,
@@ -19,11 +19,11 @@ def test_the_memory_bar_draws_each_part_in_proportion_and_the_legend_in_gib() ->
         "kv_cache_bytes_per_sequence": GIB // 2,
     }
     bar, legend = memory_bar(sizing).split("\n")
-    # 60 cells over 24 GiB: 2.5 cells per GiB → weights 15, engine 2 (2.5 rounds to even), KV 10, reserved 5
-    assert bar == "[" + "W" * 15 + "o" * 2 + "K" * 10 + "." * 28 + "#" * 5 + "]"
+    # 60 cells over 24 GiB: 2.5 cells per GiB → weights 15, engine 2 (2.5 rounds to even), KV 10, reserved 4
+    assert bar == "[" + "W" * 15 + "o" * 2 + "K" * 10 + "." * 29 + "#" * 4 + "]"
     assert len(bar) == BAR_WIDTH + 2
     assert legend == (
-        "  W weights 6.00 GiB | o engine 1.00 GiB | K KV 4.00 GiB (8 × 0.500) | . free | # reserved 2.00 GiB"
+        "  W weights 6.00 GiB | o engine 1.00 GiB | K KV 4.00 GiB (8 × 0.500) | . free | # reserved 1.50 GiB"
         " of 24.00 GiB"
     )
 

@@ -194,24 +194,28 @@ def test_the_primary_region_outputs_are_what_its_resources_say(stack: str) -> No
     assert r.outputs["engine_args"] == list(r.vs.sizing.engine_args)
     if r.outputs["engine_args"]:  # engines configured by flags run exactly those flags
         assert args[-len(r.outputs["engine_args"]) :] == r.outputs["engine_args"] or args == r.outputs["engine_args"]
-    bucket = next(
-        b for b in r.resources if b.type == "gcp:storage/bucket:Bucket" and b.name.startswith(f"{cfg.service.name}-")
-    )
+    # every lookup by the primary region: a multi-region stack registers one of each per region, in any order
+    (bucket,) = [b for b in r.resources if b.type == "gcp:storage/bucket:Bucket" and b.inputs["location"] == cfg.region]
     assert r.outputs["model_bucket"] == bucket.inputs["name"]
-    assert bucket.inputs["location"] == cfg.region
-    repo = next(
+    assert bucket.inputs["name"].startswith(f"{cfg.service.name}-")
+    (repo,) = [
         x
         for x in r.resources
-        if x.type == "gcp:artifactregistry/repository:Repository" and x.inputs["mode"] == "STANDARD_REPOSITORY"
-    )
+        if x.type == "gcp:artifactregistry/repository:Repository"
+        and x.inputs["mode"] == "STANDARD_REPOSITORY"
+        and x.inputs["location"] == cfg.region
+    ]
     assert r.outputs["registry_uri"] == f"{cfg.region}-docker.pkg.dev/{cfg.project}/{repo.inputs['repositoryId']}"
     assert r.outputs["image"].startswith(r.outputs["registry_uri"] + "/")
-    psc = [
+    network = r.service(cfg.service.name, cfg.region).inputs["template"]["vpcAccess"]["networkInterfaces"][0]
+    (psc,) = [
         a
         for a in r.resources
-        if a.type == "gcp:compute/globalAddress:GlobalAddress" and a.inputs.get("purpose") == "PRIVATE_SERVICE_CONNECT"
+        if a.type == "gcp:compute/globalAddress:GlobalAddress"
+        and a.inputs.get("purpose") == "PRIVATE_SERVICE_CONNECT"
+        and a.inputs["network"] == network["network"]
     ]
-    assert r.outputs["psc_ip"] == psc[0].inputs["address"]
+    assert r.outputs["psc_ip"] == psc.inputs["address"]
     enabled = [x.inputs["service"] for x in r.resources if x.type == "gcp:projects/service:Service"]
     assert sorted(r.outputs["enabled_apis"]) == sorted(enabled)
     assert len(set(enabled)) == len(enabled)
