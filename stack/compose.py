@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
-from cloudrun_gpu.bucket import SUFFIX_HEX, BucketSettings, ModelBucket, ModelBucketArgs
+from cloudrun_gpu.bucket import SUFFIX_HEX, ModelBucket, ModelBucketArgs
 from cloudrun_gpu.build import (
     BuildIdentity,
     BuildIdentityArgs,
@@ -489,16 +489,9 @@ def _bucket_prefix(vs: ValidatedStack) -> str:
     """The bucket name prefix: the configured one, plus ``-<region>`` for every region but the first, so an
     operator tells the regions' copies apart by name (the random suffix alone keeps them unique). The first
     region keeps its name (an existing single-region stack is adopted, not replaced); a prefix too long to take
-    the region stays as it is: a bucket name has at most 63 characters, 9 of them ``-`` and the suffix, and the
-    component's own ``BucketSettings.name_prefix`` rule (3-41 characters) is checked here, not after (a 30-character
-    prefix plus ``-us-central1`` used to stop the program naming ``BucketSettings.name_prefix``, a field the user
-    never wrote: tests/test_strength_outputs.py, issue 23)."""
+    the region (a bucket name has at most 63 characters, 9 of them ``-`` and the suffix) stays as it is."""
     prefix = vs.config.bucket.name_prefix
     if not vs.suffix or len(prefix) + len(vs.suffix) + 1 + SUFFIX_HEX > BUCKET_NAME_MAX:
-        return prefix
-    try:
-        BucketSettings(name_prefix=f"{prefix}{vs.suffix}")
-    except ConfigErrors:
         return prefix
     return f"{prefix}{vs.suffix}"
 
