@@ -53,6 +53,12 @@ class RenderInputs:
     slot_save_path: str | None = None
     max_num_batched_tokens: int | None = None
     kv_cache_memory_bytes: int | None = None
+    engine_mode: str | None = None
+    """An engine mode the plan was sized for (vLLM: ``"v0"``/``"v1"``, ``SizingRequest.vllm_mode``); None: the
+    release's default. The profile renders whatever selects it (R6: the engine sized is the engine that runs)."""
+    engine_version: str | None = None
+    """The engine release the plan names (``SizingRequest.engine_version``), for settings that exist only in some
+    releases; None: unknown."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class EngineProfile(ABC):
     """The loading methods this engine can read its model from (``loading.LOADING_METHODS`` names)."""
     flag_table: ClassVar[str | None] = None
     """``tests/data/engine-flags/<file>``: the flags/env the pinned version defines (the contract tests)."""
+    env_table: ClassVar[str | None] = None
+    """``tests/data/engine-flags/<file>``: the env vars the pinned version reads, where the engine also takes flags
+    (its ``flag_table`` then lists flags only)."""
     entrypoint_env: ClassVar[frozenset[str]] = frozenset()
     """Env vars our own entrypoint reads (not the engine): exempt from the engine's table."""
     parallel_cap_note: ClassVar[str] = ""

@@ -2,8 +2,9 @@
 the L4).
 
 Every flag rendered here exists, spelled exactly, in vLLM v0.14.1's parser (``tests/data/engine-flags/
-vllm-v0.14.1.txt``, extracted from ``vllm/engine/arg_utils.py`` and ``vllm/entrypoints/openai/cli_args.py``).
-Exactness matters: vLLM's ``FlexibleArgumentParser`` (``vllm/utils/argparse_utils.py``) passes no
+vllm-v0.14.1.txt``, extracted from ``vllm/engine/arg_utils.py`` and ``vllm/entrypoints/openai/cli_args.py``), and
+every env var in its ``vllm/envs.py`` (``vllm-v0.14.1-env.txt``): ``VLLM_USE_V1`` only for the releases that read
+it (:func:`use_v1_env`). Exactness matters: vLLM's ``FlexibleArgumentParser`` (``vllm/utils/argparse_utils.py``) passes no
 ``allow_abbrev``, so argparse also accepts a unique prefix; ``--kv-cache-memory`` worked only as an abbreviation of
 ``--kv-cache-memory-bytes`` (arg_utils.py ``cache_group.add_argument("--kv-cache-memory-bytes", …)``), and any new
 flag sharing that prefix would have broken the start.
@@ -22,7 +23,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from cloudrun_gpu.engines.base import EngineProfile, RenderInputs, flag_value
 from cloudrun_gpu.engines.logs import NUM, LogFacts, last, number, size_bytes
-from cloudrun_gpu.sizing.engines import PORT, STREAMED_MODEL_PREFIX, VLLM_DEFAULT_BATCHED_TOKENS, streamer_extra_config
+from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.sizing.engines import (
+    PORT,
+    STREAMED_MODEL_PREFIX,
+    VLLM_DEFAULT_BATCHED_TOKENS,
+    Version,
+    parse_vllm_version,
+    streamer_extra_config,
+)
 
 if TYPE_CHECKING:
     from cloudrun_gpu.service.plan import ServingSettings
@@ -32,12 +41,44 @@ KV_CACHE_MEMORY_FLAG = "--kv-cache-memory-bytes"
 abbreviation argparse accepts), which :func:`read_vllm_log` reads; ``calibrate`` advises this exact name."""
 
 
+USE_V1_ENV = "VLLM_USE_V1"
+"""vLLM's engine switch before V0 was removed: "1" forces V1 (opt-in before v0.8.0), "0" keeps V0 after."""
+USE_V1_REMOVED_IN: Version = (0, 12, 0)
+"""The first release checked without ``VLLM_USE_V1``. vLLM reads a variable only through ``vllm/envs.py``'s
+``environment_variables`` (its module ``__getattr__``); the key is there at v0.11.0 (``"VLLM_USE_V1": lambda:
+bool(int(os.getenv("VLLM_USE_V1", "1")))``) and gone at v0.12.0 and at the pinned v0.14.1
+(``tests/data/engine-flags/vllm-v0.11.0-env.txt``, ``-v0.12.0-env.txt``, ``-v0.14.1-env.txt``; vllm-project/
+vllm-ascend#4086, Nov 2025: "This env has been removed from vLLM already"). v0.11.1/v0.11.2 were not read: they
+count as having it (as v0.11.0)."""
+
+
+def use_v1_env(mode: str, version: str | None) -> dict[str, str]:
+    """What selects vLLM engine ``mode`` at ``version``: ``VLLM_USE_V1`` where the release reads it (an unknown
+    release renders it as before: a release that lacks it never reads it). From v0.12.0 V1 is the only engine:
+    ``v1`` needs nothing, and ``v0`` cannot run, refused on ``engine.vllm_mode`` rather than sized as V0 while V1
+    runs (R6)."""
+    release = parse_vllm_version(version)
+    if release is None or release < USE_V1_REMOVED_IN:
+        return {USE_V1_ENV: "1" if mode == "v1" else "0"}
+    if mode == "v0":
+        first = ".".join(map(str, USE_V1_REMOVED_IN))
+        raise ConfigError(
+            "engine.vllm_mode",
+            mode,
+            f"vLLM {version} has no V0 engine and no {USE_V1_ENV} to select one (gone from v{first}, vllm/envs.py)",
+            f"leave engine.vllm_mode unset (or v1) for vLLM {version}, or size a release before {first}",
+            "v1",
+        )
+    return {}
+
+
 class VllmProfile(EngineProfile):
     name: ClassVar[str] = "vllm"
     image_repository: ClassVar[str] = "vllm"
     dockerfile: ClassVar[str] = "vllm/Dockerfile"
     loading_methods: ClassVar[tuple[str, ...]] = ("image", "gcs-fuse", "gcs-download", "internet", "gcs-stream")
     flag_table: ClassVar[str | None] = "vllm-v0.14.1.txt"
+    env_table: ClassVar[str | None] = "vllm-v0.14.1-env.txt"
     model_is_directory: ClassVar[bool] = True
     parallel_cap_note: ClassVar[str] = (
         "our cap until a load test; vLLM's own OpenAI-server --max-num-seqs default is 256 below 70 GiB of GPU "
@@ -76,7 +117,8 @@ class VllmProfile(EngineProfile):
         if r.kv_cache_memory_bytes is not None:
             # vLLM ≥ 0.11: the KV pool is exactly the plan's number, not what its profile happens to find.
             args += [KV_CACHE_MEMORY_FLAG, str(r.kv_cache_memory_bytes)]
-        return args, {}
+        env = use_v1_env(r.engine_mode, r.engine_version) if r.engine_mode is not None else {}
+        return args, env
 
     def build_args(
         self, serving: ServingSettings, engine_args: list[str], pin_args: dict[str, str], upstream_cache: str
