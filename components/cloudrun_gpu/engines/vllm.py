@@ -4,7 +4,8 @@ the L4).
 Every flag rendered here exists, spelled exactly, in vLLM v0.14.1's parser (``tests/data/engine-flags/
 vllm-v0.14.1.txt``, extracted from ``vllm/engine/arg_utils.py`` and ``vllm/entrypoints/openai/cli_args.py``), and
 every env var in its ``vllm/envs.py`` (``vllm-v0.14.1-env.txt``): ``VLLM_USE_V1`` only for the releases that read
-it (:func:`use_v1_env`). Exactness matters: vLLM's ``FlexibleArgumentParser`` (``vllm/utils/argparse_utils.py``) passes no
+it (:func:`use_v1_env`).
+Exactness matters: vLLM's ``FlexibleArgumentParser`` (``vllm/utils/argparse_utils.py``) passes no
 ``allow_abbrev``, so argparse also accepts a unique prefix; ``--kv-cache-memory`` worked only as an abbreviation of
 ``--kv-cache-memory-bytes`` (arg_utils.py ``cache_group.add_argument("--kv-cache-memory-bytes", …)``), and any new
 flag sharing that prefix would have broken the start.
