@@ -241,7 +241,7 @@ def test_calibrate_turns_a_token_count_into_a_pool(tmp_path: Path) -> None:
     )
     cal = _cal(str(log), "--model", "qwen3-8b", "--quant", "bf16", "--gpu", "nvidia-l4")
     assert cal.facts.kv_bytes == 27_024 * 147_456  # 36 layers × 8 KV heads × 128 × 2 (K, V) × 2 B
-    assert any(s.startswith("pin the pool this engine found: --kv-cache-memory=3984850944") for s in cal.settings)
+    assert any(s.startswith("pin the pool this engine found: --kv-cache-memory-bytes=3984850944") for s in cal.settings)
     assert any(s.startswith("engine.memory_fraction:") for s in cal.settings)
     gemma = _cal(str(log), "--model", "gemma-3-4b", "--quant", "bf16", "--gpu", "nvidia-l4")
     assert gemma.facts.kv_bytes is None  # a sliding-window model's token count is not its pool

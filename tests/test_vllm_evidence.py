@@ -311,10 +311,10 @@ def test_calibrate_vllm_v0_log_against_the_plan(capsys: pytest.CaptureFixture[st
     assert f.activation_bytes == int(17.06 * GIB) - int(14.9888 * GIB)
     kv = _row(cal, "KV pool")
     assert kv.plan is not None and kv.log is not None and kv.plan <= kv.log  # never an over-commit
-    assert any(s.startswith("pin the pool this engine found: --kv-cache-memory=") for s in cal.settings)
+    assert any(s.startswith("pin the pool this engine found: --kv-cache-memory-bytes=") for s in cal.settings)
     assert any(s.startswith("engine.memory_fraction:") for s in cal.settings)
     out = capsys.readouterr().out
-    assert "KV pool" in out and "--kv-cache-memory=" in out
+    assert "KV pool" in out and "--kv-cache-memory-bytes=" in out
 
 
 def test_calibrate_vllm_v0_log_with_printed_breakdown() -> None:

@@ -833,6 +833,8 @@ def render_engine_config(
     max_num_batched_tokens: int | None = None,
     kv_cache_memory_bytes: int | None = None,
     served_model_name: str | None = None,
+    engine_mode: str | None = None,
+    engine_version: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The exact command-line args and env vars the engine gets (R6: its concurrency = ours), rendered by the
     engine's profile (``cloudrun_gpu.engines``; imported here, not at the top: the profiles import this module)."""
@@ -850,6 +852,8 @@ def render_engine_config(
             slot_save_path=slot_save_path,
             max_num_batched_tokens=max_num_batched_tokens,
             kv_cache_memory_bytes=kv_cache_memory_bytes,
+            engine_mode=engine_mode,
+            engine_version=engine_version,
         )
     )
 
