@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fnmatch
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -153,6 +155,13 @@ OPTIONAL_SECTIONS: dict[str, type[Any]] = {
 """Sections that switch a feature on by being present (``regions`` is a list of the type): a stack without
 them is the single-region stack it always was."""
 KNOWN_KEYS = ("environment", HF_TOKEN_KEY, *SECTIONS, *OPTIONAL_SECTIONS)
+PICKLE_GLOBS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
+"""Pickle formats a local source never uploads (loading one runs code): the staging build's ``--exclude`` list too."""
+PATH_MAX = 4096
+"""Linux's longest path (``PATH_MAX``, ``include/uapi/linux/limits.h``); a longer ``model.source`` makes ``stat``
+fail with ``ENAMETOOLONG`` (issue 21: an ``OSError`` traceback before this check)."""
+NAME_MAX = 255
+"""Linux's longest file-name component (``NAME_MAX``, ``include/uapi/linux/limits.h``)."""
 
 
 @dataclass(frozen=True)
@@ -552,12 +561,22 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only: bool = False) -> ValidatedStack:
+def read_config(
+    flat: dict[str, Any],
+    base_dir: Path | None = None,
+    *,
+    plan_only: bool = False,
+    secret_keys: Collection[str] | None = None,
+) -> ValidatedStack:
     """The one reader: ``plan``, ``cloudbuild`` and the Pulumi program all come through here.
 
     Committed stacks name no project and no invoker (neither would exist in your account). ``pulumi up``
     stops on each with the exact ``pulumi config set`` to run; ``plan`` (``plan_only``) renders with a
-    placeholder project and reports both as warnings, so it works on a fresh machine."""
+    placeholder project and reports both as warnings, so it works on a fresh machine.
+
+    ``secret_keys``: the keys Pulumi holds as secrets (the program passes them; None: not known, as in ``plan``,
+    which reads ``secure:`` values as ``[secret]``). Every rule that can refuse the stack runs here, before the
+    program registers anything (issue 21): a refused stack registers no resource."""
     problems: list[ConfigError] = []
     warnings: list[str] = []
     flat = dict(flat)
@@ -568,6 +587,8 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             "`pulumi config set gcp:project <your-project-id>`"
         )
     flat = _front_door_domain(flat, plan_only, warnings)
+    if not plan_only and secret_keys is not None:
+        problems.extend(_plain_text_token(flat, secret_keys))
     vs = validate(parse_config(flat, problems), base_dir, problems)
     if not vs.config.service.invokers:
         why = "cloudrun-gpu:service.invokers is empty: nobody could call the service (no public invoker by default)"
@@ -585,6 +606,67 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], f"add yourself: {fix}")])
         warnings.append(f"{why}; before pulumi up run {fix}")
     return dataclasses.replace(vs, warnings=tuple(warnings))
+
+
+def _plain_text_token(flat: dict[str, Any], secret_keys: Collection[str]) -> list[ConfigError]:
+    """``cloudrun-gpu:hf_token`` set without ``--secret``: it would sit in the stack file in plain text. Refused
+    here, before anything registers (issue 21: it used to stop the program after 40 resources)."""
+    key = NS + HF_TOKEN_KEY
+    if flat.get(key) is None or key in secret_keys:
+        return []
+    return [
+        ConfigError(
+            key,
+            "[hidden]",
+            "is stored in plain text",
+            f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
+        )
+    ]
+
+
+def local_source_files(cfg: StackConfig, base_dir: Path) -> tuple[str, Path, list[str]]:
+    """A local ``model.source``: the folder to upload from (as written), that folder on this machine, and the
+    chosen files relative to it (pickle files never). Raises a ConfigError naming ``model.source`` or
+    ``model.files``; the validation pass calls it, so a missing or unusable path stops the stack before anything
+    registers (issue 21), and the staging build reads the same answer (``stack/cloudbuild.py``)."""
+    written = str(cfg.model.source)
+    key = "model.source"  # the validation pass names it as the stack key (cloudrun-gpu:model.source)
+    too_long = len(written.encode()) > PATH_MAX or any(len(p.encode()) > NAME_MAX for p in written.split("/"))
+    if too_long:
+        raise ConfigError(
+            key,
+            written[:80] + "…",
+            f"is not a usable path: longer than {PATH_MAX} bytes or a name over {NAME_MAX} (Linux PATH_MAX/NAME_MAX)",
+            "give a file or folder path relative to the project",
+        )
+    path = Path(written) if Path(written).is_absolute() else base_dir / written
+    try:
+        if path.is_file():
+            root, names = str(PurePosixPath(written).parent), [path.name]
+        elif path.is_dir():
+            root = written
+            names = sorted(
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if cfg.model.files:
+                names = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in cfg.model.files)]
+        else:
+            raise ConfigError(key, written, "does not exist here", "give a file or folder path relative to the project")
+    except OSError as exc:
+        raise ConfigError(
+            key,
+            written,
+            f"cannot be read ({_short(exc)})",
+            "give a readable file or folder path relative to the project",
+        ) from None
+    names = [n for n in names if not n.lower().endswith(tuple(g[1:] for g in PICKLE_GLOBS))]
+    if not names:
+        raise ConfigError(
+            "model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
+        )
+    return root, path if path.is_dir() else path.parent, names
 
 
 def _front_door_domain(flat: dict[str, Any], plan_only: bool, warnings: list[str]) -> dict[str, Any]:
@@ -662,6 +744,9 @@ def validate(
         errors.extend(_in_region(e, i, one) for e in found) if cfg.regions else errors.extend(found)
         if plan is not None:
             stacks.append(ValidatedStack(config=one if i else cfg, plan=plan, index=i))
+    src = cfg.model.model_source() if stacks else None
+    if src is not None and src.kind == "local":
+        collect(errors, lambda: local_source_files(cfg, base_dir or Path.cwd()))
     capacity = None
     if cfg.capacity is not None and len(stacks) == count:
         capacity = collect(errors, lambda: _capacity(cfg, cfg.capacity, stacks))  # type: ignore[arg-type]
