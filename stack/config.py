@@ -748,7 +748,10 @@ def validate(
     if src is not None and src.kind == "local":
         collect(errors, lambda: local_source_files(cfg, base_dir or Path.cwd()))
     capacity = None
-    if cfg.capacity is not None and len(stacks) == count:
+    # A capacity section that already broke its own rules (collected in ``problems``) is not planned: its error is
+    # reported once, and the plan never sees a half-given throughput (issue 21: an AssertionError before).
+    capacity_ok = not any(e.field.startswith(NS + "capacity") for e in problems or [])
+    if cfg.capacity is not None and len(stacks) == count and capacity_ok:
         capacity = collect(errors, lambda: _capacity(cfg, cfg.capacity, stacks))  # type: ignore[arg-type]
     if errors or problems or len(stacks) != count:
         raise ConfigErrors([*(problems or []), *_to_stack_keys(errors)])

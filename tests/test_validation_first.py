@@ -106,3 +106,15 @@ def test_a_long_bucket_prefix_on_the_multi_stack_deploys_every_region(length: in
 def test_committed_stacks_still_validate() -> None:
     for stack in ("dev", "staging", "prod", "multi"):
         assert load_stack(stack, ROOT).config.service.name
+
+
+@pytest.mark.parametrize("missing", ["requests_per_s", "output_tokens_per_s", "concurrency"])
+def test_a_measured_throughput_with_a_null_number_is_named_not_an_assertion(missing: str) -> None:
+    measured = {"requests_per_s": 1.5, "output_tokens_per_s": 300, "concurrency": 4, "source": "loadtest"}
+    flat = stack_flat("multi")
+    capacity = json.loads(flat["cloudrun-gpu:capacity"])
+    capacity["throughput"]["nvidia-l4"] = {**measured, missing: None}
+    flat["cloudrun-gpu:capacity"] = json.dumps(capacity)
+    with pytest.raises(ConfigErrors) as exc:
+        read_config(flat, base_dir=ROOT, plan_only=True)
+    assert [e.field for e in exc.value.errors] == [f"cloudrun-gpu:capacity.throughput.nvidia-l4.{missing}"]

@@ -137,6 +137,55 @@ def parse(cls: type[T], raw: Any, prefix: str, problems: list[ConfigError] | Non
     return value
 
 
+def args_settings(args: Any, prefix: str, fields: Mapping[str, type[Any]]) -> list[ConfigError]:
+    """Each settings-typed argument of a component's ``…Args`` as its settings type, in place.
+
+    Another Pulumi language (or a provider host) sends a settings argument as a plain mapping: it is parsed
+    (errors named ``prefix`` + argument + key); an instance is kept; anything else (None, a number, a list) is
+    refused naming the argument. The caller raises the returned errors *before* reading any argument, so a bad
+    input is a ConfigError, never an AttributeError on a half-converted mapping (issue 21)."""
+    errors: list[ConfigError] = []
+    for name, cls in fields.items():
+        value = getattr(args, name)
+        if isinstance(value, cls):
+            continue
+        if isinstance(value, Mapping):
+            try:
+                object.__setattr__(args, name, parse(cls, dict(value), f"{prefix}{name}."))
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+            continue
+        errors.append(
+            ConfigError(
+                prefix + name,
+                value,
+                f"is not a {cls.__name__} or a mapping of its settings",
+                f"pass {cls.__name__}(...) or a mapping with some of: {', '.join(field_names(cls))}",
+            )
+        )
+    return errors
+
+
+def args_text(args: Any, prefix: str, *names: str) -> list[ConfigError]:
+    """Required text arguments that are not a non-empty string (None, a number, ``""``), named."""
+    return [
+        ConfigError(prefix + n, getattr(args, n), "must be a non-empty string", f"set {n}")
+        for n in names
+        if not isinstance(getattr(args, n), str) or not getattr(args, n).strip()
+    ]
+
+
+def args_int(args: Any, prefix: str, name: str, low: int, high: int, why: str = "") -> list[ConfigError]:
+    """An integer argument within ``low..high`` (a whole float, as JSON hands numbers over, becomes an int)."""
+    value = getattr(args, name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+        object.__setattr__(args, name, value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return [ConfigError(prefix + name, value, f"must be a whole number in {low}..{high}{why}", f"set {name}")]
+    return []
+
+
 def field_names(cls: Any) -> list[str]:
     fields = getattr(cls, "__pydantic_fields__", None) or getattr(cls, "__dataclass_fields__", {})
     return list(fields)
