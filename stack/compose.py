@@ -57,7 +57,15 @@ from stack.cloudbuild import (
     staging_needed,
     staging_trigger,
 )
-from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
+from stack.config import (
+    FRONTDOOR_SUFFIX,
+    HF_TOKEN_KEY,
+    PLAN_ONLY_ENV,
+    PROJECT,
+    ValidatedStack,
+    config_from_pulumi,
+    read_config,
+)
 
 
 def load_from_pulumi() -> ValidatedStack:
@@ -420,7 +428,7 @@ def _front_door(vs: ValidatedStack, regions: list[_Region], shared: _Shared) -> 
     assert settings is not None
     primary = regions[0]
     door = FrontDoor(
-        f"{svc}-frontdoor",
+        f"{svc}{FRONTDOOR_SUFFIX}",
         FrontDoorArgs(
             backends={r.vs.config.region: FrontDoorBackend(service_name=r.service.service_name) for r in regions},
             settings=settings,

@@ -21,10 +21,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from cloudrun_gpu import limits, netcalc
 from cloudrun_gpu.bucket import BucketSettings
+from cloudrun_gpu.build import build_account_id
 from cloudrun_gpu.cache.settings import CacheSettings, VpcEgress
 from cloudrun_gpu.capacity import CapacityPlan, CapacitySettings, InstanceThroughput, Region, plan_capacity
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.frontdoor import child_names
 from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.pricing import instance_cost
@@ -38,7 +41,16 @@ from cloudrun_gpu.service.settings import (
     ScalingSettings,
     ServiceSettings,
 )
-from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
+from cloudrun_gpu.settings import (
+    as_errors,
+    field_names,
+    nested,
+    parse,
+    rename_fields,
+    settings,
+    suggest,
+    with_prefix,
+)
 from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 from pydantic import Field, TypeAdapter
@@ -141,6 +153,11 @@ class RegionSettings:
     """Where this region's model copy lives: unset = a bucket in the region itself; or a multi-region (``EU``,
     ``US``, ``ASIA``) or predefined dual-region (``EUR4``, ``NAM4``, ``ASIA1``) on the same continent. Weights are
     never read across continents at start-up."""
+
+    def problems(self) -> list[ConfigError]:
+        """Each overridden section's own rules, as in the stack's section of the same name (issue 21: a region's
+        CPU of 10^12 or an over-long PSC name passed, since only the entry's types were checked)."""
+        return [e for name in REGIONAL_SECTIONS for e in nested(getattr(self, name), name)]
 
 
 HF_TOKEN_KEY = "hf_token"
@@ -429,6 +446,8 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
     return StackConfig(project=str(project), region=str(region), environment=str(env), **parsed, **extra)
 
 
+FRONTDOOR_SUFFIX = "-frontdoor"
+"""The front door's name is ``<service.name>-frontdoor`` (stack/compose.py)."""
 SERVICE_DEFAULT = "llm"
 """``service.name`` when a stack sets none (the library's default)."""
 
@@ -734,6 +753,7 @@ def validate(
             )
         )
     errors.extend(_front_door_problems(cfg))
+    errors.extend(_derived_name_problems(cfg))
     errors.extend(_cache_problems(cfg))
     errors.extend(_region_list_problems(cfg))
     count = max(1, len(cfg.regions))
@@ -803,6 +823,32 @@ def _cache_problems(cfg: StackConfig) -> list[ConfigError]:
     if cache is None:
         return []
     errors: list[ConfigError] = []
+    # Cloud Run service names are unique per region and project, service account ids per project: the cache's own
+    # may not be the GPU service's or another account the stack creates (issue 21: accepted, then a conflict).
+    if cache.service_name == cfg.service.name:
+        errors.append(
+            ConfigError(
+                "cache.service_name",
+                cache.service_name,
+                "is the GPU service's name (service.name): two Cloud Run services of one region need two names",
+                f"set cache.service_name to another name, e.g. {cfg.service.name[:36]}-cache",
+            )
+        )
+    taken = {
+        cfg.service.account_id: "the GPU service's runtime account",
+        build_account_id(cfg.service.name): "the image build's account",
+        build_account_id(cache.service_name): "the cache image build's account",
+    }
+    if cache.account_id in taken:
+        errors.append(
+            ConfigError(
+                "cache.account_id",
+                cache.account_id,
+                f"is {taken[cache.account_id]}: each identity needs its own service account",
+                "set cache.account_id to another id (6-30 lowercase letters, digits, hyphens), e.g. "
+                f"{cache.service_name[:24]}-sa",
+            )
+        )
     if cfg.frontdoor is not None or cfg.multi_region:
         errors.append(
             ConfigError(
@@ -825,6 +871,30 @@ def _cache_problems(cfg: StackConfig) -> list[ConfigError]:
             )
         )
     return errors
+
+
+def _derived_name_problems(cfg: StackConfig) -> list[ConfigError]:
+    """Names the stack derives from ``service.name`` checked against the rule of the resource that receives them,
+    named by that setting (issue 21: a long service name gave the front door's NEGs, backend and URL map names
+    over 63 characters, refused by the API only at deploy). The front door's children are Compute Engine
+    resources (``limits.COMPUTE_NAME_MAX``) named ``<logical name>-<7 random>`` (``limits.AUTONAME_SUFFIX``)."""
+    if cfg.frontdoor is None:
+        return []
+    regions = [r.region for r in cfg.regions] or [cfg.region]
+    most = int(limits.COMPUTE_NAME_MAX.value) - int(limits.AUTONAME_SUFFIX.value)
+    longest = max(child_names(f"{cfg.service.name}{FRONTDOOR_SUFFIX}", regions), key=len)
+    if len(longest) <= most:
+        return []
+    spare = len(cfg.service.name) - (len(longest) - most)
+    return [
+        ConfigError(
+            "service.name",
+            cfg.service.name,
+            f"makes the front door's resource {longest!r} (+ 8 random characters) longer than the "
+            f"{int(limits.COMPUTE_NAME_MAX.value)} characters a Compute Engine name may have",
+            f"shorten service.name to {max(spare, 1)} characters or fewer",
+        )
+    ]
 
 
 def _front_door_problems(cfg: StackConfig) -> list[ConfigError]:
@@ -860,6 +930,19 @@ def _front_door_problems(cfg: StackConfig) -> list[ConfigError]:
                 "EXTERNAL_MANAGED",
             )
         )
+    if door.internal and door.proxy_only_subnet_cidr is not None:
+        # The proxy-only subnet is one more subnet of the region's VPC: it may not overlap the service's subnet
+        # nor hold the PSC endpoint's address (limits.SUBNET_RANGES_DISJOINT).
+        for i, r in enumerate(cfg.regions or [None]):
+            net = r.network if r is not None and r.network is not None else cfg.network
+            if net.byo:
+                continue
+            at = f"regions[{i}].network" if r is not None else "network"
+            ranges = {f"{at}.subnet_cidr": net.subnet_cidr}
+            if net.psc.enabled:
+                ranges[f"{at}.psc.address"] = f"{net.psc.address}/32"
+            ranges["frontdoor.proxy_only_subnet_cidr"] = door.proxy_only_subnet_cidr
+            collect(errors, lambda ranges=ranges: netcalc.check_no_overlap(ranges))  # type: ignore[misc]
     ingress = cfg.service.ingress
     if ingress is Ingress.INGRESS_TRAFFIC_ALL:
         errors.append(

@@ -21,6 +21,7 @@ import difflib
 import enum
 import functools
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -65,9 +66,26 @@ def problems_of(value: Any, prefix: str) -> list[ConfigError]:
     """Cross-field problems of a settings object, with fields under ``prefix`` (recursive through
     each class's own ``problems()``)."""
     check: Callable[[], list[ConfigError]] | None = getattr(value, "problems", None)
-    if check is None:
-        return []
-    return [with_prefix(e, prefix) for e in check()]
+    empty = empty_optional_strings(value)
+    own = [e for e in (check() if check is not None else []) if e.field not in {x.field for x in empty}]
+    return [with_prefix(e, prefix) for e in [*empty, *own]]
+
+
+def empty_optional_strings(value: Any) -> list[ConfigError]:
+    """An optional text setting written as an empty (or blank) string: unset (None) already means "the default",
+    so ``""`` would silently mean it too (issue 21: ``model.quantization: ""`` sized the default 4-bit model).
+    Every settings type refuses it, naming the field; remove the key for the default."""
+    fields: dict[str, Any] = getattr(type(value), "__pydantic_fields__", {})
+    errors = []
+    for name, info in fields.items():
+        ann = info.annotation
+        optional_text = str in typing.get_args(ann) and type(None) in typing.get_args(ann)
+        got = getattr(value, name, None)
+        if optional_text and isinstance(got, str) and not got.strip():
+            errors.append(
+                ConfigError(name, got, "is empty", f"remove {name} to use the default, or give a value")
+            )
+    return errors
 
 
 def nested(value: Any, name: str) -> list[ConfigError]:
