@@ -82,9 +82,7 @@ def empty_optional_strings(value: Any) -> list[ConfigError]:
         optional_text = str in typing.get_args(ann) and type(None) in typing.get_args(ann)
         got = getattr(value, name, None)
         if optional_text and isinstance(got, str) and not got.strip():
-            errors.append(
-                ConfigError(name, got, "is empty", f"remove {name} to use the default, or give a value")
-            )
+            errors.append(ConfigError(name, got, "is empty", f"remove {name} to use the default, or give a value"))
     return errors
 
 
