@@ -105,26 +105,22 @@ def test_a_settings_argument_that_is_not_a_mapping_is_refused_naming_it(cls: typ
 
 def test_a_plain_loading_mapping_with_an_empty_method_is_refused_not_an_attribute_error() -> None:
     with pytest.raises(ConfigErrors) as exc:
-        GpuInferenceServiceArgs(
-            region="europe-west1", image="img", model={"name": "gemma-3-4b"}, loading={"method": ""}
-        )
+        GpuInferenceServiceArgs(**{**BASE[GpuInferenceServiceArgs], "loading": {"method": ""}})
     assert [e.field for e in exc.value.errors] == ["GpuInferenceServiceArgs.loading.method"]
 
 
 def test_plain_mappings_build_the_same_args_as_settings_objects() -> None:
-    args = GpuInferenceServiceArgs(
-        region="europe-west1",
-        image="img",
-        model={"name": "gemma-3-4b"},
-        scaling={"max_instances": 2},
-        vpc={"network": "n", "subnetwork": "s"},
-        loading={"method": "gcs-download"},
-        bucket_name="b",
-    )
+    plain: dict[str, Any] = {
+        "scaling": {"max_instances": 2},
+        "vpc": {"network": "n", "subnetwork": "s"},
+        "loading": {"method": "gcs-download"},
+        "bucket_name": "b",
+    }
+    args = GpuInferenceServiceArgs(**{**BASE[GpuInferenceServiceArgs], **plain})
     assert args.scaling.max_instances == 2 and args.loading.method == "gcs-download"
     assert isinstance(args.vpc, VpcEgressArgs) and args.vpc.subnetwork == "s"
     with pytest.raises(ConfigErrors) as exc:
-        GpuInferenceServiceArgs(region="europe-west1", image="img", model={"name": "gemma-3-4b"}, vpc={})
+        GpuInferenceServiceArgs(**{**BASE[GpuInferenceServiceArgs], "vpc": {}})
     assert [e.field for e in exc.value.errors] == ["GpuInferenceServiceArgs.vpc"]
 
 
@@ -133,7 +129,8 @@ def test_network_max_instances_out_of_range_is_refused_naming_it(value: Any) -> 
     with pytest.raises(ConfigErrors) as exc:
         InferenceNetworkArgs(region="europe-west1", max_instances=value)
     assert [e.field for e in exc.value.errors] == ["InferenceNetworkArgs.max_instances"]
-    assert InferenceNetworkArgs(region="europe-west1", max_instances=4.0).max_instances == 4  # JSON's float
+    whole: Any = 4.0  # JSON hands numbers over as floats
+    assert InferenceNetworkArgs(region="europe-west1", max_instances=whole).max_instances == 4
 
 
 def test_netcalc_names_an_impossible_instance_count() -> None:

@@ -26,7 +26,7 @@ from cloudrun_gpu.network.settings import (
     PscSettings,
     PscTarget,
 )
-from cloudrun_gpu.service.settings import ScalingSettings
+from cloudrun_gpu.service.settings import MAX_INSTANCES_MAX
 from cloudrun_gpu.settings import args_int, args_settings, raise_if, with_prefix
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
@@ -47,12 +47,10 @@ class InferenceNetworkArgs:
 
     def __post_init__(self) -> None:
         # From another Pulumi language: a plain input bag, JSON numbers as floats (issue 21: None or 10**12 here
-        # were a TypeError or netcalc's raw ValueError). Cloud Run's own bound on max instances is ScalingSettings'.
-        bounds = ScalingSettings.__pydantic_fields__["max_instances"].metadata
-        high = next(int(m.le) for m in bounds if hasattr(m, "le"))
+        # were a TypeError or netcalc's raw ValueError). The bound is scaling.max_instances' own.
         raise_if(
             args_settings(self, "InferenceNetworkArgs.", {"settings": NetworkSettings})
-            + args_int(self, "InferenceNetworkArgs.", "max_instances", 1, high, " (Cloud Run max instances)")
+            + args_int(self, "InferenceNetworkArgs.", "max_instances", 1, MAX_INSTANCES_MAX, " (scaling.max_instances)")
         )
         errors = [
             with_prefix(e, "InferenceNetworkArgs.settings.") for e in self.settings.sizing_problems(self.max_instances)
