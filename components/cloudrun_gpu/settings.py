@@ -66,8 +66,9 @@ def problems_of(value: Any, prefix: str) -> list[ConfigError]:
     """Cross-field problems of a settings object, with fields under ``prefix`` (recursive through
     each class's own ``problems()``)."""
     check: Callable[[], list[ConfigError]] | None = getattr(value, "problems", None)
-    empty = empty_optional_strings(value)
-    own = [e for e in (check() if check is not None else []) if e.field not in {x.field for x in empty}]
+    own = check() if check is not None else []
+    # The class's own word on a field wins (it knows why the value is needed); the generic rule fills the rest.
+    empty = [e for e in empty_optional_strings(value) if e.field not in {x.field for x in own}]
     return [with_prefix(e, prefix) for e in [*empty, *own]]
 
 
