@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
-from cloudrun_gpu.bucket import SUFFIX_HEX, ModelBucket, ModelBucketArgs
+from cloudrun_gpu.bucket import NAME_PREFIX_MAX, ModelBucket, ModelBucketArgs
 from cloudrun_gpu.build import (
     BuildIdentity,
     BuildIdentityArgs,
@@ -58,14 +58,29 @@ from stack.cloudbuild import (
     staging_needed,
     staging_trigger,
 )
-from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
+from stack.config import (
+    FRONTDOOR_SUFFIX,
+    HF_TOKEN_KEY,
+    PLAN_ONLY_ENV,
+    PROJECT,
+    ValidatedStack,
+    config_from_pulumi,
+    read_config,
+)
 
 
 def load_from_pulumi() -> ValidatedStack:
     """Read every config key the engine passed and validate it through the same reader as ``plan``;
     errors stop the program with the message only (``pulumi.RunError`` prints no traceback)."""
+    from pulumi.runtime.config import is_config_secret
+
+    flat = config_from_pulumi()
     try:
-        return read_config(config_from_pulumi(), plan_only=os.environ.get(PLAN_ONLY_ENV) == "1")
+        return read_config(
+            flat,
+            plan_only=os.environ.get(PLAN_ONLY_ENV) == "1",
+            secret_keys=frozenset(k for k in flat if is_config_secret(k)),
+        )
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
 
@@ -414,7 +429,7 @@ def _front_door(vs: ValidatedStack, regions: list[_Region], shared: _Shared) -> 
     assert settings is not None
     primary = regions[0]
     door = FrontDoor(
-        f"{svc}-frontdoor",
+        f"{svc}{FRONTDOOR_SUFFIX}",
         FrontDoorArgs(
             backends={r.vs.config.region: FrontDoorBackend(service_name=r.service.service_name) for r in regions},
             settings=settings,
@@ -466,33 +481,23 @@ def _build_account_id(vs: ValidatedStack) -> str:
 
 
 def hub_token(vs: ValidatedStack) -> pulumi.Output[str] | None:
-    """``cloudrun-gpu:hf_token`` as a Pulumi secret; a token set without ``--secret`` is refused (it would sit in
-    the stack file in plain text)."""
-    from pulumi.runtime.config import is_config_secret
-
-    key = f"{PROJECT}:{HF_TOKEN_KEY}"
-    token = pulumi.Config(PROJECT).get_secret(HF_TOKEN_KEY)
-    if token is not None and os.environ.get(PLAN_ONLY_ENV) != "1" and not is_config_secret(key):
-        raise ConfigError(
-            key,
-            "[hidden]",
-            "is stored in plain text",
-            f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
-        )
-    return token
-
-
-BUCKET_NAME_MAX = 63
-"""Cloud Storage bucket names have 3-63 characters (https://cloud.google.com/storage/docs/buckets#naming)."""
+    """``cloudrun-gpu:hf_token`` as a Pulumi secret. A token set without ``--secret`` never gets here: the
+    validation pass (``read_config`` given the secret keys, :func:`load_from_pulumi`) refused it before anything
+    registered (issue 21)."""
+    return pulumi.Config(PROJECT).get_secret(HF_TOKEN_KEY)
 
 
 def _bucket_prefix(vs: ValidatedStack) -> str:
     """The bucket name prefix: the configured one, plus ``-<region>`` for every region but the first, so an
     operator tells the regions' copies apart by name (the random suffix alone keeps them unique). The first
     region keeps its name (an existing single-region stack is adopted, not replaced); a prefix too long to take
-    the region (a bucket name has at most 63 characters, 9 of them ``-`` and the suffix) stays as it is."""
+    the region (the prefix may have at most ``NAME_PREFIX_MAX`` characters, so that with ``-`` and the 8-hex
+    suffix the bucket name stays within Cloud Storage's 63, https://cloud.google.com/storage/docs/buckets#naming)
+    stays as it is."""
     prefix = vs.config.bucket.name_prefix
-    if not vs.suffix or len(prefix) + len(vs.suffix) + 1 + SUFFIX_HEX > BUCKET_NAME_MAX:
+    # The prefix with the region must still be a valid prefix (ModelBucketArgs checks it against BucketSettings'
+    # own rule, at most NAME_PREFIX_MAX characters): issue 21, a 30-character prefix failed after 75 resources.
+    if not vs.suffix or len(prefix) + len(vs.suffix) > NAME_PREFIX_MAX:
         return prefix
     return f"{prefix}{vs.suffix}"
 
