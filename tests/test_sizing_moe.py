@@ -100,8 +100,12 @@ def test_spec_refuses_more_routed_experts_than_it_has() -> None:
 
 
 def test_early_v1_profiles_logits_for_every_dummy_token() -> None:
-    """V1 before v0.8 (VLLM_USE_V1=1 on 0.7.x) computed logits for all max_num_batched_tokens in profile_run and ran
-    no sampler; before, a version below 0.8 was always sized as V0 and the CLI could not say otherwise."""
+    """V1 before v0.8 (VLLM_USE_V1=1 on 0.7.x) computed bf16 logits in profile_run and ran no sampler; before, a
+    version below 0.8 was always sized as V0 and the CLI could not say otherwise. v0.7.0-0.7.2 take the logits of
+    all max_num_batched_tokens dummy tokens, v0.7.3 of one token per dummy request (``hidden_states[logit_indices]``,
+    vllm/v1/worker/gpu_model_runner.py:1304 of the 0.7.3 sdist); 2 B a logit, the lm_head's dtype (the fp32 upcast is
+    in the sampler, which that profile never runs)."""
+    assert VLLM_EARLY_V1_LOGIT_BYTES == 2
     assert vllm_band((0, 7, 3)) == ["V0"]
     assert vllm_band((0, 7, 3), "v1") == ["V1<0.8"]
     assert vllm_band((0, 10, 1), "v0") == ["V0"]
@@ -109,12 +113,16 @@ def test_early_v1_profiles_logits_for_every_dummy_token() -> None:
     assert vllm_band(None, "v1") == ["V1<0.8", "0.8-0.20", "0.21-0.29", ">=0.30"]
     llama70 = catalogue_model("llama-3.1-70b")
     kw = {"hidden": 8192, "intermediate": 28672, "vocab": llama70.vocab_size, "weights_bytes": 0, "budget_bytes": 0}
-    profile = VllmProfile(max_num_seqs=256, max_num_batched_tokens=8192, version=(0, 7, 3), mode="v1")
+    profile = VllmProfile(max_num_seqs=256, max_num_batched_tokens=8192, version=(0, 7, 2), mode="v1")
     early = vllm_overhead(profile=profile, **kw)  # type: ignore[arg-type]
     v0 = vllm_overhead(profile=replace(profile, mode=None), **kw)  # type: ignore[arg-type]
-    logits = 8192 * llama70.vocab_size * VLLM_EARLY_V1_LOGIT_BYTES
+    logits = 8192 * llama70.vocab_size * 2
     assert early.band == "V1<0.8"
-    assert early.activation - v0.activation == logits + int(1.4 * GIB)  # logits + the cold torch.compile
+    assert early.activation - v0.activation == logits + int(1.4 * GIB)  # bf16 logits + the cold torch.compile
+    late = vllm_overhead(profile=replace(profile, version=(0, 7, 3)), **kw)  # type: ignore[arg-type]
+    assert late.activation - v0.activation == 256 * llama70.vocab_size * 2 + int(1.4 * GIB)
+    unknown = vllm_overhead(profile=replace(profile, version=None), **kw)  # type: ignore[arg-type]
+    assert unknown.activation == early.activation  # an unknown early-V1 build: the larger, every-token rule
 
 
 def test_vllm_mode_is_a_checked_setting() -> None:
@@ -453,9 +461,14 @@ def test_safetensors_vision_tower_is_named_in_the_plan(tmp_path: Path) -> None:
     assert any("--language-model-only" in n for n in plan.explain)
 
 
-def test_early_v1_w8a8_row_no_longer_over_commits() -> None:
+def test_early_v1_w8a8_row_with_the_sources_bf16_logits() -> None:
     """Issue 22's row: Llama-3.1-70B W8A8 on an H100 (79.18 GiB) at 0.98 on early V1, 67.72 GiB of weights
-    (vllm PR #12569), 2,048 batched tokens, 256 sequences: vLLM found 6.74 GiB, the 0.8+ formula planned 7.49."""
+    (vllm PR #12569), 2,048 batched tokens, 256 sequences: vLLM found 6.74 GiB, the 0.8+ formula planned 7.49.
+
+    The first pass charged 4 B a logit so this one row would close. vLLM's source gives 2 B (bf16 lm_head output, no
+    fp32 upcast before the sampler, which early V1 never profiles): with it the row is 0.24 GiB (+3.6 %) over what
+    vLLM found if it ran v0.7.0-0.7.2, 0.75 GiB (+11 %) if v0.7.3 (logits of 256 rows only). The rest is not
+    explained by the source read here and the row's log was not found, so it is recorded, not fitted."""
     llama70 = catalogue_model("llama-3.1-70b")
     budget = int(0.98 * 79.18 * GIB)
     weights = int(67.72 * GIB)
@@ -466,8 +479,10 @@ def test_early_v1_w8a8_row_no_longer_over_commits() -> None:
     )
     after = budget - weights - vllm_overhead(budget_bytes=budget, profile=profile, **kw).total
     assert before / GIB == pytest.approx(7.49, abs=0.02)  # the over-commit the issue reports
-    assert after / GIB <= 6.74  # now under what vLLM found
-    assert after / GIB >= 6.74 * 0.9
+    assert before - after == 2048 * llama70.vocab_size * 2  # bf16 logits of every dummy token (0.49 GiB)
+    assert after / GIB == pytest.approx(6.98, abs=0.01)  # 0.24 GiB above the 6.74 vLLM found: an honest over-commit
+    v073 = budget - weights - vllm_overhead(budget_bytes=budget, profile=replace(profile, version=(0, 7, 3)), **kw).total
+    assert v073 / GIB == pytest.approx(7.43, abs=0.02)
 
 
 def test_size_cli_takes_the_vllm_mode_and_1024_sequences(capsys: pytest.CaptureFixture[str]) -> None:
