@@ -29,6 +29,7 @@ from cloudrun_gpu.sizing.engines import (
     vllm_forward_bytes,
     vllm_overhead,
 )
+from cloudrun_gpu.sizing.spec import ModelSpec
 
 from stack import calibrate
 
@@ -270,41 +271,68 @@ def test_calibrate_refuses_an_impossible_fraction(tmp_path: Path) -> None:
     assert err.value.field == "--vram-gib" and "larger GPU" in err.value.problem
 
 
-def test_mla_cache_matches_vllms_own_number() -> None:
-    """DeepSeek-V2-Lite-Chat on vLLM V1 0.8.3 (vllm-project/vllm#15871): 'To serve at least one request with the
-    models's max seq len (32768), (0.95 GiB KV cache is needed ...'. MLA caches one 512 + 64 latent per layer:
-    27 layers × 576 × 2 B × 32,768 tokens = 0.949 GiB."""
-    from cloudrun_gpu.sizing.engines import kv_bytes_per_sequence, kv_bytes_per_token_full
-    from cloudrun_gpu.sizing.spec import ModelSpec
+def _deepseek_v2_lite(n_layers: int = 27) -> ModelSpec:
+    """DeepSeek-V2-Lite(-Chat) as vLLM serves it, ``n_layers`` of them (a pipeline stage holds fewer).
 
-    # geometry as llama.cpp prints it for this model (ggml-org/llama.cpp#8254: n_layer 27, n_embd 2048, n_head 16,
-    # n_expert 64, n_expert_used 6, n_vocab 102400, n_ctx_train 163840); 15.73 B params = vLLM's 'Loading model
-    # weights took 29.3010 GB' in bf16 (vllm-project/vllm#4650); config.json: kv_lora_rank 512, qk_rope_head_dim 64,
-    # moe_intermediate_size 1408, n_shared_experts 2
-    lite = ModelSpec(
+    Geometry as llama.cpp prints it for this model (ggml-org/llama.cpp#8254: n_layer 27, n_embd 2048, n_head 16,
+    n_expert 64, n_expert_used 6, n_vocab 102400, n_ctx_train 163840); 15.73 B params = vLLM's 'Loading model
+    weights took 29.3010 GB' in bf16 (vllm-project/vllm#4650); config.json: kv_lora_rank 512, qk_rope_head_dim 64,
+    moe_intermediate_size 1408, n_shared_experts 2."""
+    return ModelSpec(
         name="deepseek-v2-lite-chat",
         architecture="deepseek_v2",
-        n_layers=27,
+        n_layers=n_layers,
         hidden_size=2048,
         n_heads=16,
-        kv_heads=(1,) * 27,
+        kv_heads=(1,) * n_layers,
         head_dim_k=0,
         head_dim_v=0,
         vocab_size=102400,
         max_context=163840,
         n_params=15_730_000_000,
-        layer_windows=(None,) * 27,
+        layer_windows=(None,) * n_layers,
         mla_latent_dim=576,
         n_experts=64,
         experts_per_token=6,
         expert_intermediate_size=1408,
         shared_expert_intermediate_size=2 * 1408,
     )
+
+
+def test_mla_cache_matches_vllms_own_number() -> None:
+    """DeepSeek-V2-Lite-Chat on vLLM V1 0.8.3 (vllm-project/vllm#15871): 'To serve at least one request with the
+    models's max seq len (32768), (0.95 GiB KV cache is needed ...'. MLA caches one 512 + 64 latent per layer:
+    27 layers × 576 × 2 B × 32,768 tokens = 0.949 GiB."""
+    from cloudrun_gpu.sizing.engines import kv_bytes_per_sequence, kv_bytes_per_token_full
+
+    lite = _deepseek_v2_lite()
     assert lite.is_mla and lite.is_moe
     assert kv_bytes_per_token_full(lite, "auto") == 27 * 576 * 2
     needed = kv_bytes_per_sequence("vllm", lite, 32768, "auto")
     assert f"{needed / GIB:.2f}" == "0.95"
     assert mlp_shape(lite) == MlpShape(dense_intermediate=2 * 1408, experts_per_token=6, expert_intermediate=1408)
+
+
+def test_mla_cache_reproduces_a_printed_pool_and_token_count() -> None:
+    """A second MLA log, with a pool *and* a token count (vllm-project/vllm#20665, DeepSeek-V2-Lite on four L4s,
+    V1): ranks 0-1 print 'Available KV cache memory: 12.13 GiB', ranks 2-3 '11.33 GiB', and the engine 'GPU KV cache
+    size: 807,792 tokens'. Four workers in two pipeline stages (the PR fixes pipeline-parallel DeepSeek-V2-Lite):
+    ``get_pp_indices`` spreads the remainder "across all but the last partition" (vllm/distributed/utils.py:68-82,
+    v0.8.0 sdist): 14 + 13 of 27 layers (the stage/TP split is inferred from four ranks printing two pools). The
+    MLA latent is whole on
+    every tensor-parallel rank, and the engine keeps the smaller stage's count. 807,792 tokens × 14 layers ×
+    (512 + 64) × 2 B = 12.13 GiB, the first stage's printed pool; a full-attention cache (16 heads × (192 + 128)
+    × 2 B a layer) would hold 8.9× fewer tokens. The 13-layer stage's 11.33 GiB holds more (≥ 807,792), so it is not
+    the bound. Pipeline parallelism itself is not planned (one GPU on Cloud Run): this checks the cache layout."""
+    from cloudrun_gpu.sizing.engines import kv_bytes_per_token_full
+
+    tokens = 807_792
+    first, second = _deepseek_v2_lite(14), _deepseek_v2_lite(13)
+    assert f"{tokens * kv_bytes_per_token_full(first, 'auto') / GIB:.2f}" == "12.13"
+    assert int(11.33 * GIB) // kv_bytes_per_token_full(second, "auto") >= tokens
+    assert tokens % 16 == 0  # whole 16-token blocks
+    full_attention_layer = 16 * (192 + 128) * 2
+    assert full_attention_layer / (576 * 2) > 8.8
 
 
 def test_readers_carry_the_experts(tmp_path: Path) -> None:
@@ -481,7 +509,9 @@ def test_early_v1_w8a8_row_with_the_sources_bf16_logits() -> None:
     assert before / GIB == pytest.approx(7.49, abs=0.02)  # the over-commit the issue reports
     assert before - after == 2048 * llama70.vocab_size * 2  # bf16 logits of every dummy token (0.49 GiB)
     assert after / GIB == pytest.approx(6.98, abs=0.01)  # 0.24 GiB above the 6.74 vLLM found: an honest over-commit
-    v073 = budget - weights - vllm_overhead(budget_bytes=budget, profile=replace(profile, version=(0, 7, 3)), **kw).total
+    v073 = (
+        budget - weights - vllm_overhead(budget_bytes=budget, profile=replace(profile, version=(0, 7, 3)), **kw).total
+    )
     assert v073 / GIB == pytest.approx(7.43, abs=0.02)
 
 
