@@ -319,11 +319,11 @@ def test_mla_cache_reproduces_a_printed_pool_and_token_count() -> None:
     size: 807,792 tokens'. Four workers in two pipeline stages (the PR fixes pipeline-parallel DeepSeek-V2-Lite):
     ``get_pp_indices`` spreads the remainder "across all but the last partition" (vllm/distributed/utils.py:68-82,
     v0.8.0 sdist): 14 + 13 of 27 layers (the stage/TP split is inferred from four ranks printing two pools). The
-    MLA latent is whole on
-    every tensor-parallel rank, and the engine keeps the smaller stage's count. 807,792 tokens × 14 layers ×
-    (512 + 64) × 2 B = 12.13 GiB, the first stage's printed pool; a full-attention cache (16 heads × (192 + 128)
-    × 2 B a layer) would hold 8.9× fewer tokens. The 13-layer stage's 11.33 GiB holds more (≥ 807,792), so it is not
-    the bound. Pipeline parallelism itself is not planned (one GPU on Cloud Run): this checks the cache layout."""
+    MLA latent is whole on every tensor-parallel rank, and the engine keeps the smaller stage's count.
+    807,792 tokens × 14 layers × (512 + 64) × 2 B = 12.13 GiB, the first stage's printed pool; a full-attention
+    cache (16 heads × (192 + 128) × 2 B a layer) would hold 8.9× fewer tokens. The 13-layer stage's 11.33 GiB
+    holds more (≥ 807,792), so it is not the bound. Pipeline parallelism itself is not planned (one GPU on Cloud
+    Run): this checks the cache layout."""
     from cloudrun_gpu.sizing.engines import kv_bytes_per_token_full
 
     tokens = 807_792
