@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cloudrun_gpu import limits
@@ -376,3 +378,27 @@ def test_calibrate_ollama_log_shows_its_scheduler_estimate() -> None:
     partial = _row(cal, "Ollama scheduler: graph, layers split")
     assert full.log == 424 * MIB / GIB and full.plan == pytest.approx(full.log, rel=1e-4)
     assert partial.log is not None and partial.plan == pytest.approx(partial.log, rel=1e-3)
+
+
+def test_flashinfer_sampler_is_keyed_by_what_the_log_printed() -> None:
+    """vLLM 0.10.1.1 on an A100 at 256 sequences (dennislee22/vLLM-benchmarking): the log prints 'Using FlashInfer for
+    top-p & top-k sampling.', and budget − weights − KV leaves 0.55 GiB in all, where the native sampler's 40 B a
+    logit alone would be 1.45 GiB. FlashInfer's path keeps bf16 + fp32 logits, masked logits and probabilities
+    (14 B, engines.VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT); the plan, not knowing the image's sampler, keeps 40 B."""
+    from cloudrun_gpu.sizing.engines import VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT, VllmProfile, vllm_overhead
+
+    assert VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT == 2 + 4 + 4 + 4
+    kw: dict[str, Any] = {"hidden": 3584, "intermediate": 18944, "vocab": 152064, "weights_bytes": 0, "budget_bytes": 0}
+    profile = VllmProfile(max_num_seqs=256, max_num_batched_tokens=2048, version=(0, 10, 1), cold_compile=False)
+    native = vllm_overhead(profile=profile, **kw)
+    flashinfer = vllm_overhead(profile=replace(profile, sampler="flashinfer"), **kw)
+    assert native.activation == 256 * 152064 * 40
+    assert flashinfer.activation == 256 * 152064 * 14
+    newer = VllmProfile(max_num_seqs=256, max_num_batched_tokens=2048, version=(0, 30, 0), cold_compile=False)
+    assert vllm_overhead(profile=replace(newer, sampler="flashinfer"), **kw) == vllm_overhead(profile=newer, **kw)
+    warm = next(r for r in ROWS if r.id == "v010-a100-qwen2-7b-050-warm")
+    assert warm.sampler == "flashinfer"
+    check = check_row(warm)
+    assert not check.over_commit and check.error > -0.05
+    as_plan = check_row(replace(warm, sampler=""))  # what the plan promises: less, never more
+    assert as_plan.kv_predicted_gib < check.kv_predicted_gib

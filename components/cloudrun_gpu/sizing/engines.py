@@ -190,6 +190,17 @@ output, the activated product and four hidden-sized buffers in BF16 (V0 rows: 0.
 VLLM_SAMPLER_BYTES_PER_LOGIT = 40
 """Sampler warm-up peak per (sequence × vocabulary entry): 38.4-39.3 B printed from v0.6.5 to v0.29
 (fp32 logits, sort values and int64 indices …)."""
+VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT = 14
+"""The sampler warm-up when vLLM samples with FlashInfer (its log: ``Using FlashInfer for top-p & top-k sampling.``,
+vllm/v1/sample/ops/topk_topp_sampler.py:41-51 of the v0.10.1.1 sdist). ``_dummy_sampler_run`` keeps the lm_head's
+bf16 logits (2 B) while ``Sampler.forward`` makes ``logits.to(torch.float32)`` (4 B, vllm/v1/sample/sampler.py:47)
+and ``forward_cuda`` hands them to ``flashinfer_sample`` (topk_topp_sampler.py:87-109, 262-298), whose
+``top_k_top_p_sampling_from_logits`` builds ``masked_logits = top_k_mask_logits(logits, top_k)`` and
+``probs = torch.softmax(masked_logits, dim=-1)`` (4 + 4 B; flashinfer/sampling.py:982-985 of the
+flashinfer-python 0.2.8 sdist): 14 B. The PyTorch-native path (``FlashInfer is not available. Falling back to the
+PyTorch-native implementation``) sorts the logits (fp32 values + int64 indices) and masks and scatters them: the
+~40 B of :data:`VLLM_SAMPLER_BYTES_PER_LOGIT`. The plan does not know which one the image runs, so it charges the
+native one; the evidence rows that print the FlashInfer line are checked with 14 B (vllm_evidence.csv ``sampler``)."""
 VLLM_EARLY_V1_LOGIT_BYTES = 2
 """V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` runs ``self._dummy_run(self.max_num_tokens, …)``
 then ``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage
@@ -653,6 +664,9 @@ class VllmProfile:
     """No torch.compile cache at start (every new Cloud Run instance)."""
     mode: str | None = None
     """The engine that runs, ``"v0"`` or ``"v1"`` (:data:`VLLM_ENGINE_MODES`); None: the version's default."""
+    sampler: str | None = None
+    """``"flashinfer"`` when the log says vLLM samples with FlashInfer; None or ``"native"``: the PyTorch-native
+    sampler's larger warm-up (:data:`VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT`)."""
 
 
 @dataclass(frozen=True)
@@ -699,6 +713,8 @@ def _vllm_band_overhead(
         at_sampled = profile.version is not None and profile.version >= VLLM_V1_LOGITS_AT_SAMPLED_SINCE
         forward += (min(seqs, tokens) if at_sampled else tokens) * vocab * VLLM_EARLY_V1_LOGIT_BYTES
     per_logit = VLLM_SAMPLER_BYTES_PER_LOGIT_030 if band == ">=0.30" else VLLM_SAMPLER_BYTES_PER_LOGIT
+    if profile.sampler == "flashinfer" and band in ("0.8-0.20", "0.21-0.29"):
+        per_logit = min(per_logit, VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT)
     sampler = 0 if band == "V1<0.8" else seqs * vocab * per_logit  # early V1 ran no sampler in its profile
     compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile else 0
     activation = max(forward + compile_extra, sampler)
