@@ -9,12 +9,16 @@ Usage (the command each table's header records)::
     python scripts/extract_engine_flags.py vllm SRC_DIR > tests/data/engine-flags/vllm-vX.Y.Z.txt
     # Ollama: envconfig/config.go at the tag, e.g. from a clone: git show vX.Y.Z:envconfig/config.go
     python scripts/extract_engine_flags.py ollama CONFIG_GO > tests/data/engine-flags/ollama-vX.Y.Z.txt
+    # vLLM's environment variables: vllm/envs.py of the same tree (or of the release's wheel)
+    python scripts/extract_engine_flags.py vllm-env ENVS_PY > tests/data/engine-flags/vllm-vX.Y.Z-env.txt
 
 vLLM's OpenAI server builds its parser in ``vllm/entrypoints/openai/cli_args.py`` ``make_arg_parser``: its own
 ``add_argument`` calls, one ``--<field>`` per field of the ``FrontendArgs`` dataclass (``--{key.replace('_', '-')}``),
 then ``AsyncEngineArgs.add_cli_args`` (``vllm/engine/arg_utils.py``), whose every flag is a literal
 ``add_argument("--…")``. Ollama reads its settings with ``Var("OLLAMA_…")``/``os.Getenv`` in
-``envconfig/config.go``. Both are read statically (no engine installed): string literals only.
+``envconfig/config.go``. vLLM reads its own variables only through ``vllm/envs.py``'s
+``environment_variables`` dict (its module ``__getattr__`` looks a name up there), so that dict's keys are the
+variables a release knows. All are read statically (no engine installed): string literals only.
 """
 
 from __future__ import annotations
@@ -64,11 +68,29 @@ def ollama_env(config_go: Path) -> list[str]:
     return sorted(set(re.findall(r'"(OLLAMA_[A-Z0-9_]+)"', config_go.read_text())))
 
 
+def vllm_env(envs_py: Path) -> list[str]:
+    """The string keys of ``environment_variables`` in ``vllm/envs.py`` (assigned with or without annotation)."""
+    for node in ast.walk(ast.parse(envs_py.read_text())):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Assign):
+            targets = node.targets
+        value = getattr(node, "value", None)
+        named = any(isinstance(t, ast.Name) and t.id == "environment_variables" for t in targets)
+        if named and isinstance(value, ast.Dict):
+            return sorted(k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    raise SystemExit("no environment_variables dict found")
+
+
+EXTRACTORS = {"vllm": vllm_flags, "ollama": ollama_env, "vllm-env": vllm_env}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("vllm", "ollama"):
+    if len(argv) != 2 or argv[0] not in EXTRACTORS:
         print(__doc__, file=sys.stderr)
         return 2
-    names = vllm_flags(Path(argv[1])) if argv[0] == "vllm" else ollama_env(Path(argv[1]))
+    names = EXTRACTORS[argv[0]](Path(argv[1]))
     print("\n".join(names))
     return 0
 

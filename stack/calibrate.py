@@ -4,25 +4,29 @@ Reads a vLLM, llama.cpp or Ollama start-up log, pulls out what the engine printe
 (weights, non-torch, activation peak, CUDA graphs, KV pool in GiB / blocks / tokens, the flags it ran
 with), predicts the same quantities the way the plan does for that exact configuration, and prints
 both side by side with the stack setting that would make the plan match (for vLLM: the KV bytes to pin
-with ``--kv-cache-memory`` and the ``engine.memory_fraction`` that gives the plan the engine's pool).
+with ``--kv-cache-memory-bytes``, the exact flag the vLLM profile renders, and the ``engine.memory_fraction`` that
+gives the plan the engine's pool).
 
-Without a model (``--model``/``--gguf``/``--hf-config``) it prints what the log says and the overhead
-the engine measured; with one it also predicts. Standard library + the sizing package only.
+Each engine's profile reads its own log (``EngineProfile.parse_log``, ``cloudrun_gpu.engines.logs``); this module
+only asks the registry and compares. Without a model (``--model``/``--gguf``/``--hf-config``) it prints what the
+log says and the overhead the engine measured; with one it also predicts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cloudrun_gpu import limits
+from cloudrun_gpu.engines import engine_names, profile
+from cloudrun_gpu.engines.logs import LogFacts, parse_start_up_log
+from cloudrun_gpu.engines.vllm import KV_CACHE_MEMORY_FLAG
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
-from cloudrun_gpu.limits import GIB, MIB
+from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing.engines import (
     LLAMA_CPP_N_UBATCH,
     VllmProfile,
@@ -39,251 +43,15 @@ from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS
 from cloudrun_gpu.sizing.settings import EngineSettings
 from cloudrun_gpu.sizing.spec import ModelSpec
 
-_NUM = r"([\d.,]+)"
 _FRACTION_LIMITS = vars(EngineSettings)["__pydantic_fields__"]["memory_fraction"].metadata
 MAX_MEMORY_FRACTION = float(next(m.le for m in _FRACTION_LIMITS if getattr(m, "le", None)))
 """The largest ``engine.memory_fraction`` a stack accepts, read from ``EngineSettings`` (one place)."""
 
 
-def _f(text: str) -> float:
-    return float(text.replace(",", ""))
-
-
-def _gib(text: str, unit: str) -> int:
-    """Bytes from a number and a unit; vLLM's older "GB" means GiB (it divides by 2**30)."""
-    scale = {"gib": GIB, "gb": GIB, "mib": MIB, "mb": MIB, "kib": 1024, "b": 1}[unit.lower()]
-    return int(_f(text) * scale)
-
-
-@dataclass
-class LogFacts:
-    """What an engine printed at start-up (None where it printed nothing)."""
-
-    engine: str
-    version: str | None = None
-    v0: bool = False
-    v1: bool = False
-    """The log names the V1 engine ("Initializing a V1 LLM engine"); with ``v0`` the mode that really ran."""
-    model: str | None = None
-    weights_bytes: int | None = None
-    cuda_total_bytes: int | None = None
-    memory_fraction: float | None = None
-    budget_bytes: int | None = None
-    non_torch_bytes: int | None = None
-    activation_bytes: int | None = None
-    cudagraph_bytes: int | None = None
-    kv_bytes: int | None = None
-    kv_tokens: int | None = None
-    kv_blocks: int | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    chunked_prefill: bool | None = None
-    kv_cache_dtype: str | None = None
-    kv_cache_memory_hint: int | None = None
-    ctx_size: int | None = None
-    parallel: int | None = None
-    n_ubatch: int | None = None
-    compute_bytes: int | None = None
-    ollama_graph_partial_bytes: int | None = None
-    """Ollama's ``memory.graph.partial`` (its scheduler's graph estimate when layers are split)."""
-    notes: list[str] = field(default_factory=list)
-
-
-def detect_engine(text: str) -> str:
-    if "ollama" in text.lower() and ("offload to cuda" in text or "starting llama server" in text or "msg=" in text):
-        return "ollama"
-    vllm_words = ("vLLM", "vllm", "KV Cache is", "GPU KV cache size", "blocks:")
-    llama_words = ("llama_kv_cache", "KV self size")
-    if any(w in text for w in vllm_words) and not any(w in text for w in llama_words):
-        return "vllm"
-    return "llama.cpp"
-
-
 def parse_log(text: str, engine: str | None = None) -> LogFacts:
-    """Pull the memory facts out of a start-up log (vLLM V0/V1, llama.cpp, Ollama)."""
-    eng = engine or detect_engine(text)
-    facts = LogFacts(engine=eng)
-    if eng == "vllm":
-        _parse_vllm(text, facts)
-    else:
-        _parse_llama(text, facts)
-        if eng == "ollama":
-            _parse_ollama(text, facts)
-    return facts
-
-
-def _last(pattern: str, text: str, flags: int = 0) -> re.Match[str] | None:
-    found = list(re.finditer(pattern, text, flags))
-    return found[-1] if found else None
-
-
-def _parse_vllm(text: str, f: LogFacts) -> None:
-    if m := _last(r"(?:vLLM API server version|version)\s+v?(\d+\.\d+[\w.+-]*)", text):
-        f.version = m.group(1)
-    if m := _last(r"Initializing an? (V0|V1) LLM engine \(v?([\w.+-]+)\)", text):
-        f.v0 = m.group(1) == "V0"
-        f.v1 = m.group(1) == "V1"
-        f.version = f.version or m.group(2)
-    if m := _last(r"Initializing an LLM engine \(v?([\w.+-]+)\)", text):  # V0 before it was named V0
-        f.v0 = True
-        f.version = f.version or m.group(1)
-    if re.search(r"worker\.py:\d+\] Memory profiling|Memory profiling results:|# (?:GPU|CUDA|cuda) blocks", text):
-        f.v0 = f.v0 or "gpu_worker.py" not in text
-    if m := _last(r"model='([^']+)'", text) or _last(r"Starting to load model ([^\s.]+(?:\.[^\s.]+)*)\.\.\.", text):
-        f.model = m.group(1)
-    if m := _last(r"(?:Model loading took|Loading model weights took)\s+" + _NUM + r"\s*(GiB|GB)", text):
-        f.weights_bytes = _gib(m.group(1), m.group(2))
-    # V0 (0.6.5+): "total_gpu_memory (23.57GiB) x gpu_memory_utilization (0.90) = 21.21GiB"
-    if m := _last(r"total_gpu_memory \(" + _NUM + r"\s*GiB\) x gpu_memory_utilization \(" + _NUM + r"\)", text):
-        f.cuda_total_bytes = _gib(m.group(1), "GiB")
-        f.memory_fraction = _f(m.group(2))
-    # V0 (0.6.4): "total_gpu_memory=23.58GiB ... gpu_memory_utilization=0.90"
-    if m := _last(r"total_gpu_memory=" + _NUM + r"GiB", text):
-        f.cuda_total_bytes = _gib(m.group(1), "GiB")
-    # V1: "Free memory on device (F/T GiB) on startup. Desired GPU memory utilization is (u, B GiB)"
-    if m := _last(r"Free memory on device(?: cuda:\d+)? \(" + _NUM + r"/" + _NUM + r"\s*GiB\)", text):
-        f.cuda_total_bytes = _gib(m.group(2), "GiB")
-    if m := _last(r"Desired GPU memory utilization is \(" + _NUM + r",\s*" + _NUM + r"\s*GiB\)", text):
-        f.memory_fraction = _f(m.group(1))
-        f.budget_bytes = _gib(m.group(2), "GiB")
-    if m := _last(r"--gpu-memory-utilization=" + _NUM + r" is equivalent", text):
-        f.memory_fraction = _f(m.group(1).rstrip("."))
-    if m := _last(r"non_torch_memory(?: takes |=)" + _NUM + r"\s*GiB", text):
-        f.non_torch_bytes = _gib(m.group(1), "GiB")
-    if m := _last(r"PyTorch activation peak memory takes " + _NUM + r"\s*GiB", text):
-        f.activation_bytes = _gib(m.group(1), "GiB")
-    if (m := _last(r"peak_torch_memory=" + _NUM + r"GiB", text)) and f.weights_bytes is not None:
-        f.activation_bytes = max(0, _gib(m.group(1), "GiB") - f.weights_bytes)
-    consumed = _last(r"Actual usage is " + _NUM + r" GiB for consumed memory \(weights \+ non-torch\)", text)
-    if consumed and f.weights_bytes is not None:
-        f.non_torch_bytes = max(0, _gib(consumed.group(1), "GiB") - f.weights_bytes)
-    if m := _last(_NUM + r"\s*GiB for peak activation", text):
-        f.activation_bytes = _gib(m.group(1), "GiB")
-    if m := _last(_NUM + r"\s*GiB for non-torch memory", text):
-        f.non_torch_bytes = _gib(m.group(1), "GiB")
-    graphs = _last(_NUM + r"\s*GiB for CUDAGraph memory", text) or _last(
-        r"Estimated CUDA graph memory: " + _NUM + r"\s*GiB", text
-    )
-    if graphs:
-        f.cudagraph_bytes = _gib(graphs.group(1), "GiB")
-    for pattern in (
-        r"the rest of the memory reserved for KV Cache is " + _NUM + r"\s*GiB",
-        r"kv_cache_size=" + _NUM + r"GiB",
-        r"Available KV cache memory: " + _NUM + r"\s*GiB",
-        r"Current kv cache memory in use is " + _NUM + r"\s*GiB",
-        r"reserved " + _NUM + r" GiB memory for KV Cache",
-    ):
-        if m := _last(pattern, text):
-            f.kv_bytes = _gib(m.group(1), "GiB")
-    if m := _last(r"GPU KV cache size: " + _NUM + r" tokens", text):
-        f.kv_tokens = int(_f(m.group(1)))
-    if m := _last(r"(?:# ?)?(?:GPU|CUDA|cuda) blocks: " + _NUM, text):
-        f.kv_blocks = int(_f(m.group(1)))
-        f.kv_tokens = f.kv_tokens or f.kv_blocks * 16
-    if m := _last(r"Maximum concurrency for " + _NUM + r" tokens per request", text):
-        f.max_model_len = int(_f(m.group(1)))
-    if m := _last(r"max_seq_len=(\d+)", text):
-        f.max_model_len = f.max_model_len or int(m.group(1))
-    if m := _last(r"max_num_batched_tokens[=:'\s]+(\d+)", text):
-        f.max_num_batched_tokens = int(m.group(1))
-    if m := _last(r"chunked_prefill_enabled=(True|False)", text):
-        f.chunked_prefill = m.group(1) == "True"
-    if "Chunked prefill is enabled" in text:
-        f.chunked_prefill = True
-    _parse_vllm_args(text, f)
-    if m := _last(r"--kv-cache-memory=(\d+)`? \(" + _NUM + r" GiB\) to fit into requested memory", text):
-        f.kv_cache_memory_hint = int(m.group(1))
-
-
-_VLLM_ARG_VALUE = r"""(?:'([^']*)'|"([^"]*)"|([\w.+-]+))"""
-
-
-def _vllm_arg(text: str, key: str) -> str | None:
-    """The last value ``key`` has in vLLM's argument dumps: the ``non-default args: {'key': value}`` dict
-    (v0.10+), ``Namespace(key=value)`` / ``EngineArgs(key=value)`` (older servers) and the engine's
-    ``with config: key=value`` line."""
-    m = _last(r"(?:'" + key + r"'\s*:\s*|\b" + key + r"=)" + _VLLM_ARG_VALUE, text)
-    if m is None:
-        return None
-    return next(g for g in m.groups() if g is not None)
-
-
-def _arg_float(text: str, key: str) -> float | None:
-    value = _vllm_arg(text, key)
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
-
-
-def _parse_vllm_args(text: str, f: LogFacts) -> None:
-    """Every memory setting vLLM's argument dump prints (``gpu_memory_utilization`` 0.65 in a
-    ``non-default args`` dict is the run's fraction, not the 0.90 default)."""
-    if (u := _arg_float(text, "gpu_memory_utilization")) is not None:
-        f.memory_fraction = u
-    for key in ("max_model_len", "max_num_seqs", "max_num_batched_tokens"):
-        if (v := _arg_float(text, key)) is not None:
-            setattr(f, key, int(v))
-    if (b := _arg_float(text, "kv_cache_memory_bytes")) is not None:
-        f.kv_cache_memory_hint = int(b)
-    if (dtype := _vllm_arg(text, "kv_cache_dtype")) is not None:
-        f.kv_cache_dtype = dtype
-    if (chunked := _vllm_arg(text, "enable_chunked_prefill")) in ("True", "False"):
-        f.chunked_prefill = chunked == "True"
-
-
-def _parse_llama(text: str, f: LogFacts) -> None:
-    # llama.cpp ≥ mid-2025: "llama_kv_cache: size = 112.00 MiB (2048 cells, 28 layers, 1/1 seqs), K (f16): …"
-    if m := _last(
-        r"llama_kv_cache(?:_unified)?:\s+size =\s+"
-        + _NUM
-        + r" MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+)/(\d+) seqs\),"
-        r" K \((\w+)\)",
-        text,
-    ):
-        f.kv_bytes = _gib(m.group(1), "MiB")
-        f.ctx_size = int(m.group(2))
-        f.parallel = int(m.group(5))
-        f.kv_cache_dtype = m.group(6)
-    elif m := _last(r"KV self size\s+=\s+" + _NUM + r" MiB, K \((\w+)\)", text):
-        f.kv_bytes = _gib(m.group(1), "MiB")
-        f.kv_cache_dtype = m.group(2)
-    elif m := _last(r"CUDA0 KV buffer size =\s+" + _NUM + r" MiB", text):
-        f.kv_bytes = _gib(m.group(1), "MiB")
-    if m := _last(r"n_ctx\s+=\s+(\d+)", text):
-        f.ctx_size = f.ctx_size or int(m.group(1))
-    if m := _last(r"n_seq_max\s+=\s+(\d+)", text):
-        f.parallel = f.parallel or int(m.group(1))
-    if m := _last(r"n_ubatch\s+=\s+(\d+)", text):
-        f.n_ubatch = int(m.group(1))
-    if m := _last(r"CUDA0 model buffer size =\s+" + _NUM + r" MiB", text):
-        f.weights_bytes = _gib(m.group(1), "MiB")
-    if m := _last(r"CUDA0 compute buffer size =\s+" + _NUM + r" MiB", text):
-        f.compute_bytes = _gib(m.group(1), "MiB")
-
-
-def _parse_ollama(text: str, f: LogFacts) -> None:
-    if m := _last(r'memory\.required\.kv="' + _NUM + r" (GiB|MiB)\"", text):
-        f.kv_bytes = f.kv_bytes or _gib(m.group(1), m.group(2))
-        if "llama_kv_cache" not in text and "KV self size" not in text:
-            f.notes.append(
-                "KV from Ollama's own estimate (memory.required.kv); the runner's llama.cpp lines are absent"
-            )
-    if m := _last(r'memory\.weights\.total="' + _NUM + r" (GiB|MiB)\"", text):
-        f.weights_bytes = f.weights_bytes or _gib(m.group(1), m.group(2))
-    if m := _last(r'memory\.graph\.full="' + _NUM + r" (GiB|MiB)\"", text):
-        f.compute_bytes = f.compute_bytes or _gib(m.group(1), m.group(2))
-    if m := _last(r'memory\.graph\.partial="' + _NUM + r" (GiB|MiB)\"", text):
-        f.ollama_graph_partial_bytes = _gib(m.group(1), m.group(2))
-    if m := _last(r"--ctx-size (\d+)", text):
-        f.ctx_size = int(m.group(1))
-    if m := _last(r"--parallel (\d+)", text):
-        f.parallel = int(m.group(1))
-    if m := _last(r"--batch-size (\d+)", text):
-        f.n_ubatch = f.n_ubatch or int(m.group(1))
-    if m := _last(r"OLLAMA_KV_CACHE_TYPE[=:]\s*(\w+)", text):
-        f.kv_cache_dtype = m.group(1)
+    """The memory facts in a start-up log, read by the engine's profile (``cloudrun_gpu.engines``): ``engine``, or
+    the one that recognises the log. ConfigError on ``--engine`` for an engine without a log parser."""
+    return parse_start_up_log(text, engine)
 
 
 @dataclass
@@ -337,7 +105,9 @@ def _weights(spec: ModelSpec, engine: str, quant_name: str | None) -> int:
 
 
 def calibrate(facts: LogFacts, spec: ModelSpec | None, args: argparse.Namespace) -> Calibration:
-    if facts.engine == "vllm":
+    """Compare by the memory rules the engine follows (its profile's sizing record: vLLM's, or llama.cpp's and
+    Ollama's)."""
+    if profile(facts.engine).sizing_name == "vllm":
         return _calibrate_vllm(facts, spec, args)
     return _calibrate_llama(facts, spec, args)
 
@@ -416,12 +186,12 @@ def _fraction_advice(need: int, total: int, fraction: float, margin: int) -> tup
         return None, (
             f"no engine.memory_fraction reproduces this pool: it would take {match:.3f} of the GPU "
             f"({need / GIB:.2f} GiB of {total / GIB:.2f}), more than the whole GPU, because the plan's weights and "
-            "overhead are larger than this engine's; pin the pool with --kv-cache-memory instead"
+            f"overhead are larger than this engine's; pin the pool with {KV_CACHE_MEMORY_FLAG} instead"
         )
     if match > MAX_MEMORY_FRACTION:
         return None, (
             f"engine.memory_fraction {match:.3f} would reproduce this pool, but the stack allows at most "
-            f"{MAX_MEMORY_FRACTION} (R5 keeps the rest for the CUDA context); pin the pool with --kv-cache-memory"
+            f"{MAX_MEMORY_FRACTION} (R5 keeps the rest for the CUDA context); pin the pool with {KV_CACHE_MEMORY_FLAG}"
         )
     return (
         f"engine.memory_fraction: {match:.3f} makes the plan's pool equal this engine's "
@@ -465,7 +235,7 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
             Row("KV tokens", None, f.kv_tokens, "tokens"),
         ]
         if f.kv_bytes is not None:
-            settings.append(f"pin the pool this engine found: --kv-cache-memory={f.kv_bytes} (vLLM ≥ 0.11)")
+            settings.append(f"pin the pool this engine found: {KV_CACHE_MEMORY_FLAG}={f.kv_bytes} (vLLM ≥ 0.11)")
         warnings.append("no model given (--model/--gguf/--hf-config): printed values only")
         return Calibration(f, rows, settings, warnings)
     weights = _weights(spec, "vllm", getattr(args, "quant", None))
@@ -502,11 +272,14 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
                 f"OVER-COMMIT: the plan promises {kv / GIB:.2f} GiB of KV but this engine found {f.kv_bytes / GIB:.2f}"
             )
         settings.append(
-            f"pin the pool this engine found: --kv-cache-memory={f.kv_bytes} ({f.kv_bytes / GIB:.2f} GiB; rendered by "
-            "the plan itself when engine.version ≥ 0.11)"
+            f"pin the pool this engine found: {KV_CACHE_MEMORY_FLAG}={f.kv_bytes} ({f.kv_bytes / GIB:.2f} GiB; "
+            "rendered by the plan itself when engine.version ≥ 0.11)"
         )
         if f.kv_cache_memory_hint is not None:
-            settings.append(f"vLLM's own advice for the requested budget: --kv-cache-memory={f.kv_cache_memory_hint}")
+            # vLLM's log spells it --kv-cache-memory=N (an abbreviation argparse accepts); advise the exact flag.
+            settings.append(
+                f"vLLM's own advice for the requested budget: {KV_CACHE_MEMORY_FLAG}={f.kv_cache_memory_hint}"
+            )
         setting, refusal = _fraction_advice(f.kv_bytes + weights + ov.total, total, fraction, ov.margin)
         settings += [setting] if setting else []
         warnings += [refusal] if refusal else []
@@ -521,7 +294,7 @@ def _calibrate_vllm(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespac
 
 
 def _calibrate_llama(f: LogFacts, spec: ModelSpec | None, args: argparse.Namespace) -> Calibration:
-    engine = f.engine
+    engine = profile(f.engine).sizing_name  # the memory rules it follows (an extra engine may borrow llama.cpp's)
     warnings: list[str] = list(f.notes)
     settings: list[str] = []
     kv_type = getattr(args, "kv_type", None) or f.kv_cache_dtype or "f16"
@@ -609,7 +382,7 @@ def render(cal: Calibration) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", help="a vLLM, llama.cpp or Ollama start-up log (file path, '-' for stdin)")
-    p.add_argument("--engine", choices=["vllm", "llama.cpp", "ollama"], help="default: detected from the log")
+    p.add_argument("--engine", choices=engine_names(), help="default: detected from the log (the registered engines)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="catalogue model the log ran (python -m stack size --list)")
     src.add_argument("--gguf", help="the GGUF file the log ran")
@@ -633,8 +406,8 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    facts = parse_log(text, args.engine)
     try:
+        facts = parse_log(text, args.engine)
         cal = calibrate(facts, _spec(args), args)
     except (ConfigError, ConfigErrors) as exc:
         print(f"error: invalid configuration\n{exc}", file=sys.stderr)

@@ -7,12 +7,11 @@ remote caches come from the stack config, and ``python -m stack cloudbuild`` pri
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import shlex
 from math import ceil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cloudrun_gpu import limits
@@ -32,8 +31,9 @@ from cloudrun_gpu.engines import PROFILES, profile
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.images import EngineImage, pinned_image
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.settings import rename_fields
 
-from stack.config import ValidatedStack
+from stack.config import NS, PICKLE_GLOBS, ValidatedStack, local_source_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"
@@ -131,7 +131,6 @@ HF_HUB = "huggingface_hub==0.36.0"
 PYTHON_IMAGE = "python:3.12-slim"
 STATE_DIR = ".cloudrun-gpu"
 """Bucket folder for the stack's own objects (build source archives, staging markers), outside any model."""
-PICKLE_GLOBS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
 PICKLE_REGEX = r".*\.(bin|pt|pth|pkl|ckpt)\Z"
 r"""``gcloud storage rsync --exclude`` takes Python regexes; ``\Z`` instead of ``$``, which Cloud Build would read
 as a substitution."""
@@ -176,34 +175,12 @@ def _docker_hub(vs: ValidatedStack, ref: str) -> str:
 def local_source(vs: ValidatedStack, base_dir: Path) -> tuple[str, list[str], list[tuple[str, int, str]]]:
     """A local ``model.source``: the folder to upload from (as written), the chosen files relative to it, and
     each file's (name, size, SHA-256 of its content) for the trigger. Pickle files are never chosen. No
-    modification times (issue 19): a fresh clone or a copy restages nothing when the bytes are the same."""
-    cfg = vs.config
-    written = str(cfg.model.source)
-    path = Path(written) if Path(written).is_absolute() else base_dir / written
-    if path.is_file():
-        root, names = str(PurePosixPath(written).parent), [path.name]
-    elif path.is_dir():
-        root = written
-        names = sorted(
-            p.relative_to(path).as_posix()
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if cfg.model.files:
-            names = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in cfg.model.files)]
-    else:
-        raise ConfigError(
-            "cloudrun-gpu:model.source",
-            written,
-            "does not exist here",
-            "give a file or folder path relative to the project",
-        )
-    names = [n for n in names if not n.lower().endswith(tuple(g[1:] for g in PICKLE_GLOBS))]
-    if not names:
-        raise ConfigError(
-            "cloudrun-gpu:model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
-        )
-    base = path if path.is_dir() else path.parent
+    modification times (issue 19): a fresh clone or a copy restages nothing when the bytes are the same. The
+    path and the choice are :func:`stack.config.local_source_files`, which the validation pass already ran."""
+    try:
+        root, base, names = local_source_files(vs.config, base_dir)
+    except ConfigError as exc:
+        raise rename_fields([exc], {}, NS) from None
     stats = [(n, (base / n).stat().st_size, _file_sha256(base / n)) for n in names]
     return root, names, stats
 

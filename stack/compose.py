@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
-from cloudrun_gpu.bucket import SUFFIX_HEX, ModelBucket, ModelBucketArgs
+from cloudrun_gpu.bucket import NAME_PREFIX_MAX, ModelBucket, ModelBucketArgs
 from cloudrun_gpu.build import (
     BuildIdentity,
     BuildIdentityArgs,
@@ -35,6 +35,7 @@ from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
 from cloudrun_gpu.quota import preflight, quota_need
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
+from cloudrun_gpu.sizing.settings import ModelSource
 from pulumi_command import local
 from pulumiverse_time import Sleep
 
@@ -57,14 +58,29 @@ from stack.cloudbuild import (
     staging_needed,
     staging_trigger,
 )
-from stack.config import HF_TOKEN_KEY, PLAN_ONLY_ENV, PROJECT, ValidatedStack, config_from_pulumi, read_config
+from stack.config import (
+    FRONTDOOR_SUFFIX,
+    HF_TOKEN_KEY,
+    PLAN_ONLY_ENV,
+    PROJECT,
+    ValidatedStack,
+    config_from_pulumi,
+    read_config,
+)
 
 
 def load_from_pulumi() -> ValidatedStack:
     """Read every config key the engine passed and validate it through the same reader as ``plan``;
     errors stop the program with the message only (``pulumi.RunError`` prints no traceback)."""
+    from pulumi.runtime.config import is_config_secret
+
+    flat = config_from_pulumi()
     try:
-        return read_config(config_from_pulumi(), plan_only=os.environ.get(PLAN_ONLY_ENV) == "1")
+        return read_config(
+            flat,
+            plan_only=os.environ.get(PLAN_ONLY_ENV) == "1",
+            secret_keys=frozenset(k for k in flat if is_config_secret(k)),
+        )
     except (ConfigError, ConfigErrors) as exc:
         raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
 
@@ -413,7 +429,7 @@ def _front_door(vs: ValidatedStack, regions: list[_Region], shared: _Shared) -> 
     assert settings is not None
     primary = regions[0]
     door = FrontDoor(
-        f"{svc}-frontdoor",
+        f"{svc}{FRONTDOOR_SUFFIX}",
         FrontDoorArgs(
             backends={r.vs.config.region: FrontDoorBackend(service_name=r.service.service_name) for r in regions},
             settings=settings,
@@ -465,33 +481,23 @@ def _build_account_id(vs: ValidatedStack) -> str:
 
 
 def hub_token(vs: ValidatedStack) -> pulumi.Output[str] | None:
-    """``cloudrun-gpu:hf_token`` as a Pulumi secret; a token set without ``--secret`` is refused (it would sit in
-    the stack file in plain text)."""
-    from pulumi.runtime.config import is_config_secret
-
-    key = f"{PROJECT}:{HF_TOKEN_KEY}"
-    token = pulumi.Config(PROJECT).get_secret(HF_TOKEN_KEY)
-    if token is not None and os.environ.get(PLAN_ONLY_ENV) != "1" and not is_config_secret(key):
-        raise ConfigError(
-            key,
-            "[hidden]",
-            "is stored in plain text",
-            f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
-        )
-    return token
-
-
-BUCKET_NAME_MAX = 63
-"""Cloud Storage bucket names have 3-63 characters (https://cloud.google.com/storage/docs/buckets#naming)."""
+    """``cloudrun-gpu:hf_token`` as a Pulumi secret. A token set without ``--secret`` never gets here: the
+    validation pass (``read_config`` given the secret keys, :func:`load_from_pulumi`) refused it before anything
+    registered (issue 21)."""
+    return pulumi.Config(PROJECT).get_secret(HF_TOKEN_KEY)
 
 
 def _bucket_prefix(vs: ValidatedStack) -> str:
     """The bucket name prefix: the configured one, plus ``-<region>`` for every region but the first, so an
     operator tells the regions' copies apart by name (the random suffix alone keeps them unique). The first
     region keeps its name (an existing single-region stack is adopted, not replaced); a prefix too long to take
-    the region (a bucket name has at most 63 characters, 9 of them ``-`` and the suffix) stays as it is."""
+    the region (the prefix may have at most ``NAME_PREFIX_MAX`` characters, so that with ``-`` and the 8-hex
+    suffix the bucket name stays within Cloud Storage's 63, https://cloud.google.com/storage/docs/buckets#naming)
+    stays as it is."""
     prefix = vs.config.bucket.name_prefix
-    if not vs.suffix or len(prefix) + len(vs.suffix) + 1 + SUFFIX_HEX > BUCKET_NAME_MAX:
+    # The prefix with the region must still be a valid prefix (ModelBucketArgs checks it against BucketSettings'
+    # own rule, at most NAME_PREFIX_MAX characters): issue 21, a 30-character prefix failed after 75 resources.
+    if not vs.suffix or len(prefix) + len(vs.suffix) > NAME_PREFIX_MAX:
         return prefix
     return f"{prefix}{vs.suffix}"
 
@@ -508,9 +514,6 @@ def _builds(
     bucket is filled by its own staging build, and each region's image is built for its GPU (the engine build is
     pinned per GPU type, cloudrun_gpu/images.py) and pushed to the region's registry."""
     cfg = vs.config
-    svc = cfg.service.name
-    sfx = vs.suffix
-    apis = shared.apis
     stage, build = staging_needed(vs), image_build_needed(vs)
     out = _Built(cfg.engine.image or "")
     if not stage and not build:
@@ -522,18 +525,55 @@ def _builds(
         )
     src = cfg.model.model_source()
     token = hub_token(vs) if stage and src is not None and src.kind == "hf" else None
-    secret = shared.secret
-    if token is not None and secret is None:  # one secret for every region's staging build
-        secret = shared.secret = BuildSecret(
-            f"{svc}-hf-token",
-            BuildSecretArgs(secret_id=hub_secret_id(vs), value=token, project=cfg.project),
-            opts=pulumi.ResourceOptions(depends_on=[apis]),
-        )
+    secret = _hub_secret(vs, shared, token)
+    identity = _build_identity(vs, shared.apis, registry, bucket, src, stage=stage, build=build, secret=secret)
+    out.identity = identity
+    out.waits.append(identity)  # already implied through the builds; explicit, so plan --json lists it
+    # Staging and the image build start only after the region's quota check (``gate``) has passed (issue 19).
+    after: list[pulumi.Resource] = [shared.apis, registry, bucket, identity, *([gate] if gate is not None else [])]
+    if stage:
+        staging = _stage_model(vs, src, identity, bucket, after, secret)
+        after.append(staging)
+        out.waits.append(staging)
+    if build:
+        image = _build_image(vs, identity, bucket, after)
+        out.waits.append(image)
+        out.image = image.image_ref
+    return out
+
+
+def _hub_secret(vs: ValidatedStack, shared: _Shared, token: pulumi.Output[str] | None) -> BuildSecret | None:
+    """The Hugging Face token's Secret Manager secret when this region stages from the hub with a token (one secret
+    for every region's staging build, created by the first region that needs it); None otherwise."""
     if token is None:
-        secret = None
+        return None
+    if shared.secret is None:
+        cfg = vs.config
+        shared.secret = BuildSecret(
+            f"{cfg.service.name}-hf-token",
+            BuildSecretArgs(secret_id=hub_secret_id(vs), value=token, project=cfg.project),
+            opts=pulumi.ResourceOptions(depends_on=[shared.apis]),
+        )
+    return shared.secret
+
+
+def _build_identity(
+    vs: ValidatedStack,
+    apis: pulumi.Resource,
+    registry: ModelRegistry,
+    bucket: ModelBucket,
+    src: ModelSource | None,
+    *,
+    stage: bool,
+    build: bool,
+    secret: BuildSecret | None,
+) -> BuildIdentity:
+    """The region's build service account and exactly the access its builds use: push to the registry (image
+    build), pull through the remote caches, write the model bucket (staging), read a ``gs://`` source, the secret."""
+    cfg = vs.config
     caches = {c for c in UPSTREAM_CACHE.values() if c in registry.remotes}
-    identity = BuildIdentity(
-        f"{svc}{sfx}-build",  # child "<…>-build-sa": every build identity's account ends so
+    return BuildIdentity(
+        f"{cfg.service.name}{vs.suffix}-build",  # child "<…>-build-sa": every build identity's account ends so
         BuildIdentityArgs(
             account_id=_build_account_id(vs),
             project=cfg.project,
@@ -549,50 +589,59 @@ def _builds(
         ),
         opts=pulumi.ResourceOptions(depends_on=[apis, registry, bucket]),
     )
-    out.identity = identity
-    out.waits.append(identity)  # already implied through the builds; explicit, so plan --json lists it
-    # Staging and the image build start only after the region's quota check (``gate``) has passed (issue 19).
-    after: list[pulumi.Resource] = [apis, registry, bucket, identity, *([gate] if gate is not None else [])]
-    if stage:
-        local = local_source(vs, Path.cwd()) if src is not None and src.kind == "local" else None
-        trigger = staging_trigger(vs, token=token is not None, local_stats=local[2] if local else None)
-        config = staging_config(vs, token=token is not None, trigger=trigger)
-        staging = ModelStaging(
-            f"{svc}-model{sfx}",
-            ModelStagingArgs(
-                config=config,
-                service_account=identity.resource_name,
-                project=cfg.project,
-                trigger=trigger,
-                marker=bucket.bucket_name.apply(lambda b: staging_marker(vs, b)),
-                substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
-                source_root=local[0] if local else None,
-                source_files=local[1] if local else [],
-                source_staging_dir=bucket.bucket_name.apply(source_staging_dir) if local else None,
-            ),
-            opts=pulumi.ResourceOptions(depends_on=[*after, *([secret] if secret is not None else [])]),
-        )
-        after.append(staging)
-        out.waits.append(staging)
-    if build:
-        build_config = image_build_config(vs)
-        image = ImageBuild(
-            f"{svc}-image{sfx}",
-            ImageBuildArgs(
-                image=image_uri(vs),
-                config=build_config,
-                service_account=identity.resource_name,
-                project=cfg.project,
-                trigger=image_tag(vs),
-                source_files=container_files(),
-                source_staging_dir=bucket.bucket_name.apply(source_staging_dir),
-                # MUST_MATCH: exactly the substitutions the config uses, from the real bucket name.
-                substitutions={
-                    k: bucket.bucket_name for k in substitutions_used(build_config.to_dict()) if k == MODEL_BUCKET
-                },
-            ),
-            opts=pulumi.ResourceOptions(depends_on=after),
-        )
-        out.waits.append(image)
-        out.image = image.image_ref
-    return out
+
+
+def _stage_model(
+    vs: ValidatedStack,
+    src: ModelSource | None,
+    identity: BuildIdentity,
+    bucket: ModelBucket,
+    after: list[pulumi.Resource],
+    secret: BuildSecret | None,
+) -> ModelStaging:
+    """The Cloud Build run that copies the model from its source into the bucket (a local source is uploaded
+    first), re-run when its trigger (the source and the files chosen) changes."""
+    cfg = vs.config
+    local = local_source(vs, Path.cwd()) if src is not None and src.kind == "local" else None
+    trigger = staging_trigger(vs, token=secret is not None, local_stats=local[2] if local else None)
+    config = staging_config(vs, token=secret is not None, trigger=trigger)
+    return ModelStaging(
+        f"{cfg.service.name}-model{vs.suffix}",
+        ModelStagingArgs(
+            config=config,
+            service_account=identity.resource_name,
+            project=cfg.project,
+            trigger=trigger,
+            marker=bucket.bucket_name.apply(lambda b: staging_marker(vs, b)),
+            substitutions={k: bucket.bucket_name for k in substitutions_used(config) if k == MODEL_BUCKET},
+            source_root=local[0] if local else None,
+            source_files=local[1] if local else [],
+            source_staging_dir=bucket.bucket_name.apply(source_staging_dir) if local else None,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[*after, *([secret] if secret is not None else [])]),
+    )
+
+
+def _build_image(
+    vs: ValidatedStack, identity: BuildIdentity, bucket: ModelBucket, after: list[pulumi.Resource]
+) -> ImageBuild:
+    """The serving image's Cloud Build run, tagged by its build inputs only (``image_tag``), after ``after``."""
+    cfg = vs.config
+    build_config = image_build_config(vs)
+    return ImageBuild(
+        f"{cfg.service.name}-image{vs.suffix}",
+        ImageBuildArgs(
+            image=image_uri(vs),
+            config=build_config,
+            service_account=identity.resource_name,
+            project=cfg.project,
+            trigger=image_tag(vs),
+            source_files=container_files(),
+            source_staging_dir=bucket.bucket_name.apply(source_staging_dir),
+            # MUST_MATCH: exactly the substitutions the config uses, from the real bucket name.
+            substitutions={
+                k: bucket.bucket_name for k in substitutions_used(build_config.to_dict()) if k == MODEL_BUCKET
+            },
+        ),
+        opts=pulumi.ResourceOptions(depends_on=after),
+    )

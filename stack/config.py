@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fnmatch
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from cloudrun_gpu import limits, netcalc
 from cloudrun_gpu.bucket import BucketSettings
+from cloudrun_gpu.build import build_account_id
 from cloudrun_gpu.cache.settings import CacheSettings, VpcEgress
 from cloudrun_gpu.capacity import CapacityPlan, CapacitySettings, InstanceThroughput, Region, plan_capacity
 from cloudrun_gpu.errors import ConfigError, ConfigErrors, collect
+from cloudrun_gpu.frontdoor import child_names
 from cloudrun_gpu.frontdoor.settings import FrontDoorSettings
 from cloudrun_gpu.network.settings import NetworkSettings
 from cloudrun_gpu.pricing import instance_cost
@@ -36,7 +41,16 @@ from cloudrun_gpu.service.settings import (
     ScalingSettings,
     ServiceSettings,
 )
-from cloudrun_gpu.settings import as_errors, field_names, parse, rename_fields, settings, suggest, with_prefix
+from cloudrun_gpu.settings import (
+    as_errors,
+    field_names,
+    nested,
+    parse,
+    rename_fields,
+    settings,
+    suggest,
+    with_prefix,
+)
 from cloudrun_gpu.sizing import SizingPlan
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 from pydantic import Field, TypeAdapter
@@ -140,6 +154,11 @@ class RegionSettings:
     ``US``, ``ASIA``) or predefined dual-region (``EUR4``, ``NAM4``, ``ASIA1``) on the same continent. Weights are
     never read across continents at start-up."""
 
+    def problems(self) -> list[ConfigError]:
+        """Each overridden section's own rules, as in the stack's section of the same name (issue 21: a region's
+        CPU of 10^12 or an over-long PSC name passed, since only the entry's types were checked)."""
+        return [e for name in REGIONAL_SECTIONS for e in nested(getattr(self, name), name)]
+
 
 HF_TOKEN_KEY = "hf_token"
 """A Hugging Face token for gated models (``pulumi config set --secret cloudrun-gpu:hf_token hf_…``): not a
@@ -153,6 +172,13 @@ OPTIONAL_SECTIONS: dict[str, type[Any]] = {
 """Sections that switch a feature on by being present (``regions`` is a list of the type): a stack without
 them is the single-region stack it always was."""
 KNOWN_KEYS = ("environment", HF_TOKEN_KEY, *SECTIONS, *OPTIONAL_SECTIONS)
+PICKLE_GLOBS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
+"""Pickle formats a local source never uploads (loading one runs code): the staging build's ``--exclude`` list too."""
+PATH_MAX = 4096
+"""Linux's longest path (``PATH_MAX``, ``include/uapi/linux/limits.h``); a longer ``model.source`` makes ``stat``
+fail with ``ENAMETOOLONG`` (issue 21: an ``OSError`` traceback before this check)."""
+NAME_MAX = 255
+"""Linux's longest file-name component (``NAME_MAX``, ``include/uapi/linux/limits.h``)."""
 
 
 @dataclass(frozen=True)
@@ -420,6 +446,8 @@ def parse_config(flat: dict[str, Any], problems: list[ConfigError] | None = None
     return StackConfig(project=str(project), region=str(region), environment=str(env), **parsed, **extra)
 
 
+FRONTDOOR_SUFFIX = "-frontdoor"
+"""The front door's name is ``<service.name>-frontdoor`` (stack/compose.py)."""
 SERVICE_DEFAULT = "llm"
 """``service.name`` when a stack sets none (the library's default)."""
 
@@ -552,12 +580,22 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only: bool = False) -> ValidatedStack:
+def read_config(
+    flat: dict[str, Any],
+    base_dir: Path | None = None,
+    *,
+    plan_only: bool = False,
+    secret_keys: Collection[str] | None = None,
+) -> ValidatedStack:
     """The one reader: ``plan``, ``cloudbuild`` and the Pulumi program all come through here.
 
     Committed stacks name no project and no invoker (neither would exist in your account). ``pulumi up``
     stops on each with the exact ``pulumi config set`` to run; ``plan`` (``plan_only``) renders with a
-    placeholder project and reports both as warnings, so it works on a fresh machine."""
+    placeholder project and reports both as warnings, so it works on a fresh machine.
+
+    ``secret_keys``: the keys Pulumi holds as secrets (the program passes them; None: not known, as in ``plan``,
+    which reads ``secure:`` values as ``[secret]``). Every rule that can refuse the stack runs here, before the
+    program registers anything (issue 21): a refused stack registers no resource."""
     problems: list[ConfigError] = []
     warnings: list[str] = []
     flat = dict(flat)
@@ -568,6 +606,8 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             "`pulumi config set gcp:project <your-project-id>`"
         )
     flat = _front_door_domain(flat, plan_only, warnings)
+    if not plan_only and secret_keys is not None:
+        problems.extend(_plain_text_token(flat, secret_keys))
     vs = validate(parse_config(flat, problems), base_dir, problems)
     if not vs.config.service.invokers:
         why = "cloudrun-gpu:service.invokers is empty: nobody could call the service (no public invoker by default)"
@@ -585,6 +625,67 @@ def read_config(flat: dict[str, Any], base_dir: Path | None = None, *, plan_only
             raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], f"add yourself: {fix}")])
         warnings.append(f"{why}; before pulumi up run {fix}")
     return dataclasses.replace(vs, warnings=tuple(warnings))
+
+
+def _plain_text_token(flat: dict[str, Any], secret_keys: Collection[str]) -> list[ConfigError]:
+    """``cloudrun-gpu:hf_token`` set without ``--secret``: it would sit in the stack file in plain text. Refused
+    here, before anything registers (issue 21: it used to stop the program after 40 resources)."""
+    key = NS + HF_TOKEN_KEY
+    if flat.get(key) is None or key in secret_keys:
+        return []
+    return [
+        ConfigError(
+            key,
+            "[hidden]",
+            "is stored in plain text",
+            f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
+        )
+    ]
+
+
+def local_source_files(cfg: StackConfig, base_dir: Path) -> tuple[str, Path, list[str]]:
+    """A local ``model.source``: the folder to upload from (as written), that folder on this machine, and the
+    chosen files relative to it (pickle files never). Raises a ConfigError naming ``model.source`` or
+    ``model.files``; the validation pass calls it, so a missing or unusable path stops the stack before anything
+    registers (issue 21), and the staging build reads the same answer (``stack/cloudbuild.py``)."""
+    written = str(cfg.model.source)
+    key = "model.source"  # the validation pass names it as the stack key (cloudrun-gpu:model.source)
+    too_long = len(written.encode()) > PATH_MAX or any(len(p.encode()) > NAME_MAX for p in written.split("/"))
+    if too_long:
+        raise ConfigError(
+            key,
+            written[:80] + "…",
+            f"is not a usable path: longer than {PATH_MAX} bytes or a name over {NAME_MAX} (Linux PATH_MAX/NAME_MAX)",
+            "give a file or folder path relative to the project",
+        )
+    path = Path(written) if Path(written).is_absolute() else base_dir / written
+    try:
+        if path.is_file():
+            root, names = str(PurePosixPath(written).parent), [path.name]
+        elif path.is_dir():
+            root = written
+            names = sorted(
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if cfg.model.files:
+                names = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in cfg.model.files)]
+        else:
+            raise ConfigError(key, written, "does not exist here", "give a file or folder path relative to the project")
+    except OSError as exc:
+        raise ConfigError(
+            key,
+            written,
+            f"cannot be read ({_short(exc)})",
+            "give a readable file or folder path relative to the project",
+        ) from None
+    names = [n for n in names if not n.lower().endswith(tuple(g[1:] for g in PICKLE_GLOBS))]
+    if not names:
+        raise ConfigError(
+            "model.files", cfg.model.files, f"chooses no file in {written}", "fix the patterns or the path"
+        )
+    return root, path if path.is_dir() else path.parent, names
 
 
 def _front_door_domain(flat: dict[str, Any], plan_only: bool, warnings: list[str]) -> dict[str, Any]:
@@ -652,6 +753,7 @@ def validate(
             )
         )
     errors.extend(_front_door_problems(cfg))
+    errors.extend(_derived_name_problems(cfg))
     errors.extend(_cache_problems(cfg))
     errors.extend(_region_list_problems(cfg))
     count = max(1, len(cfg.regions))
@@ -662,8 +764,14 @@ def validate(
         errors.extend(_in_region(e, i, one) for e in found) if cfg.regions else errors.extend(found)
         if plan is not None:
             stacks.append(ValidatedStack(config=one if i else cfg, plan=plan, index=i))
+    src = cfg.model.model_source() if stacks else None
+    if src is not None and src.kind == "local":
+        collect(errors, lambda: local_source_files(cfg, base_dir or Path.cwd()))
     capacity = None
-    if cfg.capacity is not None and len(stacks) == count:
+    # A capacity section that already broke its own rules (collected in ``problems``) is not planned: its error is
+    # reported once, and the plan never sees a half-given throughput (issue 21: an AssertionError before).
+    capacity_ok = not any(e.field.startswith(NS + "capacity") for e in problems or [])
+    if cfg.capacity is not None and len(stacks) == count and capacity_ok:
         capacity = collect(errors, lambda: _capacity(cfg, cfg.capacity, stacks))  # type: ignore[arg-type]
     if errors or problems or len(stacks) != count:
         raise ConfigErrors([*(problems or []), *_to_stack_keys(errors)])
@@ -715,6 +823,32 @@ def _cache_problems(cfg: StackConfig) -> list[ConfigError]:
     if cache is None:
         return []
     errors: list[ConfigError] = []
+    # Cloud Run service names are unique per region and project, service account ids per project: the cache's own
+    # may not be the GPU service's or another account the stack creates (issue 21: accepted, then a conflict).
+    if cache.service_name == cfg.service.name:
+        errors.append(
+            ConfigError(
+                "cache.service_name",
+                cache.service_name,
+                "is the GPU service's name (service.name): two Cloud Run services of one region need two names",
+                f"set cache.service_name to another name, e.g. {cfg.service.name[:36]}-cache",
+            )
+        )
+    taken = {
+        cfg.service.account_id: "the GPU service's runtime account",
+        build_account_id(cfg.service.name): "the image build's account",
+        build_account_id(cache.service_name): "the cache image build's account",
+    }
+    if cache.account_id in taken:
+        errors.append(
+            ConfigError(
+                "cache.account_id",
+                cache.account_id,
+                f"is {taken[cache.account_id]}: each identity needs its own service account",
+                "set cache.account_id to another id (6-30 lowercase letters, digits, hyphens), e.g. "
+                f"{cache.service_name[:24]}-sa",
+            )
+        )
     if cfg.frontdoor is not None or cfg.multi_region:
         errors.append(
             ConfigError(
@@ -737,6 +871,30 @@ def _cache_problems(cfg: StackConfig) -> list[ConfigError]:
             )
         )
     return errors
+
+
+def _derived_name_problems(cfg: StackConfig) -> list[ConfigError]:
+    """Names the stack derives from ``service.name`` checked against the rule of the resource that receives them,
+    named by that setting (issue 21: a long service name gave the front door's NEGs, backend and URL map names
+    over 63 characters, refused by the API only at deploy). The front door's children are Compute Engine
+    resources (``limits.COMPUTE_NAME_MAX``) named ``<logical name>-<7 random>`` (``limits.AUTONAME_SUFFIX``)."""
+    if cfg.frontdoor is None:
+        return []
+    regions = [r.region for r in cfg.regions] or [cfg.region]
+    most = int(limits.COMPUTE_NAME_MAX.value) - int(limits.AUTONAME_SUFFIX.value)
+    longest = max(child_names(f"{cfg.service.name}{FRONTDOOR_SUFFIX}", regions), key=len)
+    if len(longest) <= most:
+        return []
+    spare = len(cfg.service.name) - (len(longest) - most)
+    return [
+        ConfigError(
+            "service.name",
+            cfg.service.name,
+            f"makes the front door's resource {longest!r} (+ 8 random characters) longer than the "
+            f"{int(limits.COMPUTE_NAME_MAX.value)} characters a Compute Engine name may have",
+            f"shorten service.name to {max(spare, 1)} characters or fewer",
+        )
+    ]
 
 
 def _front_door_problems(cfg: StackConfig) -> list[ConfigError]:
@@ -772,6 +930,19 @@ def _front_door_problems(cfg: StackConfig) -> list[ConfigError]:
                 "EXTERNAL_MANAGED",
             )
         )
+    if door.internal and door.proxy_only_subnet_cidr is not None:
+        # The proxy-only subnet is one more subnet of the region's VPC: it may not overlap the service's subnet
+        # nor hold the PSC endpoint's address (limits.SUBNET_RANGES_DISJOINT).
+        for i, r in enumerate(cfg.regions or [None]):
+            net = r.network if r is not None and r.network is not None else cfg.network
+            if net.byo:
+                continue
+            at = f"regions[{i}].network" if r is not None else "network"
+            ranges = {f"{at}.subnet_cidr": net.subnet_cidr}
+            if net.psc.enabled:
+                ranges[f"{at}.psc.address"] = f"{net.psc.address}/32"
+            ranges["frontdoor.proxy_only_subnet_cidr"] = door.proxy_only_subnet_cidr
+            collect(errors, lambda ranges=ranges: netcalc.check_no_overlap(ranges))  # type: ignore[misc]
     ingress = cfg.service.ingress
     if ingress is Ingress.INGRESS_TRAFFIC_ALL:
         errors.append(

@@ -79,7 +79,33 @@ def test_every_vllm_flag_exists_spelled_exactly(engine: str, method: str, gpu: s
     plan = _plan(engine, method, gpu, version)
     unknown = [f for f in rendered_flags(plan.engine_args) if f not in known]
     assert not unknown, f"not flags of vLLM v0.14.1 (an abbreviation argparse would accept?): {unknown}"
-    assert not plan.engine_env.keys() - {"VLLM_USE_V1"}  # vLLM is configured by flags only
+    assert not plan.engine_env.keys() - table(profile("vllm").env_table or "")  # env too, spelled exactly
+
+
+@pytest.mark.parametrize(
+    ("release", "mode"), [(r, m) for r in ("0.11.0", "0.12.0", "0.14.1") for m in ("v0", "v1")] + [("0.7.3", "v1")]
+)
+def test_vllm_use_v1_is_rendered_only_where_the_release_reads_it(release: str, mode: str) -> None:
+    """Before: ``VLLM_USE_V1`` was appended beside the render call for every release, although vLLM v0.12.0 and
+    the pinned v0.14.1 no longer read it (their ``envs.py`` tables), and ``v0`` there was sized as V0 while V1 ran."""
+    from cloudrun_gpu.engines.vllm import USE_V1_ENV, USE_V1_REMOVED_IN
+    from cloudrun_gpu.errors import ConfigError
+    from cloudrun_gpu.sizing.engines import parse_vllm_version
+
+    exists = (TABLES / f"vllm-v{release}-env.txt").exists() and USE_V1_ENV in table(f"vllm-v{release}-env.txt")
+    version = parse_vllm_version(release)
+    assert version is not None
+    assert exists == (version < USE_V1_REMOVED_IN) or release == "0.7.3"  # the tables date the removal
+    if version >= USE_V1_REMOVED_IN and mode == "v0":
+        with pytest.raises(ConfigError) as err:
+            _plan("vllm", "image", "nvidia-rtx-pro-6000", release, vllm_mode=mode)
+        assert (err.value.field, err.value.value, err.value.allowed) == ("engine.vllm_mode", "v0", "v1")
+        return
+    plan = _plan("vllm", "image", "nvidia-rtx-pro-6000", release, vllm_mode=mode)
+    if version < USE_V1_REMOVED_IN:
+        assert plan.engine_env == {USE_V1_ENV: "1" if mode == "v1" else "0"}
+    else:
+        assert plan.engine_env == {} and any("no VLLM_USE_V1" in n for n in plan.explain)
 
 
 def test_the_kv_pool_flag_is_the_full_name_not_an_abbreviation() -> None:
@@ -109,6 +135,9 @@ def test_the_tables_name_the_flags_the_profiles_use() -> None:
     assert {"--model", "--served-model-name", "--max-num-seqs", "--load-format", "--host", "--port"} <= vllm
     assert len(vllm) > 150
     assert {"OLLAMA_NUM_PARALLEL", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_MODELS"} <= table("ollama-v0.12.3.txt")
+    env = table("vllm-v0.14.1-env.txt")
+    assert {"VLLM_HOST_IP", "VLLM_PORT", "VLLM_CACHE_ROOT", "VLLM_USE_V2_MODEL_RUNNER"} <= env and len(env) > 150
+    assert "VLLM_USE_V1" in table("vllm-v0.11.0-env.txt") and "VLLM_USE_V1" not in table("vllm-v0.12.0-env.txt")
 
 
 # --- 2. the name the client sends is the name the engine serves ----------------------------------------------
@@ -285,3 +314,23 @@ def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
         body: bytes = resp.read()
     return body.decode()
+
+
+def test_the_env_extraction_reads_the_environment_variables_dict(tmp_path: Path) -> None:
+    """``vllm-env`` reads the keys of ``environment_variables`` (annotated, as in vLLM's envs.py), nothing else:
+    the command each env table's header records, run as written."""
+    import sys
+
+    envs = tmp_path / "envs.py"
+    envs.write_text(
+        'OTHER = {"VLLM_NOT_THIS": 1}\n'
+        "environment_variables: dict[str, object] = {\n"
+        '    "VLLM_PORT": lambda: os.getenv("VLLM_PORT"),\n'
+        '    "VLLM_USE_V1": lambda: bool(int(os.getenv("VLLM_USE_V1", "1"))),\n'
+        "}\n"
+    )
+    script = ROOT / "scripts" / "extract_engine_flags.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "vllm-env", str(envs)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["VLLM_PORT", "VLLM_USE_V1"]

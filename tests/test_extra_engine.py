@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -97,3 +98,22 @@ def test_an_unregistered_engine_is_refused_by_name() -> None:
     with pytest.raises(ConfigErrors) as err:
         validated(flat_config("dev", engine={"name": "tiny"}))
     assert any(e.field.endswith("engine.name") and e.value == "tiny" for e in err.value.errors)
+
+
+def test_calibrate_says_an_engine_without_a_log_parser_has_none(
+    tiny: EngineProfile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A profile needs no log parser to deploy; ``calibrate --engine tiny`` names the engine and what reads logs."""
+    import argparse
+
+    from stack import calibrate
+
+    log = tmp_path / "tiny.log"
+    log.write_text("tiny: listening on 0.0.0.0:8080\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    calibrate.add_arguments(parser)
+    assert not tiny.reads_logs and tiny.parse_log("x") is None
+    assert calibrate.main(parser.parse_args([str(log), "--engine", "tiny"])) == 2
+    err = capsys.readouterr().err
+    assert "--engine = 'tiny'" in err and "engine tiny has no start-up log parser" in err
+    assert "allowed: llama.cpp, ollama, vllm" in err

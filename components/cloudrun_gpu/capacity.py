@@ -705,8 +705,10 @@ class ThroughputSettings:
         """The per-instance throughput on ``gpu``: as measured, or estimated from the sizing plan's parallel
         sequences on that GPU (:func:`estimate`)."""
         if self.tokens_per_s_per_sequence is None:
-            assert self.requests_per_s is not None and self.output_tokens_per_s is not None
-            assert self.concurrency is not None  # problems() refused anything else
+            if self.requests_per_s is None or self.output_tokens_per_s is None or self.concurrency is None:
+                # problems() names the missing number; a caller that collected problems instead of raising
+                # (the stack reader) still gets them as an error here, never an AssertionError (issue 21).
+                raise ConfigErrors(self.problems())
             return InstanceThroughput(
                 self.requests_per_s, self.output_tokens_per_s, self.concurrency, self.source, measured=True
             )

@@ -276,3 +276,39 @@ CONTAINER_START_S = Sourced(
 )
 CONTAINER_START_FAST_S = Sourced(value=5.6, source="the fastest of those 15 first /api/version answers")
 CONTAINER_START_SLOW_S = Sourced(value=11.3, source="the slowest of those 15 first /api/version answers")
+
+
+# --- Names, lists and versions other resources impose (issue 21) ------------------------------------------------
+NETWORK_TAGS_MAX = Sourced(
+    value=64,
+    source="https://cloud.google.com/vpc/docs/add-remove-network-tags, Limits: 'Maximum number of tags per VM 64. "
+    "All tags for a VM must be unique.'",
+)
+MANAGED_CERT_DOMAINS_MAX = Sourced(
+    value=100,
+    source="Google-managed certificates 'support up to 100 non-wildcard domains' "
+    "(https://cloud.google.com/kubernetes-engine/docs/how-to/managed-certs, Limitations; the Compute API's "
+    "SslCertificateManagedSslCertificate.domains points at the same 'maximum number of domains per Google-managed "
+    "SSL certificate', https://cloud.google.com/load-balancing/docs/quotas)",
+)
+COMPUTE_NAME_MAX = Sourced(
+    value=63,
+    source="Compute Engine resource names (NEGs, backend services, URL maps, certificates, proxies, forwarding "
+    "rules, addresses, subnets) are RFC 1035 labels of 1-63 characters "
+    "(https://cloud.google.com/compute/docs/naming-resources)",
+)
+AUTONAME_SUFFIX = Sourced(
+    value=8,
+    source="a resource given no name= gets its logical name plus '-' and 7 random characters "
+    "(shared/reference/pulumi-gcp-api.md, General facts): 8 characters on top of the logical name",
+)
+VALKEY_VERSIONS = ("VALKEY_7_2", "VALKEY_8_0", "VALKEY_9_0")
+"""Memorystore for Valkey engine versions: "Memorystore for Valkey supports Valkey versions 7.2, 8.0 and 9.0"
+(https://cloud.google.com/memorystore/docs/valkey/supported-versions; the API's ``engineVersion`` spells them
+``VALKEY_7_2`` …). Older pages list 7.2 and 8.0 only: 9.0 is the newest addition."""
+SUBNET_RANGES_DISJOINT = (
+    "https://cloud.google.com/vpc/docs/subnets: the primary and secondary IPv4 ranges of all subnets in a VPC "
+    "network must be unique and must not overlap (a proxy-only subnet is a subnet of the VPC, "
+    "https://cloud.google.com/load-balancing/docs/proxy-only-subnets)"
+)
+"""Why a proxy-only subnet may not overlap the service's subnet."""

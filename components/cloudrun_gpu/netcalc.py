@@ -69,6 +69,13 @@ def check_subnet(field: str, cidr: str, max_instances: int) -> ipaddress.IPv4Net
     """The subnet must be a private range big enough for Direct VPC at ``max_instances``."""
     net = check_subnet_range(field, cidr)
     need = required_prefix(max_instances)
+    if need < 1:  # more addresses than IPv4 has: no subnet can hold them (issue 21: a raw ValueError from supernet)
+        raise ConfigError(
+            field,
+            cidr,
+            f"no IPv4 subnet holds Direct VPC addresses for {max_instances} max instances",
+            "lower the service's max instances (scaling.max_instances allows at most 1000)",
+        )
     if net.prefixlen > need:
         raise ConfigError(
             field,

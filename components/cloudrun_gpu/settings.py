@@ -21,6 +21,7 @@ import difflib
 import enum
 import functools
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -65,9 +66,25 @@ def problems_of(value: Any, prefix: str) -> list[ConfigError]:
     """Cross-field problems of a settings object, with fields under ``prefix`` (recursive through
     each class's own ``problems()``)."""
     check: Callable[[], list[ConfigError]] | None = getattr(value, "problems", None)
-    if check is None:
-        return []
-    return [with_prefix(e, prefix) for e in check()]
+    own = check() if check is not None else []
+    # The class's own word on a field wins (it knows why the value is needed); the generic rule fills the rest.
+    empty = [e for e in empty_optional_strings(value) if e.field not in {x.field for x in own}]
+    return [with_prefix(e, prefix) for e in [*empty, *own]]
+
+
+def empty_optional_strings(value: Any) -> list[ConfigError]:
+    """An optional text setting written as an empty (or blank) string: unset (None) already means "the default",
+    so ``""`` would silently mean it too (issue 21: ``model.quantization: ""`` sized the default 4-bit model).
+    Every settings type refuses it, naming the field; remove the key for the default."""
+    fields: dict[str, Any] = getattr(type(value), "__pydantic_fields__", {})
+    errors = []
+    for name, info in fields.items():
+        ann = info.annotation
+        optional_text = str in typing.get_args(ann) and type(None) in typing.get_args(ann)
+        got = getattr(value, name, None)
+        if optional_text and isinstance(got, str) and not got.strip():
+            errors.append(ConfigError(name, got, "is empty", f"remove {name} to use the default, or give a value"))
+    return errors
 
 
 def nested(value: Any, name: str) -> list[ConfigError]:
@@ -135,6 +152,55 @@ def parse(cls: type[T], raw: Any, prefix: str, problems: list[ConfigError] | Non
     elif errs:
         raise ConfigErrors(errs)
     return value
+
+
+def args_settings(args: Any, prefix: str, fields: Mapping[str, type[Any]]) -> list[ConfigError]:
+    """Each settings-typed argument of a component's ``…Args`` as its settings type, in place.
+
+    Another Pulumi language (or a provider host) sends a settings argument as a plain mapping: it is parsed
+    (errors named ``prefix`` + argument + key); an instance is kept; anything else (None, a number, a list) is
+    refused naming the argument. The caller raises the returned errors *before* reading any argument, so a bad
+    input is a ConfigError, never an AttributeError on a half-converted mapping (issue 21)."""
+    errors: list[ConfigError] = []
+    for name, cls in fields.items():
+        value = getattr(args, name)
+        if isinstance(value, cls):
+            continue
+        if isinstance(value, Mapping):
+            try:
+                object.__setattr__(args, name, parse(cls, dict(value), f"{prefix}{name}."))
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+            continue
+        errors.append(
+            ConfigError(
+                prefix + name,
+                value,
+                f"is not a {cls.__name__} or a mapping of its settings",
+                f"pass {cls.__name__}(...) or a mapping with some of: {', '.join(field_names(cls))}",
+            )
+        )
+    return errors
+
+
+def args_text(args: Any, prefix: str, *names: str) -> list[ConfigError]:
+    """Required text arguments that are not a non-empty string (None, a number, ``""``), named."""
+    return [
+        ConfigError(prefix + n, getattr(args, n), "must be a non-empty string", f"set {n}")
+        for n in names
+        if not isinstance(getattr(args, n), str) or not getattr(args, n).strip()
+    ]
+
+
+def args_int(args: Any, prefix: str, name: str, low: int, high: int, why: str = "") -> list[ConfigError]:
+    """An integer argument within ``low..high`` (a whole float, as JSON hands numbers over, becomes an int)."""
+    value = getattr(args, name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+        object.__setattr__(args, name, value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return [ConfigError(prefix + name, value, f"must be a whole number in {low}..{high}{why}", f"set {name}")]
+    return []
 
 
 def field_names(cls: Any) -> list[str]:

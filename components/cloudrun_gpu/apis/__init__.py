@@ -103,6 +103,13 @@ class ProjectApisArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.services, list):
+            raise ConfigError(
+                "ProjectApisArgs.services",
+                self.services,
+                "is not a list of API service names",
+                "pass a list such as ['run.googleapis.com'], or leave it out for every API this stack needs",
+            )
         seen: set[str] = set()
         for i, service in enumerate(self.services):
             where = f"ProjectApisArgs.services.{i}"

@@ -22,13 +22,15 @@ READER_ROLE = "roles/storage.objectViewer"
 DAY_S = 86_400
 SUFFIX_HEX = 8
 """The bucket name is ``<name_prefix>-<8 hex digits>``: globally unique without a naming scheme."""
+NAME_PREFIX_MAX = 41
+"""The longest ``name_prefix``: a stack adds ``-<region>`` to it only while the result stays this short."""
 
 
 @settings
 class BucketSettings:
     """The private model bucket (L1, L2, L4): uniform access, public access prevention, soft delete."""
 
-    name_prefix: str = Field(default="llm-models", pattern=r"^[a-z0-9][-a-z0-9]{2,40}$")
+    name_prefix: str = Field(default="llm-models", pattern=rf"^[a-z0-9][-a-z0-9]{{2,{NAME_PREFIX_MAX - 1}}}$")
     """Bucket name prefix; a random suffix makes the name globally unique."""
     versioning: bool = False
     """Keep replaced model objects (noncurrent copies are deleted after 30 days)."""

@@ -160,7 +160,7 @@ class BuildIdentityArgs:
     """Secret ids the builds read (``roles/secretmanager.secretAccessor`` on each), by a stable key."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
+        if not isinstance(self.account_id, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
             raise ConfigError(
                 "BuildIdentityArgs.account_id",
                 self.account_id,

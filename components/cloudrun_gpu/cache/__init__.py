@@ -67,7 +67,7 @@ from cloudrun_gpu.cache.settings import (
 )
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
-from cloudrun_gpu.settings import parse
+from cloudrun_gpu.settings import args_settings, raise_if
 
 TOKEN = "cloudrun-gpu:index:ResponseCache"
 ARGS = "ResponseCacheArgs."
@@ -139,10 +139,10 @@ class ResponseCacheArgs:
     """Labels on the service and the Valkey instance."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.settings, dict):  # another Pulumi language passes a plain input bag
-            self.settings = parse(CacheSettings, self.settings, f"{ARGS}settings.")
+        # Another Pulumi language passes a plain input bag; anything else is refused naming the argument (issue 21).
+        raise_if(args_settings(self, ARGS, {"settings": CacheSettings}))
         errors: list[ConfigError] = []
-        if not re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", self.region):
+        if not isinstance(self.region, str) or not re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", self.region):
             errors.append(ConfigError(f"{ARGS}region", self.region, "is not a region name", "use e.g. europe-west1"))
         if not self.settings.enabled:
             errors.append(

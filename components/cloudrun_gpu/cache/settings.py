@@ -9,6 +9,7 @@ import re
 
 from pydantic import Field
 
+from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.service.settings import PUBLIC_MEMBERS, SERVICE_NAME_PATTERN, Ingress, member_problem
 from cloudrun_gpu.settings import settings
@@ -155,6 +156,16 @@ class CacheSettings:
 
     def problems(self) -> list[ConfigError]:
         errors: list[ConfigError] = []
+        if self.valkey_version not in limits.VALKEY_VERSIONS:
+            errors.append(
+                ConfigError(
+                    "valkey_version",
+                    self.valkey_version,
+                    "is not a Memorystore for Valkey version",
+                    f"use one of {', '.join(limits.VALKEY_VERSIONS)}",
+                    ", ".join(limits.VALKEY_VERSIONS),
+                )
+            )
         need = self.max_entries * (self.max_entry_bytes + ENTRY_OVERHEAD_BYTES)
         have = WRITABLE_BYTES[self.valkey_node_type.value]
         if need > have:

@@ -31,6 +31,7 @@ from cloudrun_gpu.sizing.engines import ENGINES, Engine
 
 if TYPE_CHECKING:  # the build module imports the profiles; only the types flow back
     from cloudrun_gpu.build.image import BuildStep
+    from cloudrun_gpu.engines.logs import LogFacts
     from cloudrun_gpu.service.plan import ServingSettings
 
 CHAT_PATH = "/v1/chat/completions"
@@ -52,6 +53,12 @@ class RenderInputs:
     slot_save_path: str | None = None
     max_num_batched_tokens: int | None = None
     kv_cache_memory_bytes: int | None = None
+    engine_mode: str | None = None
+    """An engine mode the plan was sized for (vLLM: ``"v0"``/``"v1"``, ``SizingRequest.vllm_mode``); None: the
+    release's default. The profile renders whatever selects it (R6: the engine sized is the engine that runs)."""
+    engine_version: str | None = None
+    """The engine release the plan names (``SizingRequest.engine_version``), for settings that exist only in some
+    releases; None: unknown."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class EngineProfile(ABC):
     """The loading methods this engine can read its model from (``loading.LOADING_METHODS`` names)."""
     flag_table: ClassVar[str | None] = None
     """``tests/data/engine-flags/<file>``: the flags/env the pinned version defines (the contract tests)."""
+    env_table: ClassVar[str | None] = None
+    """``tests/data/engine-flags/<file>``: the env vars the pinned version reads, where the engine also takes flags
+    (its ``flag_table`` then lists flags only)."""
     entrypoint_env: ClassVar[frozenset[str]] = frozenset()
     """Env vars our own entrypoint reads (not the engine): exempt from the engine's table."""
     parallel_cap_note: ClassVar[str] = ""
@@ -88,6 +98,9 @@ class EngineProfile(ABC):
     model_is_directory: ClassVar[bool] = False
     """The engine loads a model directory (safetensors + config), not one file: the image build stages the
     bucket prefix as ``model/<file>/``."""
+    log_detect_order: ClassVar[int] = 50
+    """Where this profile asks, among the registered ones, whether a start-up log is its own
+    (``engines.logs.detect_log_engine``): lower asks first."""
 
     @property
     def sizing_name(self) -> str:
@@ -136,6 +149,20 @@ class EngineProfile(ABC):
         """Dockerfile build args beyond the pin's own: by default the base image's registry through the remote
         cache (``REGISTRY``) when there is one."""
         return {"REGISTRY": upstream_cache} if upstream_cache else {}
+
+    def recognises_log(self, text: str) -> bool:
+        """Whether ``text`` is this engine's start-up log (``calibrate`` without ``--engine``); none by default."""
+        return False
+
+    def parse_log(self, text: str) -> LogFacts | None:
+        """What the engine printed about its memory at start-up, for ``python -m stack calibrate``; None: this
+        profile has no log parser (calibrate then says so, naming the engine)."""
+        return None
+
+    @property
+    def reads_logs(self) -> bool:
+        """The profile overrides :meth:`parse_log`."""
+        return type(self).parse_log is not EngineProfile.parse_log
 
     def check_loading(self, method: str) -> ConfigError | None:
         """An error on ``loading.method`` when this engine cannot read its model that way."""

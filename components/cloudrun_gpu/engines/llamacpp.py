@@ -12,6 +12,7 @@ import shlex
 from typing import TYPE_CHECKING, ClassVar
 
 from cloudrun_gpu.engines.base import EngineProfile, RenderInputs, flag_value
+from cloudrun_gpu.engines.logs import NUM, LogFacts, last, size_bytes
 from cloudrun_gpu.loading import llama_cpp_mmap_args
 from cloudrun_gpu.sizing.engines import PORT
 
@@ -29,6 +30,9 @@ class LlamaCppProfile(EngineProfile):
         "-1, -1 = auto'); we always render -np"
     )
     loading_methods: ClassVar[tuple[str, ...]] = ("image", "gcs-fuse", "gcs-download", "internet")
+    log_detect_order: ClassVar[int] = 100
+    """Asked last: its runtime's lines also appear in Ollama's log, and a log no other profile claims is read
+    as llama.cpp's (calibrate's rule before the profiles)."""
 
     def render(self, r: RenderInputs) -> tuple[list[str], dict[str, str]]:
         args = [
@@ -71,6 +75,14 @@ class LlamaCppProfile(EngineProfile):
     def served_name_from_config(self, args: list[str], env: dict[str, str]) -> str:
         return flag_value(args, "--alias") or flag_value(args, "-m") or ""
 
+    def recognises_log(self, text: str) -> bool:
+        return True  # the fallback (log_detect_order)
+
+    def parse_log(self, text: str) -> LogFacts:
+        facts = LogFacts(engine=self.name)
+        read_llama_cpp_log(text, facts)
+        return facts
+
     def parallel_from_config(self, args: list[str], env: dict[str, str]) -> int:
         return int(flag_value(args, "-np") or 0)
 
@@ -79,3 +91,35 @@ class LlamaCppProfile(EngineProfile):
 
 
 LLAMA_CPP = LlamaCppProfile()
+
+
+def read_llama_cpp_log(text: str, f: LogFacts) -> None:
+    """llama.cpp's runtime lines (llama-server's own log, and the runner inside Ollama): the KV cache, its cells,
+    slots and type, the micro-batch, and the CUDA model and compute buffers."""
+    # llama.cpp ≥ mid-2025: "llama_kv_cache: size = 112.00 MiB (2048 cells, 28 layers, 1/1 seqs), K (f16): …"
+    if m := last(
+        r"llama_kv_cache(?:_unified)?:\s+size =\s+"
+        + NUM
+        + r" MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+)/(\d+) seqs\),"
+        r" K \((\w+)\)",
+        text,
+    ):
+        f.kv_bytes = size_bytes(m.group(1), "MiB")
+        f.ctx_size = int(m.group(2))
+        f.parallel = int(m.group(5))
+        f.kv_cache_dtype = m.group(6)
+    elif m := last(r"KV self size\s+=\s+" + NUM + r" MiB, K \((\w+)\)", text):
+        f.kv_bytes = size_bytes(m.group(1), "MiB")
+        f.kv_cache_dtype = m.group(2)
+    elif m := last(r"CUDA0 KV buffer size =\s+" + NUM + r" MiB", text):
+        f.kv_bytes = size_bytes(m.group(1), "MiB")
+    if m := last(r"n_ctx\s+=\s+(\d+)", text):
+        f.ctx_size = f.ctx_size or int(m.group(1))
+    if m := last(r"n_seq_max\s+=\s+(\d+)", text):
+        f.parallel = f.parallel or int(m.group(1))
+    if m := last(r"n_ubatch\s+=\s+(\d+)", text):
+        f.n_ubatch = int(m.group(1))
+    if m := last(r"CUDA0 model buffer size =\s+" + NUM + r" MiB", text):
+        f.weights_bytes = size_bytes(m.group(1), "MiB")
+    if m := last(r"CUDA0 compute buffer size =\s+" + NUM + r" MiB", text):
+        f.compute_bytes = size_bytes(m.group(1), "MiB")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from cloudrun_gpu.engines.base import EngineProfile, RenderInputs
+from cloudrun_gpu.engines.llamacpp import read_llama_cpp_log
+from cloudrun_gpu.engines.logs import NUM, LogFacts, last, size_bytes
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.loading import ollama_model_parameters
 from cloudrun_gpu.sizing.engines import OLLAMA_INTERNAL_PORT
@@ -34,6 +36,8 @@ class OllamaProfile(EngineProfile):
         "our cap until a load test, not Ollama's: OLLAMA_NUM_PARALLEL is always rendered, so Ollama's own "
         "automatic choice never applies"
     )
+    log_detect_order: ClassVar[int] = 10
+    """Asked first: its log also holds its llama.cpp runner's lines."""
 
     def render(self, r: RenderInputs) -> tuple[list[str], dict[str, str]]:
         env = {
@@ -93,8 +97,45 @@ class OllamaProfile(EngineProfile):
     def parallel_from_config(self, args: list[str], env: dict[str, str]) -> int:
         return int(env["OLLAMA_NUM_PARALLEL"])
 
+    def recognises_log(self, text: str) -> bool:
+        return "ollama" in text.lower() and (
+            "offload to cuda" in text or "starting llama server" in text or "msg=" in text
+        )
+
+    def parse_log(self, text: str) -> LogFacts:
+        """The runner's llama.cpp lines, then Ollama's own scheduler estimate and the runner's command line."""
+        facts = LogFacts(engine=self.name)
+        read_llama_cpp_log(text, facts)
+        read_ollama_log(text, facts)
+        return facts
+
     def memory_from_config(self, args: list[str], env: dict[str, str]) -> dict[str, float]:
         return {"context_length": int(env["OLLAMA_CONTEXT_LENGTH"]), "num_parallel": int(env["OLLAMA_NUM_PARALLEL"])}
+
+
+def read_ollama_log(text: str, f: LogFacts) -> None:
+    """Ollama's scheduler lines (``memory.required.kv`` …, llm/memory.go) and its runner's command line; the
+    runner's own llama.cpp lines, read first, win where both print a quantity."""
+    if m := last(r'memory\.required\.kv="' + NUM + r" (GiB|MiB)\"", text):
+        f.kv_bytes = f.kv_bytes or size_bytes(m.group(1), m.group(2))
+        if "llama_kv_cache" not in text and "KV self size" not in text:
+            f.notes.append(
+                "KV from Ollama's own estimate (memory.required.kv); the runner's llama.cpp lines are absent"
+            )
+    if m := last(r'memory\.weights\.total="' + NUM + r" (GiB|MiB)\"", text):
+        f.weights_bytes = f.weights_bytes or size_bytes(m.group(1), m.group(2))
+    if m := last(r'memory\.graph\.full="' + NUM + r" (GiB|MiB)\"", text):
+        f.compute_bytes = f.compute_bytes or size_bytes(m.group(1), m.group(2))
+    if m := last(r'memory\.graph\.partial="' + NUM + r" (GiB|MiB)\"", text):
+        f.ollama_graph_partial_bytes = size_bytes(m.group(1), m.group(2))
+    if m := last(r"--ctx-size (\d+)", text):
+        f.ctx_size = int(m.group(1))
+    if m := last(r"--parallel (\d+)", text):
+        f.parallel = int(m.group(1))
+    if m := last(r"--batch-size (\d+)", text):
+        f.n_ubatch = f.n_ubatch or int(m.group(1))
+    if m := last(r"OLLAMA_KV_CACHE_TYPE[=:]\s*(\w+)", text):
+        f.kv_cache_dtype = m.group(1)
 
 
 OLLAMA = OllamaProfile()

@@ -468,6 +468,20 @@ def _armor(
     )
 
 
+CHILD_SUFFIXES = ("-backend", "-urlmap", "-cert", "-https", "-ip", "-https-rule", "-armor")
+"""What :class:`FrontDoor` appends to its name for each child it names once (none sets ``name=``, so each
+physical name is the logical one plus Pulumi's 8-character suffix, ``limits.AUTONAME_SUFFIX``)."""
+REGIONAL_CHILD_SUFFIXES = ("-neg-", "-proxy-only-")
+"""…and for each child it names per region (``<name>-neg-<region>``, ``<name>-proxy-only-<region>``)."""
+
+
+def child_names(name: str, regions: list[str]) -> list[str]:
+    """Every logical name a front door called ``name`` may give its children in ``regions`` (a superset: the
+    certificate, Cloud Armor and proxy-only subnet exist only with their settings). A stack checks their
+    length before it registers anything (issue 21); tests check that the component uses no other."""
+    return [name + s for s in CHILD_SUFFIXES] + [f"{name}{s}{r}" for s in REGIONAL_CHILD_SUFFIXES for r in regions]
+
+
 __all__ = [
     "ArmorAction",
     "ArmorSettings",

@@ -9,7 +9,7 @@ import re
 
 from pydantic import Field
 
-from cloudrun_gpu import netcalc
+from cloudrun_gpu import limits, netcalc
 from cloudrun_gpu.errors import ConfigError, collect
 from cloudrun_gpu.settings import nested, settings
 
@@ -220,6 +220,16 @@ class FrontDoorSettings:
                         "e.g. llm.example.com",
                     )
                 )
+        most = int(limits.MANAGED_CERT_DOMAINS_MAX.value)
+        if len(self.domains) > most:  # one Google-managed certificate covers every domain (limits.py)
+            errors.append(
+                ConfigError(
+                    "domains",
+                    f"{len(self.domains)} domains",
+                    f"has more than the {most} domains a Google-managed certificate covers",
+                    f"keep at most {most}, or bring your own certificate (certificate)",
+                )
+            )
         if len(set(self.domains)) != len(self.domains):
             dup = next(d for d in self.domains if self.domains.count(d) > 1)
             errors.append(ConfigError("domains", self.domains, f"lists {dup} twice", f"keep one {dup}"))

@@ -27,7 +27,7 @@ class RuntimeIdentityArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
+        if not isinstance(self.account_id, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
             raise ConfigError(
                 "RuntimeIdentityArgs.account_id",
                 self.account_id,

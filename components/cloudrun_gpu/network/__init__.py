@@ -26,7 +26,8 @@ from cloudrun_gpu.network.settings import (
     PscSettings,
     PscTarget,
 )
-from cloudrun_gpu.settings import parse, raise_if, with_prefix
+from cloudrun_gpu.service.settings import MAX_INSTANCES_MAX
+from cloudrun_gpu.settings import args_int, args_settings, raise_if, with_prefix
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
 
@@ -45,11 +46,12 @@ class InferenceNetworkArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        raw: object = self.max_instances
-        if isinstance(raw, float) and raw.is_integer():
-            self.max_instances = int(raw)  # provider hosts hand JSON numbers over as floats
-        if isinstance(self.settings, dict):  # from another Pulumi language: a plain input bag
-            self.settings = parse(NetworkSettings, self.settings, "InferenceNetworkArgs.settings.")
+        # From another Pulumi language: a plain input bag, JSON numbers as floats (issue 21: None or 10**12 here
+        # were a TypeError or netcalc's raw ValueError). The bound is scaling.max_instances' own.
+        raise_if(
+            args_settings(self, "InferenceNetworkArgs.", {"settings": NetworkSettings})
+            + args_int(self, "InferenceNetworkArgs.", "max_instances", 1, MAX_INSTANCES_MAX, " (scaling.max_instances)")
+        )
         errors = [
             with_prefix(e, "InferenceNetworkArgs.settings.") for e in self.settings.sizing_problems(self.max_instances)
         ]

@@ -8,7 +8,7 @@ import ipaddress
 
 from pydantic import Field
 
-from cloudrun_gpu import netcalc
+from cloudrun_gpu import limits, netcalc
 from cloudrun_gpu.errors import ConfigError, collect
 from cloudrun_gpu.settings import nested, settings
 
@@ -66,7 +66,19 @@ class PscSettings:
                         f"dns_zones.{i}", zone, "is not a DNS zone name", "write it fully qualified, e.g. 'pkg.dev.'"
                     )
                 )
+        # Each zone is one private DNS zone resource named after it: listed twice, two resources share one URN.
+        errors.extend(_twice("dns_zones", self.dns_zones, "each zone is created once"))
         return errors
+
+
+def _twice(field: str, values: list[str], why: str) -> list[ConfigError]:
+    """A list that names one value twice (issue 21: a repeated DNS zone was a duplicate URN at deploy)."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        if v in seen:
+            return [ConfigError(f"{field}.{i}", v, f"is listed twice (also {field}.{seen[v]}): {why}", f"keep one {v}")]
+        seen[v] = i
+    return []
 
 
 @settings
@@ -164,6 +176,12 @@ class NetworkSettings:
                 )
         for i, tag in enumerate(self.tags):
             collect(errors, lambda i=i, tag=tag: netcalc.check_tag(f"tags.{i}", tag))  # type: ignore[misc]
+        most = int(limits.NETWORK_TAGS_MAX.value)
+        if len(self.tags) > most:  # limits.NETWORK_TAGS_MAX: at most 64, each once
+            errors.append(
+                ConfigError("tags", f"{len(self.tags)} tags", f"has more than {most} tags", f"keep at most {most}")
+            )
+        errors.extend(_twice("tags", self.tags, "a network tag is set once"))
         return errors
 
     def sizing_problems(self, max_instances: int) -> list[ConfigError]:

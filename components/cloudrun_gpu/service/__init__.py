@@ -14,6 +14,8 @@ lower price and draws on the ``…NoZonalRedundancy…`` quota; False reserves f
 in another zone at a higher price and uses the zonal-redundancy quota (``limits.GPU_TYPES``).
 """
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from cloudrun_gpu.service.settings import (
     ScalingSettings,
     ServiceSettings,
 )
-from cloudrun_gpu.settings import parse, rename_fields
+from cloudrun_gpu.settings import args_settings, args_text, rename_fields
 from cloudrun_gpu.sizing.engines import PORT
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
@@ -105,16 +107,29 @@ class GpuInferenceServiceArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        errors: list[ConfigError] = []
-        for name, cls in _SETTINGS.items():
-            value = getattr(self, name)
-            if isinstance(value, dict):  # another Pulumi language passes plain input bags
-                try:
-                    setattr(self, name, parse(cls, value, f"{ARGS}{name}."))
-                except ConfigErrors as exc:
-                    errors.extend(exc.errors)
-        if isinstance(self.vpc, dict):
-            self.vpc = VpcEgressArgs(**self.vpc)
+        # Another Pulumi language passes plain input bags: parsed, or refused naming the argument, before any
+        # argument is read (issue 21: loading={"method": ""} was an AttributeError).
+        errors = args_settings(self, ARGS, _SETTINGS) + args_text(self, ARGS, "region")
+        if isinstance(self.vpc, Mapping):
+            keys = {f.name for f in dataclasses.fields(VpcEgressArgs)}
+            vpc = dict(self.vpc)
+            if set(vpc) - keys or not {"network", "subnetwork"} <= set(vpc):
+                errors.append(
+                    ConfigError(
+                        f"{ARGS}vpc",
+                        vpc,
+                        "must name network and subnetwork (and optionally tags), nothing else",
+                        "pass vpc=VpcEgressArgs(network=…, subnetwork=…) from an InferenceNetwork",
+                    )
+                )
+            else:
+                self.vpc = VpcEgressArgs(**vpc)
+        elif self.vpc is not None and not isinstance(self.vpc, VpcEgressArgs):
+            errors.append(
+                ConfigError(f"{ARGS}vpc", self.vpc, "is not a VpcEgressArgs or a mapping", "pass VpcEgressArgs(...)")
+            )
+        if errors:
+            raise ConfigErrors(errors)
         if self.loading.method != "image" and self.vpc is None:
             errors.append(
                 ConfigError(

@@ -115,13 +115,17 @@ class ResourcesSettings:
         return []
 
 
+MAX_INSTANCES_MAX = 1000
+"""The most max instances a stack may ask for (``scaling.max_instances``, and the network sized for them)."""
+
+
 @settings
 class ScalingSettings:
     """Instances, request timeout and per-instance concurrency (A1-A4)."""
 
     min_instances: int = Field(default=0, ge=0, le=1000)
     """Warm instances kept running (billed all the time with a GPU)."""
-    max_instances: int = Field(default=1, ge=1, le=1000)
+    max_instances: int = Field(default=1, ge=1, le=MAX_INSTANCES_MAX)
     """Upper bound on instances; must fit under the GPU quota."""
     request_timeout_s: int = Field(default=600, ge=1, le=limits.REQUEST_TIMEOUT_MAX_S)
     """Per-request timeout in seconds (long generations need minutes)."""

@@ -190,16 +190,33 @@ output, the activated product and four hidden-sized buffers in BF16 (V0 rows: 0.
 VLLM_SAMPLER_BYTES_PER_LOGIT = 40
 """Sampler warm-up peak per (sequence × vocabulary entry): 38.4-39.3 B printed from v0.6.5 to v0.29
 (fp32 logits, sort values and int64 indices …)."""
-VLLM_EARLY_V1_LOGIT_BYTES = 4
-"""V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` computes the logits of *every* dummy token,
-``hidden_states = self._dummy_run(self.max_num_tokens, dummy_kv_caches)`` then
-``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage of
-the sampler.`` (vllm/v1/worker/gpu_model_runner.py ``profile_run``, early-2025 V1, read in a stored copy); the
-sampler dummy run came later (#13594, #14508, per vllm-project/vllm#15357). ``compute_logits`` returns the lm_head
-output in the model dtype (2 B in bf16); 4 B a logit is charged because the one measurement (issue 22's
-Llama-3.1-70B W8A8 row at 0.98: 6.74 GiB found, 7.49 planned without this term) is 0.75 GiB short, which bf16
-logits of 2,048 tokens (0.49 GiB) do not cover and fp32-sized ones (0.98 GiB) do. Conservative, and unverified
-against a second log. Later V1 releases compute logits only at the sampled positions (the sampler term)."""
+VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT = 14
+"""The sampler warm-up when vLLM samples with FlashInfer (its log: ``Using FlashInfer for top-p & top-k sampling.``,
+vllm/v1/sample/ops/topk_topp_sampler.py:41-51 of the v0.10.1.1 sdist). ``_dummy_sampler_run`` keeps the lm_head's
+bf16 logits (2 B) while ``Sampler.forward`` makes ``logits.to(torch.float32)`` (4 B, vllm/v1/sample/sampler.py:47)
+and ``forward_cuda`` hands them to ``flashinfer_sample`` (topk_topp_sampler.py:87-109, 262-298), whose
+``top_k_top_p_sampling_from_logits`` builds ``masked_logits = top_k_mask_logits(logits, top_k)`` and
+``probs = torch.softmax(masked_logits, dim=-1)`` (4 + 4 B; flashinfer/sampling.py:982-985 of the
+flashinfer-python 0.2.8 sdist): 14 B. The PyTorch-native path (``FlashInfer is not available. Falling back to the
+PyTorch-native implementation``) sorts the logits (fp32 values + int64 indices) and masks and scatters them: the
+~40 B of :data:`VLLM_SAMPLER_BYTES_PER_LOGIT`. The plan does not know which one the image runs, so it charges the
+native one; the evidence rows that print the FlashInfer line are checked with 14 B (vllm_evidence.csv ``sampler``)."""
+VLLM_EARLY_V1_LOGIT_BYTES = 2
+"""V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` runs ``self._dummy_run(self.max_num_tokens, …)``
+then ``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage
+of the sampler.`` — no sampler in the profile (vllm/v1/worker/gpu_model_runner.py:985-988 of the v0.7.0 and
+v0.7.1 sdists, :1009-1012 of v0.7.2). ``compute_logits`` is ``LogitsProcessor._get_logits`` =
+``lm_head.linear_method.apply(…)`` then ``logits[..., :org_vocab_size]`` (a view), in the model dtype
+(vllm/model_executor/layers/logits_processor.py:91-115 of v0.7.2; the TP all-gather returns its input at one GPU,
+vllm/distributed/parallel_state.py:383-384): 2 B a logit in bf16/fp16. The upcast
+``logits = logits.to(torch.float32)`` is in the sampler (vllm/v1/sample/sampler.py:48-49 of v0.7.3), which the
+0.7.x profile never calls. So 2 B, as the source does (the first pass charged 4 B to close one W8A8 row; that
+row now over-commits by 0.24 GiB, docs/sizing-evidence.md)."""
+VLLM_V1_LOGITS_AT_SAMPLED_SINCE: Version = (0, 7, 3)
+"""From v0.7.3 early V1's ``profile_run`` keeps only one hidden state per dummy request before the lm_head:
+``hidden_states = hidden_states[logit_indices]`` with ``logit_indices = np.cumsum(num_scheduled_tokens) - 1`` over
+``max_num_seqs`` requests (vllm/v1/worker/gpu_model_runner.py:1285-1306 of the v0.7.3 sdist), so the logits are
+``max_num_seqs`` × vocabulary, not ``max_num_batched_tokens`` × vocabulary as in v0.7.0-v0.7.2."""
 VLLM_FUSED_MOE_CHUNK = 64 * 1024
 """``VLLM_FUSED_MOE_CHUNK_SIZE`` (default ``64 * 1024``): ``fused_experts_impl`` processes at most this many tokens
 at once (``M = min(num_tokens, CHUNK_SIZE)``, vllm/model_executor/layers/fused_moe/fused_moe.py), so its
@@ -647,6 +664,9 @@ class VllmProfile:
     """No torch.compile cache at start (every new Cloud Run instance)."""
     mode: str | None = None
     """The engine that runs, ``"v0"`` or ``"v1"`` (:data:`VLLM_ENGINE_MODES`); None: the version's default."""
+    sampler: str | None = None
+    """``"flashinfer"`` when the log says vLLM samples with FlashInfer; None or ``"native"``: the PyTorch-native
+    sampler's larger warm-up (:data:`VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT`)."""
 
 
 @dataclass(frozen=True)
@@ -689,8 +709,12 @@ def _vllm_band_overhead(
     seqs, tokens = profile.max_num_seqs, profile.max_num_batched_tokens
     forward = vllm_forward_bytes(tokens, hidden, mlp or MlpShape(dense_intermediate=intermediate))
     if band == "V1<0.8":
-        forward += tokens * vocab * VLLM_EARLY_V1_LOGIT_BYTES
+        # v0.7.0-0.7.2: logits of every dummy token; from v0.7.3 one per dummy request (an unknown version: all)
+        at_sampled = profile.version is not None and profile.version >= VLLM_V1_LOGITS_AT_SAMPLED_SINCE
+        forward += (min(seqs, tokens) if at_sampled else tokens) * vocab * VLLM_EARLY_V1_LOGIT_BYTES
     per_logit = VLLM_SAMPLER_BYTES_PER_LOGIT_030 if band == ">=0.30" else VLLM_SAMPLER_BYTES_PER_LOGIT
+    if profile.sampler == "flashinfer" and band in ("0.8-0.20", "0.21-0.29"):
+        per_logit = min(per_logit, VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT)
     sampler = 0 if band == "V1<0.8" else seqs * vocab * per_logit  # early V1 ran no sampler in its profile
     compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile else 0
     activation = max(forward + compile_extra, sampler)
@@ -730,8 +754,8 @@ def vllm_band(version: Version | None, mode: str | None = None) -> list[str]:
     """The profile bands a version falls in; an unknown version could be any of them.
 
     ``mode`` is the engine that ran (``"v0"`` / ``"v1"``, :data:`VLLM_ENGINE_MODES`), when known: V0 forced on
-    a V1-era release profiles as V0; V1 forced before v0.8 profiles as early V1 (``"V1<0.8"``, logits of every
-    dummy token, no sampler run)."""
+    a V1-era release profiles as V0; V1 forced before v0.8 profiles as early V1 (``"V1<0.8"``, bf16 logits of
+    every dummy token before v0.7.3 and of one per dummy request from it, no sampler run)."""
     if mode == "v0":
         return ["V0"]
     if mode == "v1":
@@ -833,6 +857,8 @@ def render_engine_config(
     max_num_batched_tokens: int | None = None,
     kv_cache_memory_bytes: int | None = None,
     served_model_name: str | None = None,
+    engine_mode: str | None = None,
+    engine_version: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The exact command-line args and env vars the engine gets (R6: its concurrency = ours), rendered by the
     engine's profile (``cloudrun_gpu.engines``; imported here, not at the top: the profiles import this module)."""
@@ -850,6 +876,8 @@ def render_engine_config(
             slot_save_path=slot_save_path,
             max_num_batched_tokens=max_num_batched_tokens,
             kv_cache_memory_bytes=kv_cache_memory_bytes,
+            engine_mode=engine_mode,
+            engine_version=engine_version,
         )
     )
 

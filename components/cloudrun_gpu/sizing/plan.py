@@ -792,13 +792,12 @@ def size(req: SizingRequest) -> SizingPlan:
         max_num_batched_tokens=vfit.batched_tokens if vfit else None,
         kv_cache_memory_bytes=vfit.kv_cache_memory if vfit else None,
         served_model_name=req.served_model_name,
+        engine_mode=req.vllm_mode,  # R6: the vLLM profile renders what selects the engine sized (VLLM_USE_V1)
+        engine_version=req.engine_version,
     )
     if req.vllm_mode is not None:
-        # R6: the engine the plan sized is the engine that runs. vLLM picks V0/V1 from VLLM_USE_V1 (vllm/envs.py;
-        # "VLLM_USE_V1=1" forces V1 before v0.8, "=0" keeps V0 after). Set here, beside render_engine_config's env,
-        # until the engine profile renders it itself.
-        env = {**env, "VLLM_USE_V1": "1" if req.vllm_mode == "v1" else "0"}
-        notes.append(f"vLLM engine: {req.vllm_mode.upper()} (VLLM_USE_V1={env['VLLM_USE_V1']}), sized as that engine")
+        selected = f"VLLM_USE_V1={env['VLLM_USE_V1']}" if "VLLM_USE_V1" in env else "its only engine: no VLLM_USE_V1"
+        notes.append(f"vLLM engine: {req.vllm_mode.upper()} ({selected}), sized as that engine")
     assert engine_parallel_from_config(req.profile or req.engine, args, env) == parallel  # R6 by construction
     engine_memory: dict[str, Any] | None = None
     if vfit is not None:

@@ -71,6 +71,9 @@ class VllmEvidence:
     n_experts: int = 0
     """Routed experts of a mixture of experts (0: dense); ``intermediate_size`` is then one expert's width."""
     experts_per_token: int = 0
+    sampler: str = ""
+    """``flashinfer`` where the log prints ``Using FlashInfer for top-p & top-k sampling.``, else empty (unknown:
+    checked with the PyTorch-native sampler's larger warm-up, as the plan sizes it)."""
 
     @property
     def band(self) -> str:
@@ -171,6 +174,7 @@ def load_vllm_evidence() -> list[VllmEvidence]:
                 note=r["note"],
                 n_experts=_opt_int(r.get("n_experts") or "") or 0,
                 experts_per_token=_opt_int(r.get("experts_per_token") or "") or 0,
+                sampler=(r.get("sampler") or "").strip(),
             )
         )
     return rows
@@ -228,6 +232,7 @@ def check_row(row: VllmEvidence, *, predict_weights: bool = True) -> EvidenceChe
             max_num_batched_tokens=row.max_num_batched_tokens,
             version=parse_vllm_version(row.engine_version),
             cold_compile=row.compile_cache in ("cold", "unknown"),
+            sampler=row.sampler or None,
         ),
         band=row.band,
     )
@@ -267,6 +272,7 @@ def evidence_table(checks: list[EvidenceCheck]) -> str:
     for i, c in enumerate(checks, 1):
         r = c.row
         cache = f", {r.compile_cache}" if r.compile_cache in ("cold", "warm") else ""
+        cache += f", {r.sampler} sampler" if r.sampler else ""
         moe = f", MoE {r.experts_per_token}/{r.n_experts}" if r.n_experts > 1 else ""
         printed = " · ".join(
             _opt(v)
