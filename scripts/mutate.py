@@ -116,6 +116,7 @@ MODULES: dict[str, list[str]] = {
     "engines/base.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py", "tests/test_policy.py"],
     "engines/llamacpp.py": ["tests/test_engine_contract.py", "tests/test_sizing.py", "tests/test_container.py"],
     "engines/ollama.py": ["tests/test_engine_contract.py", "tests/test_sizing.py", "tests/test_container.py"],
+    "engines/logs.py": ["tests/test_engine_logs.py", "tests/test_startup.py"],
     "engines/vllm.py": [
         "tests/test_engine_contract.py",
         "tests/test_streamer.py",
@@ -164,7 +165,7 @@ SHIPPED: dict[str, list[str]] = {
     "stack/preflight.py": ["tests/test_fresh_project.py", "tests/test_quota.py"],
     "stack/render.py": ["tests/test_render_isolation.py", "tests/test_strength_outputs.py", "tests/test_stacks.py"],
     "stack/settings_doc.py": ["tests/test_settings_doc.py"],
-    "stack/calibrate.py": ["tests/test_startup.py", "tests/test_startup_evidence.py"],
+    "stack/calibrate.py": ["tests/test_engine_logs.py", "tests/test_startup.py", "tests/test_startup_evidence.py"],
     "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
     # the policy pack
     "policy/cloudrun_gpu_policy/rules.py": [
