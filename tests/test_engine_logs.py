@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cloudrun_gpu.engines import PROFILES, profile
-from cloudrun_gpu.engines.logs import detect_log_engine, parse_start_up_log
+from cloudrun_gpu.engines.logs import LogFacts, detect_log_engine, parse_start_up_log
 from cloudrun_gpu.engines.vllm import KV_CACHE_MEMORY_FLAG
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
@@ -88,3 +88,54 @@ def test_the_kv_advice_names_the_flag_the_profile_renders(tmp_path: Path, capsys
     assert KV_CACHE_MEMORY_FLAG in table(profile("vllm").flag_table or "")  # the exact name at the pinned tag
     assert f"{KV_CACHE_MEMORY_FLAG}={int(15 * GIB)}" in capsys.readouterr().out
     assert any("own advice" in s and s.endswith(f"{KV_CACHE_MEMORY_FLAG}=16106127360") for s in cal.settings)
+
+
+OLDER_LLAMA_CPP_LOG = """\
+llama_new_context_with_model: n_seq_max     = 3
+llama_new_context_with_model: n_ctx         = 6144
+llama_new_context_with_model: n_ubatch      = 256
+llama_kv_cache_init:      CUDA0 KV buffer size =   768.00 MiB
+llama_new_context_with_model: KV self size  =  768.00 MiB, K (q8_0):  384.00 MiB, V (q8_0):  384.00 MiB
+llm_load_tensors:        CUDA0 model buffer size =  1918.35 MiB
+llama_new_context_with_model:      CUDA0 compute buffer size =   300.01 MiB
+"""
+"""The pre-2025 llama.cpp start-up lines (``llama_new_context_with_model``/``llama_kv_cache_init``), which print the
+cache as "KV self size" and the context and sequences on lines of their own."""
+
+
+def _llama_cpp_facts(text: str) -> LogFacts:
+    facts = profile("llama.cpp").parse_log(text)
+    assert facts is not None
+    return facts
+
+
+def test_the_llama_cpp_profile_reads_the_older_log_format() -> None:
+    facts = _llama_cpp_facts(OLDER_LLAMA_CPP_LOG)
+    assert facts.kv_bytes == 768 * 1024**2
+    assert facts.kv_cache_dtype == "q8_0"
+    assert (facts.ctx_size, facts.parallel, facts.n_ubatch) == (6144, 3, 256)
+    assert facts.weights_bytes == int(1918.35 * 1024**2)
+    assert facts.compute_bytes == int(300.01 * 1024**2)
+
+
+def test_a_log_with_only_the_cuda_kv_buffer_line_still_gives_the_cache_size() -> None:
+    facts = _llama_cpp_facts("llama_kv_cache_init:      CUDA0 KV buffer size =   1,024.50 MiB\n")
+    assert facts.kv_bytes == int(1024.5 * 1024**2)
+    assert facts.kv_cache_dtype is None and facts.ctx_size is None
+
+
+def test_the_newer_kv_line_wins_over_the_separate_context_lines() -> None:
+    text = (
+        "llama_context: n_ctx = 9999\nllama_context: n_seq_max = 7\n"
+        "llama_kv_cache: size =  112.00 MiB (  2048 cells,  28 layers,  2/4 seqs), K (f16):   56.00 MiB\n"
+    )
+    facts = _llama_cpp_facts(text)
+    assert (facts.kv_bytes, facts.ctx_size, facts.parallel, facts.kv_cache_dtype) == (112 * 1024**2, 2048, 4, "f16")
+
+
+def test_the_llama_cpp_profile_reads_context_and_slots_back_from_its_flags() -> None:
+    llama = profile("llama.cpp")
+    flags = ["-m", "/m.gguf", "-c", "8192", "-np", "4"]
+    assert llama.memory_from_config(flags, {}) == {"ctx_size": 8192, "parallel": 4}
+    assert llama.memory_from_config(["-m", "/m.gguf"], {}) == {"ctx_size": 0, "parallel": 0}
+    assert llama.parallel_from_config(["-np", "6"], {}) == 6
