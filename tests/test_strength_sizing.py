@@ -67,7 +67,6 @@ def test_engine_table_values() -> None:
         0.90,
     )
     assert (llama.max_parallel_default, ollama.max_parallel_default, vllm.max_parallel_default) == (32, 32, 256)
-    assert (llama.init_seconds, ollama.init_seconds) == (5, 10)
     assert llama.kv_types == ("f16", "bf16", "q8_0", "q4_0")
     assert ollama.kv_types == ("f16", "q8_0", "q4_0")
     assert vllm.kv_types == ("auto", "fp8")

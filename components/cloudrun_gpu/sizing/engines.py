@@ -40,14 +40,8 @@ class Engine:
     """Share of VRAM the engine may fill (R5): vLLM's --gpu-memory-utilization, else 1 - reserve."""
     max_parallel_default: int
     """Cap on derived parallel sequences until a load test (A3) says otherwise."""
-    init_seconds: float
-    """Engine start beyond reading the weights (source in ``init_source``)."""
-    init_source: str
     readiness_path: str
     readiness_note: str
-    init_seconds_per_b_params: float = 0.0
-    """Engine start that grows with model size (vLLM: torch.compile, profiling and CUDA-graph capture run
-    on every Cloud Run start, since instances start with an empty compile cache)."""
 
 
 ENGINES: dict[str, Engine] = {
@@ -57,8 +51,6 @@ ENGINES: dict[str, Engine] = {
         default_kv="q8_0",
         default_memory_fraction=0.95,
         max_parallel_default=32,
-        init_seconds=5,
-        init_source="llama.cpp starts in ~1-3 s after mmap (llm-sizing §5); 5 s allowed",
         readiness_path="/health",
         readiness_note="llama-server answers 503 on /health until the model is loaded, then 200",
     ),
@@ -68,8 +60,6 @@ ENGINES: dict[str, Engine] = {
         default_kv="q8_0",
         default_memory_fraction=0.95,
         max_parallel_default=32,
-        init_seconds=10,
-        init_source="ollama serve start + runner spawn (engine init 5-15 s, cold-start blog)",
         readiness_path="/api/version",
         readiness_note=(
             "Ollama opens its port before the model is loaded (D2), so our entrypoint preloads the model "
@@ -82,14 +72,6 @@ ENGINES: dict[str, Engine] = {
         default_kv="fp8",
         default_memory_fraction=0.90,
         max_parallel_default=256,
-        init_seconds=45,
-        init_seconds_per_b_params=4.5,
-        init_source=(
-            "vLLM V1 init (torch.compile, profiling, CUDA graphs) after the weights: 44-81 s typical for 7-8B, "
-            "126-468 s for very large models (llm-sizing §5); 45 s + 4.5 s per billion parameters runs through "
-            "the upper end at 8B (81 s) and inside the large-model range at 27-70B (168-360 s); Google's "
-            "RTX PRO 6000 vLLM codelab allows 480 s for a 27B start"
-        ),
         readiness_path="/health",
         readiness_note="vLLM's API server binds only after weights, KV pool and CUDA graphs are ready",
     ),

@@ -31,6 +31,7 @@ from typing import Any
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.limits import GIB
+from cloudrun_gpu.sizing.engines import parse_vllm_version
 
 EVIDENCE_FILE = "startup_evidence.csv"
 
@@ -127,15 +128,10 @@ VLLM_INIT: dict[str, EngineInit] = {
 
 
 def vllm_band(version: str | None) -> str:
-    """``"V0"`` for releases before 0.8 (the V1 engine's default), else ``"V1"``."""
-    if version is None:
-        return "V1"
-    parts = version.split(".")
-    try:
-        major, minor = int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
-    except (ValueError, IndexError):
-        return "V1"
-    return "V0" if (major, minor) < (0, 8) else "V1"
+    """``"V0"`` for releases before 0.8 (the V1 engine's default), else ``"V1"`` (also when the string names no
+    release). The version is read by the sizing's own reader, :func:`parse_vllm_version`."""
+    parsed = parse_vllm_version(version)
+    return "V0" if parsed is not None and parsed[:2] < (0, 8) else "V1"
 
 
 def engine_init(engine: str, version: str | None = None) -> EngineInit:
