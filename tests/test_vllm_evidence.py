@@ -29,6 +29,7 @@ from cloudrun_gpu.sizing.engines import (
     vllm_overhead,
 )
 from cloudrun_gpu.sizing.plan import weights_from_quant
+from cloudrun_gpu.sizing.quant import mxfp4_backends, mxfp4_expert_bytes
 from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,19 +38,16 @@ from stack import calibrate
 
 ROWS = load_vllm_evidence()
 LOGS = Path(__file__).parent / "data" / "logs"
-MEDIAN_ABS_ERROR_MAX = 0.065
-"""Issue 22's bar was 5 %. With the 24 rows now in the set the median is 5.8 % (predicted weights) and 6.1 % (printed
-weights): the bar is NOT met since gpt-oss-120b's own run joined (docs/sizing-evidence.md); this guards against it
-getting worse, not the issue's target."""
+MEDIAN_ABS_ERROR_MAX = 0.067
+"""Issue 22's bar is 5 %. With the 33 rows now in the set the median is 6.6 % (predicted weights) and 6.7 % (printed
+weights): the bar is NOT met (docs/sizing-evidence.md says why: the sort-based sampler warm-up is still charged on
+vLLM 0.17+ rows, whose Triton top-k/top-p needs far less, because the MoE forward of the 0.19 rows is not yet
+modelled well enough to drop it); this guards against it getting worse, not the issue's target."""
 WORST_UNDER = -0.35
 """The most the plan may under-promise on any row (cold-start spread on the L4: −29 %), except the rows below."""
-UNDER_PROMISE_EXCEPTIONS = {
-    "v1-h100-gptoss120b-16k": -0.95,
-}
-"""gpt-oss-120b at vLLM's own defaults (1024 sequences) on an H100 at 0.95 keeps a 3.33 GiB pool under 64.38 GiB of
-weights, so every GiB of weight error is 30 % of the pool: the plan's MXFP4 weights (66.69 GiB, 4.7 effective bits
-fitted on gpt-oss-20b) are 2.31 GiB above what the Triton MXFP4 kernel loads (the Marlin kernel loads 65.97,
-vllm#23278): −90.6 % (−21.3 % with the printed weights). It still never over-commits."""
+UNDER_PROMISE_EXCEPTIONS: dict[str, float] = {}
+"""None now: gpt-oss-120b's row was −90.6 % while MXFP4 weights were a flat 4.7 bits; sized in the Triton kernel's
+layout (64.25 vs 64.38 GiB printed) it is −17.4 %."""
 
 
 def test_evidence_is_broad_and_sourced() -> None:
@@ -101,17 +99,58 @@ def test_weights_from_bits_match_vllm(row: object) -> None:
     assert r is not None
     predicted = weights_from_quant(r.spec(), WEIGHT_QUANTS[r.weights_quant])[0] / GIB  # type: ignore[attr-defined]
     printed = r.printed_weights_gib  # type: ignore[attr-defined]
-    if r.weights_quant == "bf16":  # type: ignore[attr-defined]
-        assert predicted == pytest.approx(printed, abs=0.08)  # RoPE caches etc.: ≤ 0.07 GiB
+    if r.weights_quant == "mxfp4":  # type: ignore[attr-defined]
+        kernels = r.mxfp4_kernels()  # type: ignore[attr-defined]
+        laid_out = weights_from_quant(r.spec(), WEIGHT_QUANTS["mxfp4"], mxfp4_kernels=kernels)[0] / GIB  # type: ignore[attr-defined]
+        assert laid_out == pytest.approx(printed, abs=0.14)  # the kernel's layout; params rounded to 0.1 B
+    elif r.weights_quant == "bf16":  # type: ignore[attr-defined]
+        # RoPE caches etc.: ≤ 0.07 GiB on rows 1-24; the vLLM 0.19 rows of DeepSeek-V2-Lite (MLA, −0.18) and
+        # Phi-4 (−0.08) load more than parameters × 2 B (their params_b as the evidence rows record them)
+        assert predicted == pytest.approx(printed, abs=0.19)
     else:  # quantised formats are sized at or above what vLLM holds
         assert printed <= predicted <= printed * 1.05
 
 
 def test_mxfp4_keeps_attention_and_embeddings_at_16_bits() -> None:
+    """Only the experts are MXFP4 (``Mxfp4Config.get_quant_method``); the rest is counted at 16 bit."""
     oss = catalogue_model("gpt-oss-20b")
-    w, how = weights_from_quant(oss, WEIGHT_QUANTS["mxfp4"])
-    assert "attention × 16 bit" in how and "embeddings × 16 bit" in how
+    w, how = weights_from_quant(oss, WEIGHT_QUANTS["mxfp4"], mxfp4_kernels=("marlin",))
+    assert "non-expert params × 16 bit" in how and "marlin layout" in how
     assert 13.47 * GIB <= w <= 14.2 * GIB  # vLLM: 13.47 GiB (H100), 13.72 GiB (A100)
+
+
+@pytest.mark.parametrize(
+    ("model", "kernel", "printed"),
+    [
+        ("gpt-oss-20b", "triton", 13.47),  # row v1-h100-gptoss20b-16k
+        ("gpt-oss-20b", "marlin", 13.72),  # row v019-a100-gptoss20b-128k
+        ("gpt-oss-120b", "triton", 64.38),  # row v1-h100-gptoss120b-16k
+        ("gpt-oss-120b", "marlin", 65.97),  # vllm-project/vllm#23278
+    ],
+)
+def test_mxfp4_weights_follow_the_kernels_layout(model: str, kernel: str, printed: float) -> None:
+    """Before: a flat 4.7 bits gave 66.69 GiB for gpt-oss-120b whichever kernel ran (2.31 GiB above Triton's load)."""
+    w = weights_from_quant(catalogue_model(model), WEIGHT_QUANTS["mxfp4"], mxfp4_kernels=(kernel,))[0] / GIB
+    assert w == pytest.approx(printed, abs=0.14)
+
+
+def test_mxfp4_kernel_follows_vllms_choice() -> None:
+    """mxfp4.py: Marlin below SM90; Triton on SM90 where triton_kernels imports (built in by v0.14.1); SM120 Marlin
+    from v0.14.1; an unknown GPU gets every layout (the plan charges the largest)."""
+    assert mxfp4_backends((8, 9), (0, 14, 1)) == ("marlin",)  # L4
+    assert mxfp4_backends((8, 0), None) == ("marlin",)  # A100
+    assert mxfp4_backends((9, 0), (0, 14, 1)) == ("triton",)
+    assert mxfp4_backends((9, 0), (0, 11, 0)) == ("triton", "marlin")
+    assert mxfp4_backends((12, 0), (0, 14, 1)) == ("marlin",)  # RTX PRO 6000 at the pinned image
+    assert mxfp4_backends((12, 0), (0, 10, 1)) == ("triton", "marlin")
+    assert mxfp4_backends(None, None) == ("marlin", "triton", "flashinfer")
+    sizes = {
+        k: mxfp4_expert_bytes(k, n_layers=36, n_experts=128, hidden=2880, intermediate=2880)
+        for k in ("marlin", "triton", "flashinfer")
+    }
+    assert sizes["triton"] < sizes["marlin"] < sizes["flashinfer"]
+    with pytest.raises(ValueError, match="unknown MXFP4 backend 'cutlass'"):
+        mxfp4_expert_bytes("cutlass", n_layers=1, n_experts=2, hidden=64, intermediate=64)
 
 
 def test_compressed_tensors_and_16_bit_extras() -> None:
@@ -374,11 +413,11 @@ def test_calibrate_reports_an_unreadable_log(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_median_is_what_the_doc_says() -> None:
-    """5.8 % over 24 rows; 4.1 % without gpt-oss-120b's row (docs/sizing-evidence.md says both)."""
+    """6.6 % over 33 rows; 6.1 % without gpt-oss-120b's row (docs/sizing-evidence.md says both)."""
     errors = [abs(check_row(r).error) for r in ROWS]
-    assert statistics.median(errors) == pytest.approx(0.058, abs=0.001)
+    assert statistics.median(errors) == pytest.approx(0.066, abs=0.001)
     without = [abs(check_row(r).error) for r in ROWS if r.id != "v1-h100-gptoss120b-16k"]
-    assert statistics.median(without) == pytest.approx(0.041, abs=0.001)
+    assert statistics.median(without) == pytest.approx(0.061, abs=0.001)
 
 
 def test_calibrate_ollama_log_shows_its_scheduler_estimate() -> None:
