@@ -29,8 +29,7 @@ from cloudrun_gpu.sizing.engines import (
     vllm_overhead,
 )
 from cloudrun_gpu.sizing.plan import weights_from_quant
-from cloudrun_gpu.sizing.quant import mxfp4_backends, mxfp4_expert_bytes
-from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS
+from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS, mxfp4_backends, mxfp4_expert_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
