@@ -171,17 +171,18 @@ def test_parallel_limits_per_engine() -> None:
 # --- evidence -------------------------------------------------------------------------------------------
 
 
-MOE_OUTSIDE_TEN_PERCENT = {"v1-h100-gptoss120b-16k": -0.18, "v019-h100-qwen3-30b-a3b-8k": -0.23}
-"""The MoE rows issue 22's 10 % bar does NOT hold for yet (docs/sizing-evidence.md): gpt-oss-120b's 3.33 GiB pool
-takes the 0.71 GiB the profile terms over-charge (sampler 40 B a logit vs 38.5 printed, 0.3 GiB non-torch vs 0.13,
-the 0.25 GiB margin) as 21 %; Qwen3-30B-A3B on vLLM 0.19 is charged the sort-based sampler its release no longer
-runs."""
+MOE_OUTSIDE_TEN_PERCENT = {"v1-h100-gptoss120b-16k": -0.18}
+"""The one MoE row issue 22's 10 % bar does NOT hold for (docs/sizing-evidence.md): gpt-oss-120b's 3.33 GiB pool
+takes the 0.71 GiB the profile terms charge above its print (the sort-based sampler's 40 B a logit vs 38.5 printed,
+the 0.3 GiB non-torch term vs 0.13, the 0.25 GiB margin) as 21 %; its run names no version, so the 0.17+ sampler
+cannot be assumed."""
 
 
 def test_moe_rows_never_over_commit_and_stay_within_their_bounds() -> None:
-    """Issue 22's bar: every MoE row within 10 %. The gpt-oss-20b rows are −1.2 % (H100, Triton layout) and −3.2 %
-    (A100, Marlin); gpt-oss-120b's own run is −17.4 % (−90.6 % before its MXFP4 weights followed the Triton kernel's
-    layout: 64.25 vs 64.38 GiB printed, was 66.69). No MoE row over-commits."""
+    """Issue 22's bar: every MoE row within 10 %. gpt-oss-20b −1.2 % (H100, Triton layout) and −0.2 % (A100, Marlin);
+    Qwen3-30B-A3B −1.0 % (was −22.0 %), DeepSeek-V2-Lite −0.1 %, Qwen1.5-MoE −0.4 %; gpt-oss-120b's own run −17.4 %
+    (−90.6 % before its MXFP4 weights followed the Triton kernel's layout: 64.25 vs 64.38 GiB printed, was 66.69).
+    No MoE row over-commits."""
     moe = [check_row(r) for r in ROWS if r.n_experts > 1]
     assert len(moe) >= 6
     for c in moe:
@@ -203,7 +204,7 @@ def test_the_doc_table_is_the_model_today() -> None:
     assert m is not None
     assert (int(m.group(1)), int(m.group(2))) == (summary["over_commits"], summary["rows"])
     assert float(m.group(3)) == round(summary["median_abs_error"] * 100, 1)
-    assert summary["over_commits"] == 0 and summary["median_abs_error"] <= 0.067  # issue 22's 5 % is not met
+    assert summary["over_commits"] == 0 and summary["median_abs_error"] <= 0.05  # issue 22's bar
     assert statistics.median(abs(c.error) for c in checks) == summary["median_abs_error"]
 
 

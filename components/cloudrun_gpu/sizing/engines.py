@@ -183,6 +183,21 @@ flashinfer-python 0.2.8 sdist): 14 B. The PyTorch-native path (``FlashInfer is n
 PyTorch-native implementation``) sorts the logits (fp32 values + int64 indices) and masks and scatters them: the
 ~40 B of :data:`VLLM_SAMPLER_BYTES_PER_LOGIT`. The plan does not know which one the image runs, so it charges the
 native one; the evidence rows that print the FlashInfer line are checked with 14 B (vllm_evidence.csv ``sampler``)."""
+VLLM_TRITON_TOP_K_TOP_P_SINCE: Version = (0, 17, 0)
+"""From v0.17.0 the PyTorch-native sampler no longer sorts: ``apply_top_k_top_p`` hands any batch of 8 or more rows
+to ``apply_top_k_top_p_triton`` (``if HAS_TRITON and logits.shape[0] >= 8``, vllm/v1/sample/ops/topk_topp_sampler.py:251
+of the v0.17.0 sdist; absent from v0.16.0), which masks the logits in place with a scratch buffer of at most one row
+per SM (``buffer = logits.new_empty((size, vocab_size))``, topk_topp_triton.py:1000); FlashInfer's sampler is opt-in
+there ("available but disabled by default"). The warm-up then holds the lm_head's bf16 logits (2 B,
+``_dummy_sampler_run``), their fp32 copy (``logits = logits.to(torch.float32)``, sampler.py:90),
+``probs = logits.softmax(dim=-1, dtype=torch.float32)`` (topk_topp_sampler.py:112) and
+``q = torch.empty_like(probs)`` (``random_sample``, :334): 14 B a logit (:data:`VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT`).
+Alive beside them: the dummy run's hidden states (``profile_run`` deletes them only after the sampler,
+``del hidden_states, output``, gpu_model_runner.py:5782-5793 of v0.19.0) and the fused-MoE workspace, which a
+``WorkspaceManager`` keeps for the engine's life (:func:`vllm_moe_workspace_bytes`)."""
+VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT = 2 + 4 + 4 + 4
+"""The native sampler's warm-up from :data:`VLLM_TRITON_TOP_K_TOP_P_SINCE`: bf16 logits, fp32 logits, probabilities
+and the exponential noise ``q``."""
 VLLM_EARLY_V1_LOGIT_BYTES = 2
 """V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` runs ``self._dummy_run(self.max_num_tokens, …)``
 then ``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage
@@ -210,6 +225,15 @@ VLLM_COLD_COMPILE_BYTES = int(1.4 * GIB)
 """V1 compiles the model inside the memory profile on an empty torch.compile cache: the first start loses
 0.79-1.32 GiB more than a warm one (v0.30 rows; fitted 1.4 GiB on top of the step's activation). Every
 Cloud Run instance starts cold."""
+VLLM_NO_COLD_COMPILE_COST: tuple[Version, Version] = ((0, 10, 1), (0, 20, 0))
+"""Releases whose first start was seen to cost no more than a later one, so :data:`VLLM_COLD_COMPILE_BYTES` is not
+charged there: v0.10.1.1 left the same 0.55 GiB outside weights and KV on its first start ('Compiling a graph for
+dynamic shape takes 58.25 s') as on a warm one ('Directly load the compiled graph(s) … from the cache'), rows
+v010-a100-qwen2-7b-025-cold/-050-warm; v0.19.0's first starts ('Compiling a graph for compile range (1, 8192)')
+peak at the sampler warm-up and its live buffers, as its warm start does (rows v019-h100-*). The allowance was
+measured on v0.30.0 (0.79-1.32 GiB, cold vs warm); the source read (``gpu_worker.determine_available_memory`` of
+0.19.0 and 0.30.0 both run ``profile_run`` inside the same ``memory_profiling``) does not show why, so releases
+outside this range, and unknown ones, keep it."""
 VLLM_GRAPH_BASE_BYTES = int(0.2 * GIB)
 VLLM_GRAPH_PER_SEQ_BYTES = int(0.4 * GIB)
 """From v0.21 the estimated CUDA-graph pool is deducted: 0.2 GiB + 0.4 GiB × min(max_num_seqs, 512) / 512
@@ -697,8 +721,22 @@ def _vllm_band_overhead(
     per_logit = VLLM_SAMPLER_BYTES_PER_LOGIT_030 if band == ">=0.30" else VLLM_SAMPLER_BYTES_PER_LOGIT
     if profile.sampler == "flashinfer" and band in ("0.8-0.20", "0.21-0.29"):
         per_logit = min(per_logit, VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT)
+    triton_sampler = (
+        band in ("0.8-0.20", "0.21-0.29")
+        and profile.version is not None
+        and profile.version >= VLLM_TRITON_TOP_K_TOP_P_SINCE
+    )
+    if triton_sampler:
+        per_logit = min(per_logit, VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT)
     sampler = 0 if band == "V1<0.8" else seqs * vocab * per_logit  # early V1 ran no sampler in its profile
-    compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile else 0
+    if triton_sampler:
+        # what stays allocated while the sampler warms up: the dummy run's hidden states and the MoE workspace
+        sampler += tokens * hidden * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
+        sampler += vllm_moe_workspace_bytes(tokens, hidden, mlp or MlpShape(dense_intermediate=intermediate))
+    compile_free = profile.version is not None and (
+        VLLM_NO_COLD_COMPILE_COST[0] <= profile.version < VLLM_NO_COLD_COMPILE_COST[1]
+    )
+    compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile and not compile_free else 0
     activation = max(forward + compile_extra, sampler)
     graphs = 0
     if band in ("0.21-0.29", ">=0.30"):
@@ -730,6 +768,24 @@ def vllm_forward_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
         return dense
     m = min(tokens, VLLM_FUSED_MOE_CHUNK)
     return dense + m * mlp.experts_per_token * (3 * mlp.expert_intermediate + hidden) * unit
+
+
+def vllm_moe_workspace_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
+    """The fused-MoE workspace vLLM keeps allocated after the profile's forward (0 for a dense model).
+
+    ``FusedMoEModularKernel._allocate_buffers`` takes one buffer of ``max(workspace13, fused_out)`` and one of
+    ``workspace2`` from ``current_workspace_manager().get_simultaneous`` (vllm/model_executor/layers/fused_moe/
+    modular_kernel.py:1009-1070 of the v0.19.0 sdist), and the manager only ever grows its buffer
+    (``_ensure_workspace_size``, vllm/v1/worker/workspace.py) until ``lock_workspace()`` after the warm-up
+    (gpu_model_runner.py:6040). For ``TritonExperts`` ``workspace13 = (M, topk, max(width, hidden))``,
+    ``workspace2 = (M, topk, max(2 × width, hidden))``, ``fused_out = (M, hidden)`` (fused_moe.py:1976-1991), in the
+    activation dtype, with M the profile's ``max_num_batched_tokens``.
+    """
+    if not mlp.experts_per_token:
+        return 0
+    width, topk = mlp.expert_intermediate, mlp.experts_per_token
+    common = max(topk * max(width, hidden), hidden)
+    return tokens * (common + topk * max(2 * width, hidden)) * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
 
 
 def vllm_band(version: Version | None, mode: str | None = None) -> list[str]:
