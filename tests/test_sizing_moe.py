@@ -29,6 +29,7 @@ from cloudrun_gpu.sizing.engines import (
     vllm_forward_bytes,
     vllm_overhead,
 )
+from cloudrun_gpu.sizing.quant import mxfp4_expert_bytes
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 from stack import calibrate
@@ -86,6 +87,34 @@ def test_gpt_oss_120b_at_16k_fits_an_80_gb_gpu() -> None:
     assert plan.engine_memory is not None
     assert plan.weights_bytes + plan.runtime_overhead_bytes + plan.engine_memory["kv_pool_bytes"] <= plan.budget_bytes
     assert plan.runtime_overhead_bytes < 4 * GIB
+
+
+def test_plan_sizes_mxfp4_experts_in_the_kernel_its_gpu_runs() -> None:
+    """The plan picks the MXFP4 kernel as vLLM does for the GPU and version (quant.mxfp4_backends): the L4 (SM89) and
+    the RTX PRO 6000 at v0.14.1 (SM120) run Marlin; the RTX PRO 6000 at v0.11.0 may run Triton or Marlin, so the
+    larger (Marlin) is charged. Before: a flat 4.7 bits on every GPU."""
+
+    def weights(gpu: str, version: str) -> tuple[int, list[str]]:
+        plan = size(
+            SizingRequest(
+                model=catalogue_model("gpt-oss-20b"),
+                engine="vllm",
+                gpu=gpu,
+                context_length=8192,
+                weights_quant="mxfp4",
+                engine_version=version,
+            )
+        )
+        return plan.weights_bytes, [n for n in plan.explain if n.startswith("weights:")]
+
+    marlin = mxfp4_expert_bytes("marlin", n_layers=24, n_experts=32, hidden=2880, intermediate=2880)
+    for gpu, version in (("nvidia-l4", "0.14.1"), ("nvidia-rtx-pro-6000", "0.14.1"), ("nvidia-rtx-pro-6000", "0.11.0")):
+        w, notes = weights(gpu, version)
+        assert w / GIB == pytest.approx(13.72, abs=0.1)  # vLLM's Marlin load of gpt-oss-20b (A100 row)
+        assert "marlin layout" in notes[0] and f"({marlin / GIB:.2f} GiB)" in notes[0]
+    assert (
+        "largest of the kernels vLLM may pick here (triton, marlin)" in weights("nvidia-rtx-pro-6000", "0.11.0")[1][0]
+    )
 
 
 def test_spec_refuses_more_routed_experts_than_it_has() -> None:

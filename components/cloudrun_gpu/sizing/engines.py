@@ -733,9 +733,7 @@ def _vllm_band_overhead(
         # what stays allocated while the sampler warms up: the dummy run's hidden states and the MoE workspace
         sampler += tokens * hidden * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
         sampler += vllm_moe_workspace_bytes(tokens, hidden, mlp or MlpShape(dense_intermediate=intermediate))
-    compile_free = profile.version is not None and (
-        VLLM_NO_COLD_COMPILE_COST[0] <= profile.version < VLLM_NO_COLD_COMPILE_COST[1]
-    )
+    compile_free = cold_start_is_free(profile.version)
     compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile and not compile_free else 0
     activation = max(forward + compile_extra, sampler)
     graphs = 0
@@ -768,6 +766,13 @@ def vllm_forward_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
         return dense
     m = min(tokens, VLLM_FUSED_MOE_CHUNK)
     return dense + m * mlp.experts_per_token * (3 * mlp.expert_intermediate + hidden) * unit
+
+
+def cold_start_is_free(version: Version | None) -> bool:
+    """Whether this release's first start was seen to cost no more than a later one
+    (:data:`VLLM_NO_COLD_COMPILE_COST`; unknown: no)."""
+    low, high = VLLM_NO_COLD_COMPILE_COST
+    return version is not None and low <= version < high
 
 
 def vllm_moe_workspace_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:

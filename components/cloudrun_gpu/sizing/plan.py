@@ -27,6 +27,7 @@ from cloudrun_gpu.sizing.engines import (
     VllmOverhead,
     VllmProfile,
     attention_params,
+    cold_start_is_free,
     engine_memory_from_config,
     engine_parallel_from_config,
     kv_bytes_per_sequence,
@@ -603,9 +604,12 @@ def _fit_vllm(
         f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} that CUDA reports on the {gpu.display} "
         f"(nvidia-smi: {_gib(smi)}; vLLM's --gpu-memory-utilization is a share of the CUDA total; R5 reserves the rest)"
     )
+    free = ""
+    if cold_start_is_free(version):
+        free = " (no compile allowance: vLLM 0.10.1-0.19 start cold at no extra cost)"
     notes.append(
         f"engine overhead: {ov.describe()}; profiled with {seqs} sequences × {tokens} batched tokens on a cold "
-        "torch.compile cache (docs/sizing-evidence.md)"
+        f"torch.compile cache{free} (docs/sizing-evidence.md)"
     )
     per_token = kv_bytes_per_token_full(spec, kv)
     notes.append(
