@@ -253,6 +253,7 @@ def check_row(row: VllmEvidence, *, predict_weights: bool = True) -> EvidenceChe
             version=parse_vllm_version(row.engine_version),
             cold_compile=row.compile_cache in ("cold", "unknown"),
             sampler=row.sampler or None,
+            mxfp4_triton=row.weights_quant == "mxfp4" and row.mxfp4_kernels() == ("triton",),
         ),
         band=row.band,
     )
