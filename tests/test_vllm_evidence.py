@@ -38,8 +38,8 @@ from stack import calibrate
 ROWS = load_vllm_evidence()
 LOGS = Path(__file__).parent / "data" / "logs"
 MEDIAN_ABS_ERROR_MAX = 0.05
-"""Issue 22's bar: median absolute KV-pool error ≤ 5 % (3.0 % over 33 rows with predicted weights, 3.7 % with the
-printed ones; docs/sizing-evidence.md). It was 6.6 % before the samplers, the live MoE workspace and the
+"""Issue 22's bar: median absolute KV-pool error ≤ 5 % (0.8 % over 45 rows with predicted weights, 0.9 % with the
+printed ones; docs/sizing-evidence.md). It was 5.6 % before the samplers, the live MoE workspace and the
 compile-free releases were modelled from vLLM's (and PyTorch's) source and vLLM's logs."""
 WORST_UNDER = -0.30
 """The most the plan may under-promise on any row (vLLM 0.30's cold starts on an L4: −27.8 %, −29.1 % with the printed
@@ -81,6 +81,82 @@ def test_median_error_and_zero_over_commits() -> None:
         assert summary["median_abs_error"] <= MEDIAN_ABS_ERROR_MAX
 
 
+def _evidence(row_id: str) -> Any:
+    return next(r for r in ROWS if r.id == row_id)
+
+
+def test_evidence_covers_what_issue_22_asked_for() -> None:
+    """Issue 22: MoE (gpt-oss, Qwen3-MoE, …) and MLA rows, each from a log pinned at a commit or an issue."""
+    moe = [r for r in ROWS if r.n_experts > 1]
+    assert len(moe) >= 6
+    assert {r.model for r in moe} >= {
+        "openai/gpt-oss-20b",
+        "openai/gpt-oss-120b",
+        "Qwen/Qwen3-30B-A3B",
+        "Qwen/Qwen1.5-MoE-A2.7B",
+        "deepseek-ai/DeepSeek-V2-Lite-Chat",
+    }
+    for r in ROWS:
+        if "llm-d-incubation/llm-d-planner" in r.source_url:  # the sweep's files live on a PR branch: pin the commit
+            assert "/blob/" in r.source_url and len(r.source_url.split("/blob/")[1].split("/")[0]) == 40, r.id
+
+
+def test_the_mla_row_holds_one_576_element_latent_per_layer() -> None:
+    """DeepSeek-V2-Lite-Chat's printed pool is its printed token count × 27 layers × (512 + 64) × 2 B: the MLA
+    latent, not per-head K and V (16 heads × 2 × 128 would be 14× larger)."""
+    r = _evidence("v019-h100-deepseek-v2-lite-8k")
+    assert r.kv_bytes_per_token == 27 * (512 + 64) * 2
+    assert r.printed_kv_tokens * r.kv_bytes_per_token / GIB == pytest.approx(r.printed_kv_gib, abs=0.01)
+
+
+def test_the_v1_pool_does_not_move_with_the_context() -> None:
+    """vLLM 0.19.0, Llama-3.1-8B on one H100: 2,048 and 32,768 tokens of context leave the same 58.11 GiB, and the
+    plan says the same for both (V1 profiles max_num_batched_tokens, not max_model_len)."""
+    short, long_ = _evidence("v019-h100-llama8b-2k"), _evidence("v019-h100-llama8b-32k")
+    assert short.printed_kv_gib == long_.printed_kv_gib == 58.11
+    assert check_row(short).kv_predicted_gib == check_row(long_).kv_predicted_gib
+
+
+def test_the_sampler_warm_up_shrank_at_vllm_0_17() -> None:
+    """One model on one H100, only the release changing: the profile peak is 5.64 GiB under 0.15.0 and 0.16.0 and
+    2.23 GiB from 0.17.0, the release whose native top-k/top-p runs a Triton kernel instead of sorting
+    (vllm/v1/sample/ops/topk_topp_sampler.py:251-252 of 0.17.0; the sort at :262 of 0.16.0). The plan follows the
+    step from the source (38 B a logit sorted, 14 B masked in place, plus the live hidden states): within 1 % on
+    both sides, never over. Before, the fitted 40 B fit 0.15/0.16 and under-promised 0.17/0.18 by 8.7 %."""
+    before = [_evidence(f"v01{v}-h100-qwen3-14b-8k") for v in (5, 6)]
+    after = [_evidence(f"v01{v}-h100-qwen3-14b-8k") for v in (7, 8)]
+    assert [r.printed_activation_gib for r in before + after] == [5.64, 5.64, 2.23, 2.23]
+    for r in before + after:
+        c = check_row(r)
+        assert -0.01 < c.error <= 0, f"{r.id}: {c.error:+.1%}"
+        assert c.overhead.activation / GIB == pytest.approx(r.printed_activation_gib, abs=0.13)
+
+
+def test_the_crashed_gpt_oss_20b_start_would_have_had_room() -> None:
+    """Not a row: vLLM 0.19.0 on an H100 at 0.95 took a 58.47 GiB pool for gpt-oss-20b (1,024 sequences, 8,192
+    tokens; weights 13.64 GiB, Marlin's layout) and then failed its post-allocation sampler warm-up 0.23 GiB short
+    (llm-d-planner sweep, docs/sizing-evidence.md). The plan's pool for that start leaves more than that."""
+    from cloudrun_gpu.sizing.engines import MlpShape
+
+    spec = catalogue_model("gpt-oss-20b")
+    weights = weights_from_quant(spec, WEIGHT_QUANTS["mxfp4"], mxfp4_kernels=mxfp4_backends((9, 0), (0, 19, 0)))[0]
+    assert weights / GIB == pytest.approx(13.64, abs=0.01)
+    budget = int(0.95 * 79.19 * GIB)
+    profile = VllmProfile(max_num_seqs=1024, max_num_batched_tokens=8192, version=(0, 19, 0), cold_compile=True)
+    ov = vllm_overhead(
+        hidden=2880,
+        intermediate=4 * 2880,
+        mlp=MlpShape(0, 4, 2880),
+        vocab=201088,
+        weights_bytes=weights,
+        budget_bytes=budget,
+        profile=profile,
+    )
+    pool = (budget - weights - ov.total) / GIB
+    assert pool < 58.47 - 0.23
+    assert ov.activation / GIB >= 2.87  # the activation that log printed
+
+
 def test_the_old_constant_over_committed() -> None:
     """The per-parameter constant this replaces (1.5 GiB + 0.04 GiB × B params) promised more than vLLM
     found on most rows, even given the CUDA total."""
@@ -90,6 +166,19 @@ def test_the_old_constant_over_committed() -> None:
         old = r.budget_gib - c.weights_gib - min(6.0, 1.5 + 0.04 * (r.params_b or 0.5))
         over += old > r.kv_gib
     assert over >= 8
+
+
+WEIGHTS_BELOW_PRINTED_GIB = {
+    "v019-h100-deepseek-v2-lite-8k": 0.19,
+    "v019-h100-phi4-8k": 0.09,
+}
+"""bf16 checkpoints vLLM loaded above parameters × 2 B by more than the usual ≤ 0.07 GiB (RoPE caches etc.):
+DeepSeek-V2-Lite-Chat 29.43 GiB printed against 29.26 from its safetensors (0.6 %; not explained by the sources
+read: in vLLM 0.19.0 the MLA absorbed matrices W_UV / W_UK_T are views of kv_b_proj,
+vllm/model_executor/layers/attention/mla_attention.py:710-797, and get_and_maybe_dequant_weights returns an
+unquantised layer's own weight, quantization/utils/quant_utils.py:351-355), Phi-4 27.39 against 27.31. Quantised
+formats are sized at most 5 % above what vLLM holds and at most 0.05 GiB below it (W8A8-int8 and FP8 rows of vLLM
+0.19.0 hold 0.03 GiB more than the formula); MXFP4 follows its kernel's layout (within 0.14 GiB)."""
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r.weights_quant and r.params_b], ids=lambda r: r.id)
@@ -103,11 +192,10 @@ def test_weights_from_bits_match_vllm(row: object) -> None:
         laid_out = weights_from_quant(r.spec(), WEIGHT_QUANTS["mxfp4"], mxfp4_kernels=kernels)[0] / GIB  # type: ignore[attr-defined]
         assert laid_out == pytest.approx(printed, abs=0.14)  # the kernel's layout; params rounded to 0.1 B
     elif r.weights_quant == "bf16":  # type: ignore[attr-defined]
-        # RoPE caches etc.: ≤ 0.07 GiB on rows 1-24; the vLLM 0.19 rows of DeepSeek-V2-Lite (MLA, −0.18) and
-        # Phi-4 (−0.08) load more than parameters × 2 B (their params_b as the evidence rows record them)
-        assert predicted == pytest.approx(printed, abs=0.19)
-    else:  # quantised formats are sized at or above what vLLM holds
-        assert printed <= predicted <= printed * 1.05
+        slack = WEIGHTS_BELOW_PRINTED_GIB.get(r.id, 0.08)  # type: ignore[attr-defined]
+        assert printed - slack <= predicted <= printed + 0.08
+    else:
+        assert printed - 0.05 <= predicted <= printed * 1.05
 
 
 def test_mxfp4_keeps_attention_and_embeddings_at_16_bits() -> None:
@@ -134,15 +222,17 @@ def test_mxfp4_weights_follow_the_kernels_layout(model: str, kernel: str, printe
 
 
 def test_mxfp4_kernel_follows_vllms_choice() -> None:
-    """mxfp4.py: Marlin below SM90; Triton on SM90 where triton_kernels imports (built in by v0.14.1); SM120 Marlin
-    from v0.14.1; an unknown GPU gets every layout (the plan charges the largest)."""
+    """mxfp4.py: Marlin below SM90; Triton or Marlin on SM90 (vLLM 0.19.0 on an H100 loaded gpt-oss-20b in Marlin's
+    13.64 GiB layout, the llm-d H100 runs in Triton's 13.47); SM120 Marlin from v0.14.1; an unknown GPU gets every
+    layout (the plan charges the largest)."""
     assert mxfp4_backends((8, 9), (0, 14, 1)) == ("marlin",)  # L4
     assert mxfp4_backends((8, 0), None) == ("marlin",)  # A100
-    assert mxfp4_backends((9, 0), (0, 14, 1)) == ("triton",)
-    assert mxfp4_backends((9, 0), (0, 11, 0)) == ("triton", "marlin")
+    assert mxfp4_backends((9, 0), (0, 19, 0)) == ("triton", "marlin")
+    assert mxfp4_backends((9, 0), None) == ("triton", "marlin")
     assert mxfp4_backends((12, 0), (0, 14, 1)) == ("marlin",)  # RTX PRO 6000 at the pinned image
     assert mxfp4_backends((12, 0), (0, 10, 1)) == ("triton", "marlin")
     assert mxfp4_backends(None, None) == ("marlin", "triton", "flashinfer")
+    assert mxfp4_backends((10, 0), (0, 19, 0)) == ("marlin", "triton", "flashinfer")
     sizes = {
         k: mxfp4_expert_bytes(k, n_layers=36, n_experts=128, hidden=2880, intermediate=2880)
         for k in ("marlin", "triton", "flashinfer")
@@ -412,11 +502,11 @@ def test_calibrate_reports_an_unreadable_log(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_median_is_what_the_doc_says() -> None:
-    """3.0 % over 33 rows; 2.6 % without gpt-oss-120b's row (docs/sizing-evidence.md says both)."""
+    """0.8 % over 45 rows; 0.7 % without gpt-oss-120b's row (docs/sizing-evidence.md says both)."""
     errors = [abs(check_row(r).error) for r in ROWS]
-    assert statistics.median(errors) == pytest.approx(0.030, abs=0.001)
+    assert statistics.median(errors) == pytest.approx(0.008, abs=0.001)
     without = [abs(check_row(r).error) for r in ROWS if r.id != "v1-h100-gptoss120b-16k"]
-    assert statistics.median(without) == pytest.approx(0.026, abs=0.001)
+    assert statistics.median(without) == pytest.approx(0.007, abs=0.001)
 
 
 def test_sampler_from_0_17_is_tritons_in_place_top_k_top_p() -> None:

@@ -105,10 +105,10 @@ MXFP4_TRITON_SCALE_ROWS = 2 * 8 * 2 * 8
 """``SWIZZLE_ALIGN_M = 2 * num_warps * 2 * 8`` with ``num_warps = 8`` (vLLM passes 8 outside batched expert
 parallelism, mxfp4.py:398-401 of v0.10.1.1): triton_kernels' ``HopperMXScaleLayout.swizzle_data`` pads the scale
 rows to it (python/triton_kernels/triton_kernels/tensor_details/layout_details/hopper_scale.py)."""
-VLLM_TRITON_KERNELS_VENDORED_SINCE = (0, 14, 1)
-"""vLLM builds ``triton_kernels`` into its wheel (``cmake/external_projects/triton_kernels.cmake``, tag v3.5.0;
-setup.py copies ``vllm/third_party/triton_kernels``) in the v0.14.1 sdist; v0.11.0's has no such step, so there the
-Triton MXFP4 kernel runs only where the image installed ``triton_kernels`` itself (``has_triton_kernels()``)."""
+VLLM_MXFP4_TRITON_BELOW_SM110_SINCE = (0, 14, 1)
+"""v0.14.1 offers the Triton MXFP4 kernel only on ``(9, 0) <= get_device_capability() < (11, 0)`` ("SM120 needs this
+fix: triton-lang/triton#8498", quantization/mxfp4.py:153-166); v0.10.1.1 and v0.11.0 sent only GPUs below SM90 to
+Marlin (mxfp4.py:123-135 of v0.10.1.1, :95-102 of v0.11.0), so an SM120 part could run Triton there."""
 
 
 def _round_up(n: int, to: int) -> int:
@@ -163,20 +163,17 @@ def mxfp4_backends(compute_capability: tuple[int, int] | None, version: tuple[in
     ``Mxfp4MoEMethod._should_use_marlin`` (mxfp4.py:123-135 of v0.10.1.1), ``get_mxfp4_backend`` (v0.11.0
     mxfp4.py:59-107; v0.14.1:107-172) and ``select_mxfp4_moe_backend`` (v0.19.0 fused_moe/oracle/mxfp4.py:197-370):
     below compute capability 9.0 always Marlin; SM100 FlashInfer where installed; SM90 Triton when
-    ``triton_kernels`` imports (built into vLLM by v0.14.1, :data:`VLLM_TRITON_KERNELS_VENDORED_SINCE`), else Marlin.
-    Blackwell workstation parts (SM120, the RTX PRO 6000) ran Triton in v0.10-v0.11 (only ``capability < 9`` sent a
-    GPU to Marlin) and Marlin from v0.14.1 ("(9, 0) <= get_device_capability() < (11, 0)"; SM120 "needs this fix:
-    triton-lang/triton#8498"). Unknown GPU: every layout."""
-    if compute_capability is None:
+    ``triton_kernels`` imports and the kernel accepts the configuration, else Marlin (or FlashInfer's CUTLASS path,
+    a smaller layout) — vLLM 0.19.0 on an H100 loaded gpt-oss-20b as 13.64 GiB, Marlin's layout, where the llm-d
+    H100 runs loaded Triton's 13.47 (docs/sizing-evidence.md); SM120 (the RTX PRO 6000) Marlin from v0.14.1
+    (:data:`VLLM_MXFP4_TRITON_BELOW_SM110_SINCE`). An unknown GPU may get any layout."""
+    if compute_capability is None or compute_capability[0] == 10:
         return MXFP4_BACKENDS
     if compute_capability < (9, 0):
         return ("marlin",)
-    if compute_capability[0] == 10:
-        return MXFP4_BACKENDS  # FlashInfer where installed, else Triton or Marlin
-    vendored = version is not None and version >= VLLM_TRITON_KERNELS_VENDORED_SINCE
-    if compute_capability >= (11, 0):
-        return ("marlin",) if vendored else ("triton", "marlin")
-    return ("triton",) if vendored else ("triton", "marlin")
+    if compute_capability >= (11, 0) and version is not None and version >= VLLM_MXFP4_TRITON_BELOW_SM110_SINCE:
+        return ("marlin",)
+    return ("triton", "marlin")
 
 
 FOUR_BIT_DEFAULT = {"llama.cpp": "Q4_K_M", "ollama": "Q4_K_M", "vllm": "awq-int4"}
