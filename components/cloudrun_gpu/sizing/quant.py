@@ -87,8 +87,9 @@ WEIGHT_QUANTS: dict[str, WeightQuant] = {
             note=(
                 "gpt-oss: MoE experts MXFP4 (4.25 bit nominal, 32 values + 1 scale byte), attention and "
                 "embeddings BF16; "
-                "vLLM holds the experts at ~4.7 bit after its kernel layout (gpt-oss-20b loads as 13.47 GiB on H100, "
-                "13.72 GiB on A100; 4.25 bit would be 12.80 GiB)"
+                "sized in the layout of vLLM's MXFP4 kernel when the expert width is known (mxfp4_expert_bytes); "
+                "4.7 bit is the fallback for an MoE without a declared expert width (gpt-oss-20b loads as 13.47 GiB "
+                "on H100, 13.72 GiB on A100; 4.25 bit would be 12.80 GiB)"
             ),
         ),
         WeightQuant("bf16", 16.0, engines=("vllm",)),
