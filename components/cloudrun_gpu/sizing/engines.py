@@ -170,8 +170,9 @@ VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT = 2
 """Peak activation of one profile step ≈ tokens × 2 B × (3 × intermediate + 4 × hidden): the gate/up
 output, the activated product and four hidden-sized buffers in BF16 (V0 rows: 0.92-1.00 of the printed peak)."""
 VLLM_SAMPLER_BYTES_PER_LOGIT = 40
-"""Sampler warm-up peak per (sequence × vocabulary entry): 38.4-39.3 B printed from v0.6.5 to v0.29
-(fp32 logits, sort values and int64 indices …)."""
+"""V0's sampler warm-up peak per (sequence × vocabulary entry): 39.3 B printed by v0.6.5 (row v0-a100-phi4-gptq),
+fitted; V0's sampler was not read. V1's native sampler is derived from the source instead
+(:func:`vllm_sort_sampler_bytes_per_logit`, :data:`VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT`)."""
 VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT = 14
 """The sampler warm-up when vLLM samples with FlashInfer (its log: ``Using FlashInfer for top-p & top-k sampling.``,
 vllm/v1/sample/ops/topk_topp_sampler.py:41-51 of the v0.10.1.1 sdist). ``_dummy_sampler_run`` keeps the lm_head's
@@ -180,9 +181,64 @@ and ``forward_cuda`` hands them to ``flashinfer_sample`` (topk_topp_sampler.py:8
 ``top_k_top_p_sampling_from_logits`` builds ``masked_logits = top_k_mask_logits(logits, top_k)`` and
 ``probs = torch.softmax(masked_logits, dim=-1)`` (4 + 4 B; flashinfer/sampling.py:982-985 of the
 flashinfer-python 0.2.8 sdist): 14 B. The PyTorch-native path (``FlashInfer is not available. Falling back to the
-PyTorch-native implementation``) sorts the logits (fp32 values + int64 indices) and masks and scatters them: the
-~40 B of :data:`VLLM_SAMPLER_BYTES_PER_LOGIT`. The plan does not know which one the image runs, so it charges the
-native one; the evidence rows that print the FlashInfer line are checked with 14 B (vllm_evidence.csv ``sampler``)."""
+PyTorch-native implementation``) sorts the logits: :func:`vllm_sort_sampler_bytes_per_logit`. The plan does not
+know which one the image runs, so it charges the native one; the evidence rows that print the FlashInfer line are
+checked with 14 B (vllm_evidence.csv ``sampler``)."""
+
+
+def vllm_sort_sampler_bytes_per_logit(seqs: int) -> int:
+    """V1's native sampler before v0.17 (:data:`VLLM_TRITON_TOP_K_TOP_P_SINCE`) sorts the logits:
+    ``logits_sort, logits_idx = logits.sort(dim=-1, descending=False)`` (``apply_top_k_top_p``,
+    vllm/v1/sample/ops/topk_topp_sampler.py:183 of the v0.11.0 sdist, :189 of v0.10.1.1). Its peak is inside that
+    sort, beside the lm_head's bf16 logits (2 B) and their fp32 copy (4 B, sampler.py): PyTorch's CUDA sort
+    (aten/src/ATen/native/cuda/SortStable.cu ``do_launch_stable_sort_kernel``) writes fp32 values (4 B) and int64
+    indices (8 B) and, by the number of rows,
+
+    - ≥ 128 rows: ``segmented_sort_pairs`` fills ``reverse_indices`` (int64, 8 B) and calls cub's
+      ``DeviceSegmentedRadixSort::SortPairs``, whose temporary storage holds an alternate copy of the keys and of
+      the values (4 + 8 B) — 38 B a logit;
+    - 2-127 rows: ``segmented_sort_pairs_by_full_sort`` allocates two int2 (index, segment) arrays (8 + 8 B) and
+      ``radix_sort_pairs`` with ``keys_out = nullptr`` allocates the sorted keys (4 B, aten/src/ATen/cuda/cub.cuh)
+      plus cub's alternate keys and values (4 + 8 B) — 50 B;
+    - 1 row: ``segmented_sort_large_segments`` (one row of int64 indices, cub's 4 + 8 B) — 30 B.
+
+    The H100 rows print 38.4-38.9 B at 1,024 rows: 38 B plus the dummy run's hidden states, which are still alive
+    (``del hidden_states, output`` after the sampler, gpu_model_runner.py:3392-3401 of v0.11.0), leaves ~0.05 GiB."""
+    if seqs >= 128:
+        return 2 + 4 + 4 + 8 + 8 + 4 + 8
+    if seqs > 1:
+        return 2 + 4 + 4 + 8 + 8 + 8 + 4 + 4 + 8
+    return 2 + 4 + 4 + 8 + 4 + 8
+
+
+VLLM_MOE_WORKSPACE_KEPT_SINCE: Version = (0, 14, 0)
+"""From here the fused-MoE workspace outlives the forward and is still allocated during the sampler warm-up
+(:func:`vllm_moe_workspace_bytes`): v0.14.0 and v0.14.1 run unquantized experts through
+``mk.FusedMoEModularKernel(…, TritonExperts(…))`` (fused_moe/unquantized_fused_moe_method.py:281-286 of v0.14.1),
+whose buffers come from the ``WorkspaceManager`` (modular_kernel.py:818-866). v0.11.0, v0.12.0 and v0.13.0 call the
+``fused_experts`` function (fused_moe/layer.py:575-620 of v0.11.0; unquantized_fused_moe_method.py:382 of v0.12.0,
+:325 of v0.13.0) and v0.10.1.1's modular kernel takes ``torch.empty`` buffers per call (modular_kernel.py:499-502),
+all freed after the step. MXFP4 on the Triton kernel keeps none until v0.19, where it too goes through the modular
+kernel (fused_moe/oracle/mxfp4.py): v0.14.1 calls ``triton_kernel_moe_forward`` (quantization/mxfp4.py:1060-1076);
+v0.17-v0.18 were not read and are taken as keeping it."""
+VLLM_MXFP4_TRITON_MODULAR_SINCE: Version = (0, 19, 0)
+
+
+VLLM_TRITON_TOP_K_TOP_P_SINCE: Version = (0, 17, 0)
+"""From v0.17.0 the PyTorch-native sampler no longer sorts: ``apply_top_k_top_p`` hands any batch of 8 or more rows
+to ``apply_top_k_top_p_triton`` (``if HAS_TRITON and logits.shape[0] >= 8``, vllm/v1/sample/ops/topk_topp_sampler.py:251
+of the v0.17.0 sdist; absent from v0.16.0), which masks the logits in place with a scratch buffer of at most one row
+per SM (``buffer = logits.new_empty((size, vocab_size))``, topk_topp_triton.py:1000); FlashInfer's sampler is opt-in
+there ("available but disabled by default"). The warm-up then holds the lm_head's bf16 logits (2 B,
+``_dummy_sampler_run``), their fp32 copy (``logits = logits.to(torch.float32)``, sampler.py:90),
+``probs = logits.softmax(dim=-1, dtype=torch.float32)`` (topk_topp_sampler.py:112) and
+``q = torch.empty_like(probs)`` (``random_sample``, :334): 14 B a logit (:data:`VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT`).
+Alive beside them: the dummy run's hidden states (``profile_run`` deletes them only after the sampler,
+``del hidden_states, output``, gpu_model_runner.py:5782-5793 of v0.19.0) and the fused-MoE workspace, which a
+``WorkspaceManager`` keeps for the engine's life (:func:`vllm_moe_workspace_bytes`)."""
+VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT = 2 + 4 + 4 + 4
+"""The native sampler's warm-up from :data:`VLLM_TRITON_TOP_K_TOP_P_SINCE`: bf16 logits, fp32 logits, probabilities
+and the exponential noise ``q``."""
 VLLM_EARLY_V1_LOGIT_BYTES = 2
 """V1 before v0.8 (``VLLM_USE_V1=1`` on 0.7.x): ``profile_run`` runs ``self._dummy_run(self.max_num_tokens, …)``
 then ``logits = self.model.compute_logits(hidden_states, None)`` with ``# TODO(woosuk): Consider the memory usage
@@ -210,6 +266,15 @@ VLLM_COLD_COMPILE_BYTES = int(1.4 * GIB)
 """V1 compiles the model inside the memory profile on an empty torch.compile cache: the first start loses
 0.79-1.32 GiB more than a warm one (v0.30 rows; fitted 1.4 GiB on top of the step's activation). Every
 Cloud Run instance starts cold."""
+VLLM_NO_COLD_COMPILE_COST: tuple[Version, Version] = ((0, 10, 1), (0, 20, 0))
+"""Releases whose first start was seen to cost no more than a later one, so :data:`VLLM_COLD_COMPILE_BYTES` is not
+charged there: v0.10.1.1 left the same 0.55 GiB outside weights and KV on its first start ('Compiling a graph for
+dynamic shape takes 58.25 s') as on a warm one ('Directly load the compiled graph(s) … from the cache'), rows
+v010-a100-qwen2-7b-025-cold/-050-warm; v0.19.0's first starts ('Compiling a graph for compile range (1, 8192)')
+peak at the sampler warm-up and its live buffers, as its warm start does (rows v019-h100-*). The allowance was
+measured on v0.30.0 (0.79-1.32 GiB, cold vs warm); the source read (``gpu_worker.determine_available_memory`` of
+0.19.0 and 0.30.0 both run ``profile_run`` inside the same ``memory_profiling``) does not show why, so releases
+outside this range, and unknown ones, keep it."""
 VLLM_GRAPH_BASE_BYTES = int(0.2 * GIB)
 VLLM_GRAPH_PER_SEQ_BYTES = int(0.4 * GIB)
 """From v0.21 the estimated CUDA-graph pool is deducted: 0.2 GiB + 0.4 GiB × min(max_num_seqs, 512) / 512
@@ -649,6 +714,10 @@ class VllmProfile:
     sampler: str | None = None
     """``"flashinfer"`` when the log says vLLM samples with FlashInfer; None or ``"native"``: the PyTorch-native
     sampler's larger warm-up (:data:`VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT`)."""
+    mxfp4_triton: bool = False
+    """The experts run vLLM's MXFP4 Triton kernel (known, not merely possible): before v0.19 that is
+    ``triton_kernel_moe_forward``, which allocates its buffers per call instead of keeping a workspace
+    (:data:`VLLM_MOE_WORKSPACE_KEPT_SINCE`)."""
 
 
 @dataclass(frozen=True)
@@ -698,7 +767,10 @@ def _vllm_band_overhead(
     if profile.sampler == "flashinfer" and band in ("0.8-0.20", "0.21-0.29"):
         per_logit = min(per_logit, VLLM_FLASHINFER_SAMPLER_BYTES_PER_LOGIT)
     sampler = 0 if band == "V1<0.8" else seqs * vocab * per_logit  # early V1 ran no sampler in its profile
-    compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile else 0
+    if band in ("0.8-0.20", "0.21-0.29") and profile.sampler != "flashinfer":
+        sampler = _v1_native_sampler_peak(profile, hidden, vocab, mlp or MlpShape(dense_intermediate=intermediate))
+    compile_free = cold_start_is_free(profile.version)
+    compile_extra = VLLM_COLD_COMPILE_BYTES if band != "V0" and profile.cold_compile and not compile_free else 0
     activation = max(forward + compile_extra, sampler)
     graphs = 0
     if band in ("0.21-0.29", ">=0.30"):
@@ -711,6 +783,28 @@ def _vllm_band_overhead(
         weights_extra=int(weights_bytes * VLLM_WEIGHTS_EXTRA),
         margin=max(VLLM_MARGIN_MIN_BYTES, int(budget_bytes * VLLM_MARGIN_FRACTION)),
     )
+
+
+def _v1_native_sampler_peak(profile: VllmProfile, hidden: int, vocab: int, mlp: MlpShape) -> int:
+    """V1's sampler warm-up with the PyTorch-native sampler, and what is still allocated beside it: the dummy run's
+    hidden states (tokens × hidden × 2 B, deleted only after the sampler) and, where vLLM keeps it, the fused-MoE
+    workspace. Before v0.17 the logits are sorted (:func:`vllm_sort_sampler_bytes_per_logit`), from it masked in
+    place by Triton (:data:`VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT`). An unknown release gets the larger era."""
+    seqs, tokens, version = profile.max_num_seqs, profile.max_num_batched_tokens, profile.version
+    live = tokens * hidden * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
+    workspace = vllm_moe_workspace_bytes(tokens, hidden, mlp)
+
+    def kept(at: Version | None) -> bool:
+        since = VLLM_MXFP4_TRITON_MODULAR_SINCE if profile.mxfp4_triton else VLLM_MOE_WORKSPACE_KEPT_SINCE
+        return at is None or at >= since
+
+    sort_era = seqs * vocab * vllm_sort_sampler_bytes_per_logit(seqs) + live
+    # the last sort-era release keeps the workspace unless the experts run the per-call MXFP4 Triton kernel
+    sort_era += workspace if kept(version if version is not None else (0, 16, 99)) else 0
+    triton_era = seqs * vocab * VLLM_TRITON_SAMPLER_BYTES_PER_LOGIT + live + (workspace if kept(version) else 0)
+    if version is None:
+        return max(sort_era, triton_era)
+    return triton_era if version >= VLLM_TRITON_TOP_K_TOP_P_SINCE else sort_era
 
 
 def vllm_forward_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
@@ -730,6 +824,31 @@ def vllm_forward_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
         return dense
     m = min(tokens, VLLM_FUSED_MOE_CHUNK)
     return dense + m * mlp.experts_per_token * (3 * mlp.expert_intermediate + hidden) * unit
+
+
+def cold_start_is_free(version: Version | None) -> bool:
+    """Whether this release's first start was seen to cost no more than a later one
+    (:data:`VLLM_NO_COLD_COMPILE_COST`; unknown: no)."""
+    low, high = VLLM_NO_COLD_COMPILE_COST
+    return version is not None and low <= version < high
+
+
+def vllm_moe_workspace_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
+    """The fused-MoE workspace vLLM keeps allocated after the profile's forward (0 for a dense model).
+
+    ``FusedMoEModularKernel._allocate_buffers`` takes one buffer of ``max(workspace13, fused_out)`` and one of
+    ``workspace2`` from ``current_workspace_manager().get_simultaneous`` (vllm/model_executor/layers/fused_moe/
+    modular_kernel.py:1009-1070 of the v0.19.0 sdist), and the manager only ever grows its buffer
+    (``_ensure_workspace_size``, vllm/v1/worker/workspace.py) until ``lock_workspace()`` after the warm-up
+    (gpu_model_runner.py:6040). For ``TritonExperts`` ``workspace13 = (M, topk, max(width, hidden))``,
+    ``workspace2 = (M, topk, max(2 × width, hidden))``, ``fused_out = (M, hidden)`` (fused_moe.py:1976-1991), in the
+    activation dtype, with M the profile's ``max_num_batched_tokens``.
+    """
+    if not mlp.experts_per_token:
+        return 0
+    width, topk = mlp.expert_intermediate, mlp.experts_per_token
+    common = max(topk * max(width, hidden), hidden)
+    return tokens * (common + topk * max(2 * width, hidden)) * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
 
 
 def vllm_band(version: Version | None, mode: str | None = None) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from cloudrun_gpu import limits
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.images import GPU_DRIVERS
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing import startup
 from cloudrun_gpu.sizing.engines import (
@@ -26,6 +27,7 @@ from cloudrun_gpu.sizing.engines import (
     VllmOverhead,
     VllmProfile,
     attention_params,
+    cold_start_is_free,
     engine_memory_from_config,
     engine_parallel_from_config,
     kv_bytes_per_sequence,
@@ -45,7 +47,14 @@ from cloudrun_gpu.sizing.engines import (
     vllm_kv_layout,
     vllm_overhead,
 )
-from cloudrun_gpu.sizing.quant import FOUR_BIT_DEFAULT, WEIGHT_QUANTS, WeightQuant
+from cloudrun_gpu.sizing.quant import (
+    FOUR_BIT_DEFAULT,
+    MXFP4_BACKENDS,
+    WEIGHT_QUANTS,
+    WeightQuant,
+    mxfp4_backends,
+    mxfp4_expert_bytes,
+)
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 DEFAULT_CONTEXT = 8192
@@ -158,9 +167,48 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def weights_from_quant(spec: ModelSpec, quant: WeightQuant, high_precision_params: int = 0) -> tuple[int, str]:
+def _mxfp4_expert_weights(spec: ModelSpec, backends: tuple[str, ...]) -> tuple[int, str] | None:
+    """An MXFP4 mixture of experts as vLLM loads it: every parameter outside the experts (attention, router,
+    embeddings, lm_head, norms, sinks) in bf16 — the ``mxfp4`` quantisation applies only to ``FusedMoE`` layers
+    (``Mxfp4Config.get_quant_method``, vllm/model_executor/layers/quantization/mxfp4.py:90-106 of v0.10.1.1) — and
+    the experts in the layout of the kernel vLLM picks (:func:`~cloudrun_gpu.sizing.quant.mxfp4_expert_bytes`; the
+    largest of ``backends``). None when the expert width is not declared (the flat bits then apply)."""
+    width = spec.expert_intermediate_size
+    if not (spec.is_moe and width):
+        return None
+    h, e = spec.hidden_size, spec.n_experts
+    expert_params = spec.n_layers * e * (3 * h * width + 2 * width + h)  # gate/up, down and their biases
+    if expert_params >= spec.n_params:
+        return None
+    sizes = {
+        b: mxfp4_expert_bytes(b, n_layers=spec.n_layers, n_experts=e, hidden=h, intermediate=width) for b in backends
+    }
+    backend = max(sizes, key=lambda b: sizes[b])
+    rest = spec.n_params - expert_params
+    total = rest * 2 + sizes[backend]
+    how = (
+        f"{rest / 1e9:.2f} B non-expert params × 16 bit + {e} × {spec.n_layers} MXFP4 experts in vLLM's "
+        f"{backend} layout ({_gib(sizes[backend])})"
+    )
+    if len(backends) > 1:
+        how += f"; the largest of the kernels vLLM may pick here ({', '.join(backends)})"
+    return total, how
+
+
+def weights_from_quant(
+    spec: ModelSpec,
+    quant: WeightQuant,
+    high_precision_params: int = 0,
+    *,
+    mxfp4_kernels: tuple[str, ...] = MXFP4_BACKENDS,
+) -> tuple[int, str]:
     """Weight bytes of ``spec`` stored as ``quant`` (parameters × bits, with the parts the format keeps in
-    16 bit), and the formula in words."""
+    16 bit), and the formula in words. ``mxfp4_kernels``: the MXFP4 MoE kernels vLLM may pick on the GPU
+    (:func:`~cloudrun_gpu.sizing.quant.mxfp4_backends`; each lays the experts out differently)."""
+    if quant.name == "mxfp4" and not high_precision_params:
+        laid_out = _mxfp4_expert_weights(spec, mxfp4_kernels)
+        if laid_out is not None:
+            return laid_out
     embed = spec.vocab_size * spec.hidden_size * (1 if spec.tied_embeddings else 2)
     high = min(max(0, high_precision_params), spec.n_params)
     if quant.attention_bits is not None or high:
@@ -230,7 +278,9 @@ def _weights(req: SizingRequest, engine: str, notes: list[str]) -> tuple[int, st
             f"pick one of {allowed} (4-bit is the default, practice B2)",
             ", ".join(allowed),
         )
-    total, how = weights_from_quant(spec, quant, req.high_precision_params)
+    driver = GPU_DRIVERS.get(req.gpu)
+    kernels = mxfp4_backends(driver.compute_capability if driver else None, parse_vllm_version(req.engine_version))
+    total, how = weights_from_quant(spec, quant, req.high_precision_params, mxfp4_kernels=kernels)
     notes.append(f"weights: {_gib(total)} = {how} ({quant.name}; B2 default is 4-bit)")
     return total, quant.name
 
@@ -554,9 +604,12 @@ def _fit_vllm(
         f"budget: {_gib(budget)} = {fraction:.2f} × {_gib(total)} that CUDA reports on the {gpu.display} "
         f"(nvidia-smi: {_gib(smi)}; vLLM's --gpu-memory-utilization is a share of the CUDA total; R5 reserves the rest)"
     )
+    free = ""
+    if cold_start_is_free(version):
+        free = " (no compile allowance: vLLM 0.10.1-0.19 start cold at no extra cost)"
     notes.append(
         f"engine overhead: {ov.describe()}; profiled with {seqs} sequences × {tokens} batched tokens on a cold "
-        "torch.compile cache (docs/sizing-evidence.md)"
+        f"torch.compile cache{free} (docs/sizing-evidence.md)"
     )
     per_token = kv_bytes_per_token_full(spec, kv)
     notes.append(

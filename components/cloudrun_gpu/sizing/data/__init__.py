@@ -26,12 +26,13 @@ from cloudrun_gpu.sizing.engines import (
     vllm_overhead,
 )
 from cloudrun_gpu.sizing.plan import weights_from_quant
-from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS
+from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS, mxfp4_backends
 from cloudrun_gpu.sizing.spec import ModelSpec
 
 EVIDENCE_FILE = "vllm_evidence.csv"
 
 _BANDS = {"v0": "V0"}
+_COMPUTE_CAPABILITY = {"H100": (9, 0), "A100": (8, 0), "L4": (8, 9), "RTX 4090": (8, 9), "RTX 3090": (8, 6)}
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class VllmEvidence:
     n_experts: int = 0
     """Routed experts of a mixture of experts (0: dense); ``intermediate_size`` is then one expert's width."""
     experts_per_token: int = 0
+    moe_kernel: str = ""
+    """The MXFP4 MoE kernel the run used where its log does not name it but its load does (``triton``: the printed
+    weights are Triton's layout, not Marlin's); empty: the kernels vLLM may pick on the row's GPU and version
+    (:func:`~cloudrun_gpu.sizing.quant.mxfp4_backends`)."""
     sampler: str = ""
     """``flashinfer`` where the log prints ``Using FlashInfer for top-p & top-k sampling.``, else empty (unknown:
     checked with the PyTorch-native sampler's larger warm-up, as the plan sizes it)."""
@@ -88,6 +93,17 @@ class VllmEvidence:
         if version is not None and version >= (0, 21, 0):
             return "0.21-0.29"
         return "0.8-0.20"
+
+    @property
+    def compute_capability(self) -> tuple[int, int] | None:
+        """The row's GPU generation (NVIDIA's CUDA GPU list, developer.nvidia.com/cuda-gpus); None if not listed."""
+        return next((cc for name, cc in _COMPUTE_CAPABILITY.items() if name in self.gpu), None)
+
+    def mxfp4_kernels(self) -> tuple[str, ...]:
+        """The MXFP4 kernels this run may have used (its own if :attr:`moe_kernel` names it)."""
+        if self.moe_kernel:
+            return (self.moe_kernel,)
+        return mxfp4_backends(self.compute_capability, parse_vllm_version(self.engine_version))
 
     def mlp(self) -> MlpShape:
         """What a token's MLP runs through: the dense width, or its routed experts' (MoE rows)."""
@@ -124,6 +140,9 @@ class VllmEvidence:
             layer_windows=(None,) * self.n_layers,
             tied_embeddings=self.tied_embeddings,
             source=self.source_url,
+            n_experts=self.n_experts,
+            experts_per_token=self.experts_per_token,
+            expert_intermediate_size=self.intermediate_size if self.n_experts > 1 else 0,
         )
 
 
@@ -175,6 +194,7 @@ def load_vllm_evidence() -> list[VllmEvidence]:
                 n_experts=_opt_int(r.get("n_experts") or "") or 0,
                 experts_per_token=_opt_int(r.get("experts_per_token") or "") or 0,
                 sampler=(r.get("sampler") or "").strip(),
+                moe_kernel=(r.get("moe_kernel") or "").strip(),
             )
         )
     return rows
@@ -216,7 +236,7 @@ def check_row(row: VllmEvidence, *, predict_weights: bool = True) -> EvidenceChe
     predicted = predict_weights and quant is not None and row.params_b is not None
     if predicted:
         assert quant is not None
-        weights = weights_from_quant(row.spec(), quant)[0]
+        weights = weights_from_quant(row.spec(), quant, mxfp4_kernels=row.mxfp4_kernels())[0]
     else:
         weights = int(row.printed_weights_gib * GIB)
     budget = int(row.budget_gib * GIB)
@@ -233,6 +253,7 @@ def check_row(row: VllmEvidence, *, predict_weights: bool = True) -> EvidenceChe
             version=parse_vllm_version(row.engine_version),
             cold_compile=row.compile_cache in ("cold", "unknown"),
             sampler=row.sampler or None,
+            mxfp4_triton=row.weights_quant == "mxfp4" and row.mxfp4_kernels() == ("triton",),
         ),
         band=row.band,
     )
