@@ -160,13 +160,23 @@ class GpuInferenceServiceArgs:
         )
 
     def plan(self, base_dir: Path | None = None) -> ServicePlan:
-        """Every number the revision needs, or ConfigErrors naming this class's fields."""
+        """Every number the revision needs, or ConfigErrors naming this class's fields.
+
+        This is the component's validation, callable without registering anything: a stack calls it for every
+        region before its first resource (issue 21), and the constructor then reuses the answer (kept for the same
+        serving bundle and folder; the wiring fields, image, network and bucket, take no part in it)."""
+        serving = self.serving
+        cached: tuple[ServingSettings, Path | None, ServicePlan] | None = self.__dict__.get("_planned")
+        if cached is not None and cached[0] == serving and cached[1] == base_dir:
+            return cached[2]
         try:
-            return plan_service(self.serving, base_dir)
+            plan = plan_service(serving, base_dir)
         except ConfigErrors as exc:
             raise rename_fields(exc.errors, {}, ARGS) from None
         except ConfigError as exc:
             raise rename_fields([exc], {}, ARGS) from None
+        self.__dict__["_planned"] = (serving, base_dir, plan)
+        return plan
 
 
 def _probe(plan: ServicePlan) -> dict[str, int]:
