@@ -502,7 +502,7 @@ def derived_name_problems(p: Prepared) -> list[ConfigError]:
                 ConfigError(
                     n.setting,
                     _setting_value(p, n.setting),
-                    f"gives {n.what} the {rule.what} {n.name!r}, already {other.what}'s (from {other.setting}): "
+                    f"gives {n.what} the {rule.what} {n.name!r}, already given to {other.what} (from {other.setting}): "
                     f"a {rule.what} is unique per {rule.unique_in}{where}",
                     f"change {n.setting} so the two differ",
                 )

@@ -155,6 +155,16 @@ class ResponseCacheArgs:
             )
         if errors:
             raise ConfigErrors(errors)
+        # The cache's own identity is checked here, with the other arguments, not when the component registers
+        # (issue 21: every rule runs before the first resource); the component uses this object.
+        self.__dict__["_identity"] = RuntimeIdentityArgs(
+            account_id=self.settings.account_id, display_name="LLM response cache", project=self.project
+        )
+
+    def identity_args(self) -> RuntimeIdentityArgs:
+        """The cache's runtime identity, as checked on construction."""
+        identity: RuntimeIdentityArgs = self.__dict__["_identity"]
+        return identity
 
 
 def service_env(settings: CacheSettings) -> dict[str, str]:
@@ -277,7 +287,7 @@ class ResponseCache(pulumi.ComponentResource):
 
         self.identity: RuntimeIdentity = RuntimeIdentity(
             f"{name}-identity",
-            RuntimeIdentityArgs(account_id=cfg.account_id, display_name="LLM response cache", project=args.project),
+            args.identity_args(),
             opts=child,
         )
         self.upstream_invoker: gcp.cloudrunv2.ServiceIamMember = gcp.cloudrunv2.ServiceIamMember(

@@ -151,6 +151,14 @@ class GpuInferenceServiceArgs:
             )
         if errors:
             raise ConfigErrors(errors)
+        # The dedicated identity created when no service_account_email is given: checked here, with the other
+        # arguments, not when the component registers (issue 21); the component uses this object.
+        self.__dict__["_identity"] = RuntimeIdentityArgs(account_id=self.service.account_id, project=self.project)
+
+    def identity_args(self) -> RuntimeIdentityArgs:
+        """The dedicated runtime identity's arguments (used when ``service_account_email`` is None)."""
+        identity: RuntimeIdentityArgs = self.__dict__["_identity"]
+        return identity
 
     @property
     def serving(self) -> ServingSettings:
@@ -244,9 +252,7 @@ class GpuInferenceService(pulumi.ComponentResource):
         self.plan = plan
         self.identity: RuntimeIdentity | None = None
         if args.service_account_email is None:
-            self.identity = RuntimeIdentity(
-                f"{name}-identity", RuntimeIdentityArgs(account_id=svc.account_id, project=args.project), opts=child
-            )
+            self.identity = RuntimeIdentity(f"{name}-identity", args.identity_args(), opts=child)
             sa_email: pulumi.Input[str] = self.identity.email
         else:
             sa_email = args.service_account_email
