@@ -33,7 +33,7 @@ from cloudrun_gpu.engines import profile
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
-from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
+from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs, zone_name
 from cloudrun_gpu.quota import preflight, quota_need
 from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
 from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
@@ -72,6 +72,16 @@ from stack.config import (
 )
 
 
+class InvalidStack(pulumi.RunError):
+    """The program's stop on a refused configuration: a ``pulumi.RunError``, which Pulumi prints as its message
+    only (no traceback), carrying the errors (``config_errors``) so that ``plan``, which runs the program under
+    mocks, reports them exactly as it reports the reader's (stack/render.py)."""
+
+    def __init__(self, exc: ConfigError | ConfigErrors) -> None:
+        self.config_errors = exc if isinstance(exc, ConfigErrors) else ConfigErrors([exc])
+        super().__init__(f"invalid stack configuration\n{self.config_errors}")
+
+
 def load_from_pulumi() -> ValidatedStack:
     """Read every config key the engine passed and validate it through the same reader as ``plan``;
     errors stop the program with the message only (``pulumi.RunError`` prints no traceback)."""
@@ -85,7 +95,7 @@ def load_from_pulumi() -> ValidatedStack:
             secret_keys=frozenset(k for k in flat if is_config_secret(k)),
         )
     except (ConfigError, ConfigErrors) as exc:
-        raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
+        raise InvalidStack(exc) from None
 
 
 def build_stack(vs: ValidatedStack) -> dict[str, Any]:
@@ -113,7 +123,7 @@ def build_stack(vs: ValidatedStack) -> dict[str, Any]:
                 )
         prepared = prepare(vs)
     except (ConfigError, ConfigErrors) as exc:
-        raise pulumi.RunError(f"invalid stack configuration\n{exc}") from None
+        raise InvalidStack(exc) from None
     return register(prepared)
 
 
@@ -422,7 +432,8 @@ def derived_names(p: Prepared) -> list[DerivedName]:
     vs = p.vs
     cfg = vs.config
     svc_key, names = NS + "service.name", []
-    for rp in p.regions:
+    svc = cfg.service.name
+    for i, rp in enumerate(p.regions):
         rcfg = rp.vs.config
         region = rcfg.region
         if rp.builds is not None:
@@ -432,6 +443,19 @@ def derived_names(p: Prepared) -> list[DerivedName]:
                 )
             )
         names.append(DerivedName(limits.RUN_SERVICE_NAME, rcfg.service.name, svc_key, "the GPU service", region))
+        net = rp.network.settings
+        if net.psc.enabled:
+            at = f"regions[{i}].network" if cfg.regions else "network"
+            for j, zone in enumerate(net.psc.dns_zones):
+                names.append(
+                    DerivedName(
+                        limits.DNS_ZONE_NAME,
+                        zone_name(f"{svc}-net{rp.vs.suffix}", zone),
+                        f"{NS}{at}.psc.dns_zones.{j}",
+                        f"{region}'s private zone for {zone}",
+                        "",
+                    )
+                )
         repo_key = NS + "registry.repository_id"
         repo = rcfg.registry.repository_id
         names.append(DerivedName(limits.AR_REPOSITORY_ID, repo, repo_key, "the image repository", region))
@@ -487,7 +511,7 @@ def derived_name_problems(p: Prepared) -> list[ConfigError]:
             errors.append(
                 ConfigError(
                     n.setting,
-                    n.name if n.setting.endswith(n.name) else _setting_value(p, n.setting),
+                    _setting_value(p, n.setting),
                     f"gives {n.what} the {rule.what} {n.name!r}, which is not {rule.min_len}-{rule.max_len} "
                     f"characters matching {rule.pattern}",
                     f"shorten or change {n.setting}",
@@ -512,11 +536,17 @@ def derived_name_problems(p: Prepared) -> list[ConfigError]:
 
 
 def _setting_value(p: Prepared, setting: str) -> Any:
-    """What the user wrote for ``setting`` (a stack key): the value an error shows."""
-    cfg: Any = p.vs.config
-    for part in setting.removeprefix(NS).split("."):
-        cfg = getattr(cfg, part, None)
-    return cfg
+    """What the user wrote for ``setting`` (a stack key such as ``cloudrun-gpu:regions[1].network.psc.dns_zones.0``):
+    the value an error shows."""
+    value: Any = p.vs.config
+    for part in re.split(r"[.\[\]]+", setting.removeprefix(NS)):
+        if not part:
+            continue
+        if part.isdigit() and isinstance(value, list | tuple):
+            value = value[int(part)] if int(part) < len(value) else None
+        else:
+            value = getattr(value, part, None)
+    return value
 
 
 _A = TypeVar("_A")

@@ -258,3 +258,35 @@ def test_derived_names_name_the_setting_that_produced_them() -> None:
         assert compose.derived_name_problems(p) == []
         kinds = {n.rule.what for n in found}
         assert {"service account id", "Cloud Run service name", "Artifact Registry repository id"} <= kinds
+
+
+def test_a_long_private_dns_zone_is_refused_on_the_zone_not_deployed_with_an_invalid_name() -> None:
+    """The zone's Cloud DNS name is ``<network component>-<zone slug>``: a 64-character zone gave
+    ``llm-dev-n-aaa…-com`` (71 characters), which the DNS API refuses only at deploy, after 40-odd resources."""
+    zone = "a" * 60 + ".com."
+    net = {**json.loads(deployable("dev")[NS + "network"]), "psc": {"dns_zones": ["pkg.dev.", zone]}}
+    msg = refused_on("dev", deployable("dev", network=net), NS + "network.psc.dns_zones.1")
+    assert f"= {zone!r}" in msg and "Cloud DNS zone name 'llm-dev-n-" in msg and "1-63 characters" in msg
+
+
+def test_plan_reports_a_refusal_of_the_validation_pass_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plan`` renders the program under mocks: a refusal from the program's validation pass (here a derived
+    name) is printed like the reader's refusals, exit status 2, no ``RunError`` traceback."""
+    import stack.config as config
+    from stack.cli import main
+
+    real = config.read_stack_file
+
+    def read(path: Any) -> dict[str, str]:
+        flat = real(path)
+        net = json.loads(flat[NS + "network"])
+        flat[NS + "network"] = json.dumps({**net, "psc": {"dns_zones": ["b" * 60 + ".com."]}})
+        return flat
+
+    monkeypatch.setattr(config, "read_stack_file", read)
+    assert main(["plan", "--stack", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid configuration\n") and "Traceback" not in err and "RunError" not in err
+    assert "- cloudrun-gpu:network.psc.dns_zones.0 = 'bbbb" in err and "fix: shorten or change" in err

@@ -372,4 +372,17 @@ AR_REPOSITORY_ID = NameRule(
     "letter); a repository is projects/<p>/locations/<region>/repositories/<id> (pulumi-gcp artifactregistry."
     "Repository: repository_id and location), so the id is unique per region and project",
 )
-NAME_RULES = (SERVICE_ACCOUNT_ID, SECRET_ID, RUN_SERVICE_NAME, AR_REPOSITORY_ID)
+DNS_ZONE_NAME = NameRule(
+    what="Cloud DNS zone name",
+    pattern=r"[a-z]([-a-z0-9]*[a-z0-9])?",
+    min_len=1,
+    max_len=63,
+    unique_in="project",
+    source="a managed zone's name: 'Must be unique within the project. The name must be 1-63 characters long, must "
+    "begin with a letter, end with a letter or digit, and only contain lowercase letters, digits or dashes' (Google "
+    "API DnsZone.name, https://googleapis.dev/dotnet/Google.Apis.ServiceNetworking.v1/latest/api/"
+    "Google.Apis.ServiceNetworking.v1.Data.DnsZone.html; the Cloud Console's 'Zone name must begin with a letter, "
+    "end with a letter or digit, and only contain lowercase letters, digits or dashes', quoted in "
+    "https://gitlab.com/gitlab-com/business-technology/engineering/tools/hackystack/-/issues/105)",
+)
+NAME_RULES = (SERVICE_ACCOUNT_ID, SECRET_ID, RUN_SERVICE_NAME, AR_REPOSITORY_ID, DNS_ZONE_NAME)

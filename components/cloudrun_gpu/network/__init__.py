@@ -64,6 +64,20 @@ class InferenceNetworkArgs:
         return args if isinstance(args, InferenceNetworkArgs) else cls(**args)
 
 
+def zone_slug(zone_dns: str) -> str:
+    """``pkg.dev.`` → ``pkg-dev``: what names the zone's resources."""
+    return zone_dns.rstrip(".").replace(".", "-")
+
+
+def zone_name(component: str, zone_dns: str) -> str:
+    """The Cloud DNS name of the private zone for ``zone_dns`` in the component named ``component``: the component's
+    name cut so the whole stays ≤ 63 characters for the zones the library lists, then the zone's slug. A long or
+    unusual ``dns_zones`` entry can still give an invalid name: a stack checks it against
+    ``limits.DNS_ZONE_NAME`` before it registers anything (issue 21)."""
+    slug = zone_slug(zone_dns)
+    return f"{component[: 62 - len(slug)].rstrip('-')}-{slug}"
+
+
 class InferenceNetwork(pulumi.ComponentResource):
     """The network a GPU Cloud Run service needs: Direct VPC egress into a sized subnet, a Private Service
     Connect endpoint for Google APIs, and Cloud NAT (L4, L5)."""
@@ -164,10 +178,10 @@ class InferenceNetwork(pulumi.ComponentResource):
         )
         self.psc_ip = self.psc_address.address
         for zone_dns in psc.dns_zones:
-            slug = zone_dns.rstrip(".").replace(".", "-")
+            slug = zone_slug(zone_dns)
             zone = gcp.dns.ManagedZone(
                 f"{name}-dns-{slug}",
-                name=f"{name[: 62 - len(slug)].rstrip('-')}-{slug}",  # ≤ 63, ends with a letter/digit, one per zone
+                name=zone_name(name, zone_dns),
                 dns_name=zone_dns,
                 visibility="private",
                 description=f"{zone_dns} → Private Service Connect endpoint {psc.name}",
