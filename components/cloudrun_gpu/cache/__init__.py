@@ -67,7 +67,7 @@ from cloudrun_gpu.cache.settings import (
 )
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
-from cloudrun_gpu.settings import args_settings, raise_if
+from cloudrun_gpu.settings import args_settings, args_types, raise_if
 
 TOKEN = "cloudrun-gpu:index:ResponseCache"
 ARGS = "ResponseCacheArgs."
@@ -141,6 +141,7 @@ class ResponseCacheArgs:
     def __post_init__(self) -> None:
         # Another Pulumi language passes a plain input bag; anything else is refused naming the argument (issue 21).
         raise_if(args_settings(self, ARGS, {"settings": CacheSettings}))
+        raise_if(args_types(self, ARGS, skip=["settings", "region"]))
         errors: list[ConfigError] = []
         if not isinstance(self.region, str) or not re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", self.region):
             errors.append(ConfigError(f"{ARGS}region", self.region, "is not a region name", "use e.g. europe-west1"))

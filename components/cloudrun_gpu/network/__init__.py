@@ -27,7 +27,7 @@ from cloudrun_gpu.network.settings import (
     PscTarget,
 )
 from cloudrun_gpu.service.settings import MAX_INSTANCES_MAX
-from cloudrun_gpu.settings import args_int, args_settings, raise_if, with_prefix
+from cloudrun_gpu.settings import args_int, args_settings, args_types, raise_if, with_prefix
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
 
@@ -51,6 +51,7 @@ class InferenceNetworkArgs:
         raise_if(
             args_settings(self, "InferenceNetworkArgs.", {"settings": NetworkSettings})
             + args_int(self, "InferenceNetworkArgs.", "max_instances", 1, MAX_INSTANCES_MAX, " (scaling.max_instances)")
+            + args_types(self, "InferenceNetworkArgs.", skip=["settings", "max_instances"])
         )
         errors = [
             with_prefix(e, "InferenceNetworkArgs.settings.") for e in self.settings.sizing_problems(self.max_instances)

@@ -38,7 +38,7 @@ from cloudrun_gpu.service.settings import (
     ScalingSettings,
     ServiceSettings,
 )
-from cloudrun_gpu.settings import args_settings, args_text, rename_fields
+from cloudrun_gpu.settings import args_settings, args_text, args_types, rename_fields
 from cloudrun_gpu.sizing.engines import PORT
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
@@ -128,6 +128,9 @@ class GpuInferenceServiceArgs:
             errors.append(
                 ConfigError(f"{ARGS}vpc", self.vpc, "is not a VpcEgressArgs or a mapping", "pass VpcEgressArgs(...)")
             )
+        if isinstance(self.vpc, VpcEgressArgs):
+            errors.extend(args_types(self.vpc, f"{ARGS}vpc."))
+        errors.extend(args_types(self, ARGS, skip=[*_SETTINGS, "region", "vpc"]))  # issue 21: plain values, named
         if errors:
             raise ConfigErrors(errors)
         if self.loading.method != "image" and self.vpc is None:
