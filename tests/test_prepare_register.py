@@ -290,3 +290,53 @@ def test_plan_reports_a_refusal_of_the_validation_pass_without_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid configuration\n") and "Traceback" not in err and "RunError" not in err
     assert "- cloudrun-gpu:network.psc.dns_zones.0 = 'bbbb" in err and "fix: shorten or change" in err
+
+
+SOURCE_UNSET = (
+    "cloudrun-gpu:model.source is not set: put the model into the bucket under {prefix!r} yourself before the first "
+    "request (docs/deploy.md, bucket layout)"
+)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_stack_without_a_model_source_is_told_where_to_put_the_model(caplog: pytest.LogCaptureFixture) -> None:
+    """Without ``model.source`` nothing stages the weights: ``pulumi up`` says where they must go, once per region
+    that reads them from a bucket or bakes them into the image (the internet method fetches them itself)."""
+    caplog.set_level("WARNING")
+    resources, error = up("dev", deployable("dev"))  # the image method, no source
+    assert error is None and resources
+    assert warnings_of(caplog).count(SOURCE_UNSET.format(prefix="models")) == 1
+    caplog.clear()
+    net = {**json.loads(deployable("dev")[NS + "network"]), "nat": {"enabled": True}}
+    resources, error = up("dev", deployable("dev", loading={"method": "internet"}, network=net))
+    assert error is None and resources
+    assert not [w for w in warnings_of(caplog) if "model.source is not set" in w]
+
+
+def test_a_refused_stack_prints_no_deployment_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning is the register pass's: a stack the prepare pass refuses stops with its error alone."""
+    caplog.set_level("WARNING")
+    net = {**json.loads(deployable("dev")[NS + "network"]), "psc": {"dns_zones": ["c" * 60 + ".com."]}}
+    refused_on("dev", deployable("dev", network=net), NS + "network.psc.dns_zones.0")
+    assert not [w for w in warnings_of(caplog) if "model.source is not set" in w]
+
+
+def test_a_hub_token_is_one_secret_its_build_accounts_may_read(caplog: pytest.LogCaptureFixture) -> None:
+    """With a Hub source and ``hf_token`` set as a secret, the token is one Secret Manager secret for every region,
+    and each region's staging build account gets ``roles/secretmanager.secretAccessor`` on it, and only on it."""
+    hub = "hf://bartowski/Llama-3.2-3B-Instruct-GGUF@" + "a" * 40
+    model = {**json.loads(deployable("multi")[NS + "model"]), "source": hub}
+    flat = deployable("multi", model=model, hf_token="hf_test")
+    resources, error = up("multi", flat, secret_keys=[NS + "hf_token"])
+    assert error is None, error
+    secrets = [r for r in resources if r.type == "gcp:secretmanager/secret:Secret"]
+    assert [r.inputs["secretId"] for r in secrets] == [f"{json.loads(flat[NS + 'service'])['name']}-hf-token"]
+    readers = [r for r in resources if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"]
+    builds = sorted(r.inputs["accountId"] for r in resources if r.type == "gcp:serviceaccount/account:Account")
+    members = sorted(r.inputs["member"].split(":", 1)[1].split("@", 1)[0] for r in readers)
+    assert len(readers) == 2 and members == [b for b in builds if "-build" in b]
+    assert {r.inputs["role"] for r in readers} == {"roles/secretmanager.secretAccessor"}
+    assert {r.inputs["secretId"] for r in readers} == {secrets[0].inputs["secretId"]}
