@@ -340,3 +340,21 @@ def test_a_hub_token_is_one_secret_its_build_accounts_may_read(caplog: pytest.Lo
     assert len(readers) == 2 and members == [b for b in builds if "-build" in b]
     assert {r.inputs["role"] for r in readers} == {"roles/secretmanager.secretAccessor"}
     assert {r.inputs["secretId"] for r in readers} == {secrets[0].inputs["secretId"]}
+
+
+def test_wiring_leaves_no_placeholder_behind() -> None:
+    """``register`` constructs a component only from fully wired arguments: a placeholder left (a wiring this module
+    forgot) stops at once naming where it is, instead of deploying the text ``<wired at registration>``."""
+    from cloudrun_gpu.build import BuildIdentityArgs
+
+    args = BuildIdentityArgs(
+        account_id="llm-build",
+        project="p-123456",
+        location="europe-west1",
+        bucket=compose.PENDING,
+        pull_repositories={"ghcr": compose.PENDING},
+    )
+    with pytest.raises(AssertionError) as exc:
+        compose._wire(args, bucket="b")
+    assert str(exc.value) == "not wired: ['BuildIdentityArgs.pull_repositories.ghcr']"
+    assert compose._wire(args, pull_repositories={"ghcr": "r"}) is args and args.bucket == "b"
