@@ -543,7 +543,7 @@ def _setting_value(p: Prepared, setting: str) -> Any:
         if not part:
             continue
         if part.isdigit() and isinstance(value, list | tuple):
-            value = value[int(part)] if int(part) < len(value) else None
+            value = value[int(part)]  # an index this module itself derived the name from
         else:
             value = getattr(value, part, None)
     return value
