@@ -358,3 +358,27 @@ def test_wiring_leaves_no_placeholder_behind() -> None:
         compose._wire(args, bucket="b")
     assert str(exc.value) == "not wired: ['BuildIdentityArgs.pull_repositories.ghcr']"
     assert compose._wire(args, pull_repositories={"ghcr": "r"}) is args and args.bucket == "b"
+
+
+def test_two_committed_stacks_in_one_project_derive_disjoint_names() -> None:
+    """Any two committed stacks deployed into one project: no project-wide name (service accounts, private DNS zone
+    names, the token's secret) and no name of a shared region (Cloud Run services, Artifact Registry repositories)
+    is given by both (tests/test_fresh_project.py compares their rendered resources; this compares every name the
+    prepare pass checks)."""
+    import itertools
+
+    def scoped(stack: str) -> set[tuple[str, str, str]]:
+        flat = deployable(stack)
+        from stack.config import read_config
+
+        vs = read_config(flat, base_dir=ROOT, plan_only=False, secret_keys=frozenset())
+        install_mocks(stack, flat, gcp_project=PROJECT_ID)
+        with _cwd(ROOT):
+            p = compose.prepare(vs)
+        return {
+            (n.rule.what, n.region if n.rule.unique_in == "region" else "", n.name) for n in compose.derived_names(p)
+        }
+
+    names = {s: scoped(s) for s in STACKS}
+    for a, b in itertools.combinations(STACKS, 2):
+        assert not names[a] & names[b], (a, b, sorted(names[a] & names[b]))
