@@ -230,3 +230,20 @@ def test_a_hub_token_that_is_not_a_token_is_refused_without_showing_it(token: An
     (error,) = exc.value.errors
     assert (error.field, error.value, error.problem) == (f"{NS}hf_token", "[hidden]", "is not a token")
     assert error.fix == "pulumi config set --secret cloudrun-gpu:hf_token <your Hugging Face token>"
+
+
+def test_a_stack_file_whose_config_is_not_a_mapping_says_how_to_write_it(tmp_path: Any) -> None:
+    from cloudrun_gpu.errors import ConfigError
+
+    from stack.config import read_stack_file
+
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  - cloudrun-gpu:gpu\n")
+    with pytest.raises(ConfigError) as exc:
+        read_stack_file(path)
+    assert (exc.value.field, exc.value.value, exc.value.problem, exc.value.fix) == (
+        "Pulumi.x.yaml: config",
+        ["cloudrun-gpu:gpu"],
+        "is not a mapping",
+        "write each setting as 'namespace:key: value'",
+    )
