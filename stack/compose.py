@@ -542,10 +542,8 @@ def _setting_value(p: Prepared, setting: str) -> Any:
     for part in re.split(r"[.\[\]]+", setting.removeprefix(NS)):
         if not part:
             continue
-        if part.isdigit() and isinstance(value, list | tuple):
-            value = value[int(part)]  # an index this module itself derived the name from
-        else:
-            value = getattr(value, part, None)
+        # An index comes from the names this module derived itself: it is always in range.
+        value = value[int(part)] if part.isdigit() and isinstance(value, list | tuple) else getattr(value, part, None)
     return value
 
 

@@ -245,6 +245,12 @@ def _program_path(path: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
+class RefusedStack(ConfigErrors, pulumi.RunError):
+    """The program's refusal as ``plan`` renders it: the reader's ConfigErrors (so ``plan`` prints them as it prints
+    the reader's, exit status 2), and still the ``pulumi.RunError`` the program raised, for a caller that waits for
+    that."""
+
+
 def render_program(
     program: Path,
     stack: str,
@@ -272,5 +278,5 @@ def render_program(
             errors = getattr(exc, "config_errors", None)
             if errors is None or not plan_only:
                 raise
-            raise ConfigErrors(list(errors.errors)) from None
+            raise RefusedStack(list(errors.errors)) from None
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))
