@@ -286,7 +286,7 @@ def _prepare_region(vs: ValidatedStack, labels: dict[str, str], token_set: bool)
     door = cfg.frontdoor
     service = GpuInferenceServiceArgs(
         region=cfg.region,
-        image=PENDING if builds is not None and builds.image is not None else (cfg.engine.image or ""),
+        image=PENDING,  # the built image by digest, or engine.image as written (register wires either)
         model=cfg.model,
         engine=cfg.engine,
         loading=cfg.loading,
@@ -520,7 +520,7 @@ def derived_name_problems(p: Prepared) -> list[ConfigError]:
             continue
         scope = (rule.what, n.region if rule.unique_in == "region" else "", n.name)
         other = seen.get(scope)
-        if other is not None and other.what != n.what:
+        if other is not None:
             where = f" in {n.region}" if n.region else ""
             errors.append(
                 ConfigError(
@@ -554,6 +554,9 @@ def _wire(args: _A, **outputs: Any) -> _A:
     """Prepared arguments with other resources' outputs in place of :data:`PENDING`. Runs no rule (the arguments
     were checked by :func:`prepare`); a placeholder left behind is a bug in this module, not the user's input."""
     for name, value in outputs.items():
+        before = getattr(args, name)
+        # Only what prepare left pending (or set to this very value) is wired: a checked value is never replaced.
+        assert _pending(before, name) or before == value, f"{type(args).__name__}.{name} was not left pending"
         setattr(args, name, value)
     left = _pending(args, type(args).__name__)
     assert not left, f"not wired: {left}"

@@ -358,6 +358,10 @@ def test_wiring_leaves_no_placeholder_behind() -> None:
         compose._wire(args, bucket="b")
     assert str(exc.value) == "not wired: ['BuildIdentityArgs.pull_repositories.ghcr']"
     assert compose._wire(args, pull_repositories={"ghcr": "r"}) is args and args.bucket == "b"
+    with pytest.raises(AssertionError) as replaced:  # a value prepare checked is never replaced by the wiring
+        compose._wire(args, location="us-central1")
+    assert str(replaced.value) == "BuildIdentityArgs.location was not left pending"
+    assert compose._wire(args, location="europe-west1") is args  # the same value again is no change
 
 
 def test_two_committed_stacks_in_one_project_derive_disjoint_names() -> None:
@@ -382,3 +386,24 @@ def test_two_committed_stacks_in_one_project_derive_disjoint_names() -> None:
     names = {s: scoped(s) for s in STACKS}
     for a, b in itertools.combinations(STACKS, 2):
         assert not names[a] & names[b], (a, b, sorted(names[a] & names[b]))
+
+
+def test_derived_name_messages_are_whole() -> None:
+    """The two refusals of the derived-name pass, as a user reads them."""
+    zone = "d" * 60 + ".com."
+    net = {**json.loads(deployable("dev")[NS + "network"]), "psc": {"dns_zones": [zone]}}
+    msg = refused_on("dev", deployable("dev", network=net), NS + "network.psc.dns_zones.0")
+    name = "llm-dev-n-" + "d" * 60 + "-com"
+    assert (
+        f"- {NS}network.psc.dns_zones.0 = {zone!r}: gives europe-west1's private zone for {zone} the Cloud DNS zone "
+        f"name {name!r}, which is not 1-63 characters matching [a-z]([-a-z0-9]*[a-z0-9])?\n"
+        f"  fix: shorten or change {NS}network.psc.dns_zones.0"
+    ) in msg
+    service = json.loads(deployable("prod")[NS + "service"])
+    msg = refused_on("prod", deployable("prod", service={**service, "name": "e" * 23}), NS + "cache.service_name")
+    cache = "e" * 23 + "-cache"
+    assert (
+        f"- {NS}cache.service_name = {cache!r}: gives the cache's build account the service account id "
+        f"'{'e' * 23}-build', already given to europe-west4's build account (from {NS}service.name): a service "
+        f"account id is unique per project\n  fix: change {NS}cache.service_name so the two differ"
+    ) in msg
