@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from cloudrun_gpu.errors import ConfigErrors
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.mocks import MockMonitor
 
@@ -244,6 +245,12 @@ def _program_path(path: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
+class RefusedStack(ConfigErrors, pulumi.RunError):
+    """The program's refusal as ``plan`` renders it: the reader's ConfigErrors (so ``plan`` prints them as it prints
+    the reader's, exit status 2), and still the ``pulumi.RunError`` the program raised, for a caller that waits for
+    that."""
+
+
 def render_program(
     program: Path,
     stack: str,
@@ -255,10 +262,21 @@ def render_program(
 ) -> list[Recorded]:
     """Run ``program`` (a ``__main__.py``) of Pulumi project ``project`` for ``stack`` with ``config``;
     return what it registered. ``plan_only`` (the default: this is how ``plan`` renders) lets the program
-    render without a project or invoker and warn instead; False runs it exactly as ``pulumi up`` would."""
+    render without a project or invoker and warn instead, and a refusal of the program's validation pass is raised
+    as the reader's ConfigErrors; False runs it exactly as ``pulumi up`` would (a refusal is its RunError)."""
     mocks = install_mocks(
         stack, config, gcp_project=config.get("gcp:project", PLAN_PROJECT), project=project, secret_keys=secret_keys
     )
     with _cwd(program.parent), _program_path(program.parent), _env(PLAN_ONLY_ENV, "1" if plan_only else None):
-        run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
+        try:
+            run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"))
+        except pulumi.RunError as exc:
+            # The program refused the stack (stack/compose.py InvalidStack, after its validation pass): the same
+            # ConfigErrors the reader raises, so ``plan`` prints them without a traceback (issue 21). Read by
+            # attribute: the program's modules are reloaded for every run, so its class is not this import's.
+            # As ``pulumi up`` (not plan_only) it stays the RunError the engine would print.
+            errors = getattr(exc, "config_errors", None)
+            if errors is None or not plan_only:
+                raise
+            raise RefusedStack(list(errors.errors)) from None
     return sorted(mocks.resources, key=lambda r: (r.type, r.name))

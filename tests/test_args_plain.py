@@ -11,18 +11,29 @@ import dataclasses
 from typing import Any
 
 import pytest
-from cloudrun_gpu.apis import ProjectApisArgs
-from cloudrun_gpu.bucket import ModelBucketArgs
-from cloudrun_gpu.build import BuildIdentityArgs, BuildSecretArgs, ModelStagingArgs
-from cloudrun_gpu.cache import ResponseCacheArgs
+from cloudrun_gpu.apis import ProjectApis, ProjectApisArgs
+from cloudrun_gpu.bucket import ModelBucket, ModelBucketArgs
+from cloudrun_gpu.build import (
+    BuildIdentity,
+    BuildIdentityArgs,
+    BuildSecret,
+    BuildSecretArgs,
+    ImageBuild,
+    ImageBuildArgs,
+    ModelStaging,
+    ModelStagingArgs,
+)
+from cloudrun_gpu.cache import ResponseCache, ResponseCacheArgs
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
-from cloudrun_gpu.frontdoor import FrontDoorArgs
-from cloudrun_gpu.identity import RuntimeIdentityArgs
-from cloudrun_gpu.network import InferenceNetworkArgs
-from cloudrun_gpu.registry import ModelRegistryArgs
-from cloudrun_gpu.service import GpuInferenceServiceArgs, VpcEgressArgs
+from cloudrun_gpu.frontdoor import FrontDoor, FrontDoorArgs
+from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
+from cloudrun_gpu.network import InferenceNetwork, InferenceNetworkArgs
+from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs
+from cloudrun_gpu.service import GpuInferenceService, GpuInferenceServiceArgs, VpcEgressArgs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.conftest import render
 
 BASE: dict[type[Any], dict[str, Any]] = {
     ProjectApisArgs: {},
@@ -138,3 +149,93 @@ def test_netcalc_names_an_impossible_instance_count() -> None:
 
     with pytest.raises(ConfigError, match="no IPv4 subnet"):
         netcalc.check_subnet("subnet_cidr", "10.0.0.0/8", 10**12)
+
+
+# --- Accepted means usable: the oracle for the Args path ------------------------------------------------------------
+
+BASE[ImageBuildArgs] = {
+    "image": "europe-west1-docker.pkg.dev/p/r/llm:t1",
+    "config": {
+        "steps": [{"id": "build", "name": "gcr.io/cloud-builders/docker", "args": ["build", "."]}],
+        "images": [],
+    },
+    "service_account": "projects/p/serviceAccounts/b@p.iam.gserviceaccount.com",
+    "project": "my-project-123",
+    "trigger": "t1",
+    "source_files": ["Dockerfile"],
+    "source_staging_dir": "gs://b/source",
+}
+COMPONENTS: dict[type[Any], type[Any]] = {
+    ProjectApisArgs: ProjectApis,
+    ModelBucketArgs: ModelBucket,
+    BuildSecretArgs: BuildSecret,
+    BuildIdentityArgs: BuildIdentity,
+    ModelStagingArgs: ModelStaging,
+    ImageBuildArgs: ImageBuild,
+    ResponseCacheArgs: ResponseCache,
+    FrontDoorArgs: FrontDoor,
+    RuntimeIdentityArgs: RuntimeIdentity,
+    InferenceNetworkArgs: InferenceNetwork,
+    ModelRegistryArgs: ModelRegistry,
+    GpuInferenceServiceArgs: GpuInferenceService,
+}
+"""Each component's Args (VpcEgressArgs is an argument of GpuInferenceServiceArgs, reached through it)."""
+
+
+def test_every_args_class_of_the_library_is_fuzzed() -> None:
+    """A new component's Args joins the property, or this fails: every ``class …Args`` under cloudrun_gpu."""
+    from tests.test_prepare_register import library_classes
+
+    found = {c for c in library_classes() if c.__name__.endswith("Args") and dataclasses.is_dataclass(c)}
+    assert found == set(BASE), found ^ set(BASE)
+    assert set(COMPONENTS) == found - {VpcEgressArgs}
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(list(COMPONENTS)), st.data())
+def test_args_that_build_make_a_component_that_registers(cls: type[Any], data: st.DataObject) -> None:
+    """The oracle: an Args object the class accepted is one its component can use. Either the value is refused on
+    construction, naming the argument, or the component registers under mocks without any exception (issue 21:
+    a value the Args let through and the component then tripped over, after registering itself, was a crash)."""
+    field = data.draw(st.sampled_from([f.name for f in dataclasses.fields(cls)]))
+    value = data.draw(junk)
+    try:
+        args = cls(**{**BASE[cls], field: value})
+        if isinstance(args, GpuInferenceServiceArgs):
+            args.plan()  # the service's own check, callable before registering (it sizes the model)
+    except (ConfigError, ConfigErrors):
+        return
+    render(lambda: COMPONENTS[cls]("fz", args))  # anything raised here fails the test
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value", "words"),
+    [
+        (BuildSecretArgs, "value", [], "text (or a Pulumi output of one)"),
+        (BuildSecretArgs, "secret_id", "a b", "Secret Manager secret id"),
+        (ModelBucketArgs, "reader_members", {"runtime": None}, "a mapping of names to text"),
+        (ModelBucketArgs, "settings", 5, "BucketSettings"),
+        (ModelRegistryArgs, "settings", [], "RegistrySettings"),
+        (ResponseCacheArgs, "network", [], "text (or a Pulumi output of one)"),
+        (BuildIdentityArgs, "repository", {}, "text (or a Pulumi output of one), or null"),
+        (ModelStagingArgs, "substitutions", "", "a mapping of names to text"),
+        (ProjectApisArgs, "project", {}, "text, or null"),
+        (FrontDoorArgs, "settings", None, "FrontDoorSettings"),
+        (ImageBuildArgs, "config", {}, "Cloud Build config"),
+        (ImageBuildArgs, "source_files", "Dockerfile", "a list of text"),
+        (RuntimeIdentityArgs, "display_name", 3, "text"),
+    ],
+)
+def test_each_crash_the_args_property_found_is_a_named_refusal(
+    cls: type[Any], field: str, value: Any, words: str
+) -> None:
+    """What the property above found before the Args checked their values' shapes: each was accepted and then
+    broke its component while it registered (an AssertionError in the SDK's serialisation, an AttributeError)."""
+    with pytest.raises((ConfigError, ConfigErrors)) as exc:
+        cls(**{**BASE[cls], field: value})
+    refusal = exc.value
+    errors = (
+        refusal.errors if isinstance(refusal, ConfigErrors) else [refusal] if isinstance(refusal, ConfigError) else []
+    )
+    assert [e.field for e in errors] == [f"{cls.__name__}.{field}"]
+    assert words in str(refusal)

@@ -130,3 +130,120 @@ def test_an_unknown_valkey_version_is_refused(version: str) -> None:
 def test_an_empty_string_does_not_silently_mean_the_default(section: str, values: dict[str, Any]) -> None:
     key = next(k for k, v in values.items() if isinstance(v, str) and not v.strip())
     assert set(refused_fields("dev", **{section: values})) == {f"{NS}{section}.{key}"}
+
+
+# --- Messages a user reads, whole (they killed stack/config.py's mutation survivors at seed 31) ------------------
+
+
+def the_message(stack: str, field: str, **changes: Any) -> str:
+    with pytest.raises(ConfigErrors) as exc:
+        read_config(stack_flat(stack, **changes), base_dir=ROOT, plan_only=True)
+    found = [e for e in exc.value.errors if e.field == field]
+    assert len(found) == 1, [e.field for e in exc.value.errors]
+    return str(ConfigErrors(found))
+
+
+def test_the_longest_service_name_a_front_door_allows_is_computed_not_guessed() -> None:
+    """``<name>-frontdoor-proxy-only-<region>`` plus Pulumi's 8 random characters must fit 63: with the multi
+    stack's longest region (12 characters) that leaves 63 - 8 - 34 - 12 = 9 characters over 21 … for a 30-character
+    name, the fix names 21."""
+    regions = [r["region"] for r in multi_regions()]
+    name = "a" * 30
+    longest = f"{name}-frontdoor-proxy-only-{max(regions, key=len)}"
+    fit = 30 - (len(longest) + 8 - 63)
+    msg = the_message("multi", f"{NS}service.name", service={"name": name, "ingress": BEHIND_LB["ingress"]})
+    assert f"makes the front door's resource {longest!r} (+ 8 random characters) longer than the 63 characters" in msg
+    assert msg.endswith(f"fix: shorten {NS}service.name to {fit} characters or fewer") and fit == 21
+
+
+def test_a_cache_with_a_front_door_is_refused_with_the_reason() -> None:
+    door = json.loads(stack_flat("multi")[NS + "frontdoor"])
+    msg = the_message(
+        "prod", f"{NS}cache.enabled", frontdoor=door, service={"name": "llm", "ingress": BEHIND_LB["ingress"]}
+    )
+    assert (
+        "is not supported together with a front door or several regions yet: the cache would call one region's "
+        "service directly, around the load balancer" in msg
+    )
+    assert (
+        "fix: remove cloudrun-gpu:cache (or set cloudrun-gpu:cache.enabled: false), or drop frontdoor and regions"
+        in msg
+    )
+
+
+def test_an_account_the_cache_would_share_is_refused_naming_whose_it_is() -> None:
+    msg = the_message("prod", f"{NS}cache.account_id", cache={"enabled": True, "account_id": "llm-build"})
+    assert "= 'llm-build': is the image build's account: each identity needs its own service account" in msg
+
+
+def test_up_without_a_domain_names_the_command_to_run() -> None:
+    door = {k: v for k, v in json.loads(stack_flat("multi")[NS + "frontdoor"]).items() if k != "domains"}
+    flat = stack_flat("multi", frontdoor=door, **{"gcp:project": "my-project-123"})
+    with pytest.raises(ConfigErrors) as exc:
+        read_config(flat, base_dir=ROOT, plan_only=False)
+    (error,) = exc.value.errors
+    assert error.field == f"{NS}frontdoor.domains" and error.value == []
+    assert (
+        error.fix
+        == "set a name you control: pulumi config set --path 'cloudrun-gpu:frontdoor.domains[0]' llm.<your-domain>"
+    )
+
+
+def test_a_value_json_cannot_hold_is_found_after_good_ones(tmp_path: Any) -> None:
+    """A binary value after an ordinary one inside a section is still found (the walk does not stop at the first
+    acceptable value)."""
+    from stack.config import read_stack_file
+
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  cloudrun-gpu:model:\n    name: gemma-3-4b\n    blob: !!binary aGk=\n")
+    with pytest.raises(ConfigErrors) as exc:
+        read_stack_file(path)
+    assert [(e.field, e.value) for e in exc.value.errors] == [(f"{NS}model", "b'hi'")]
+
+
+def test_the_in_memory_volume_of_a_download_stack_is_the_plans() -> None:
+    vs = read_config(stack_flat("multi"), base_dir=ROOT, plan_only=True)
+    assert isinstance(vs.in_memory_volume_gib, int) and vs.in_memory_volume_gib == vs.plan.in_memory_volume_gib > 0
+
+
+def test_up_with_a_cache_nobody_may_call_names_the_command_to_run() -> None:
+    service = {**json.loads(stack_flat("prod")[NS + "service"]), "invokers": ["user:me@corp.com"]}
+    flat = stack_flat("prod", service=service, **{"gcp:project": "my-project-123"})
+    with pytest.raises(ConfigErrors) as exc:
+        read_config(flat, base_dir=ROOT, plan_only=False)
+    (error,) = exc.value.errors
+    assert (error.field, error.value) == (f"{NS}cache.invokers", [])
+    assert error.problem == "nobody could call the response cache (no public invoker by default)"
+    assert error.fix == (
+        "add yourself: pulumi config set --path 'cloudrun-gpu:cache.invokers[0]' "
+        '"user:$(gcloud config get-value account)"'
+    )
+    # plan renders it with a warning instead
+    assert any("cache.invokers is empty" in w for w in read_config(flat, base_dir=ROOT, plan_only=True).warnings)
+
+
+@pytest.mark.parametrize("token", ["", "   ", 5, ["hf_x"]])
+def test_a_hub_token_that_is_not_a_token_is_refused_without_showing_it(token: Any) -> None:
+    flat = {**stack_flat("dev"), f"{NS}hf_token": token}
+    with pytest.raises(ConfigErrors) as exc:
+        read_config(flat, base_dir=ROOT, plan_only=True)
+    (error,) = exc.value.errors
+    assert (error.field, error.value, error.problem) == (f"{NS}hf_token", "[hidden]", "is not a token")
+    assert error.fix == "pulumi config set --secret cloudrun-gpu:hf_token <your Hugging Face token>"
+
+
+def test_a_stack_file_whose_config_is_not_a_mapping_says_how_to_write_it(tmp_path: Any) -> None:
+    from cloudrun_gpu.errors import ConfigError
+
+    from stack.config import read_stack_file
+
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  - cloudrun-gpu:gpu\n")
+    with pytest.raises(ConfigError) as exc:
+        read_stack_file(path)
+    assert (exc.value.field, exc.value.value, exc.value.problem, exc.value.fix) == (
+        "Pulumi.x.yaml: config",
+        ["cloudrun-gpu:gpu"],
+        "is not a mapping",
+        "write each setting as 'namespace:key: value'",
+    )

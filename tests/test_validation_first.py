@@ -27,11 +27,14 @@ HUB = "hf://bartowski/Llama-3.2-3B-Instruct-GGUF@" + "a" * 40
 
 
 def deployable(stack: str, **changes: Any) -> dict[str, str]:
-    """A committed stack with what ``pulumi up`` needs set (project, invoker, a real domain), plus ``changes``."""
+    """A committed stack with what ``pulumi up`` needs set (project, invokers, a real domain), plus ``changes``."""
     flat = stack_flat(stack, **changes)
     flat["gcp:project"] = PROJECT_ID
     service = json.loads(flat.get("cloudrun-gpu:service", "{}"))
     flat["cloudrun-gpu:service"] = json.dumps({**service, "invokers": ["user:me@corp.com"]})
+    if "cloudrun-gpu:cache" in flat:
+        cache = json.loads(flat["cloudrun-gpu:cache"])
+        flat["cloudrun-gpu:cache"] = json.dumps({"invokers": ["user:me@corp.com"], **cache})
     if "cloudrun-gpu:frontdoor" in flat:
         door = json.loads(flat["cloudrun-gpu:frontdoor"])
         flat["cloudrun-gpu:frontdoor"] = json.dumps({"domains": ["llm.corp.com"], **door})

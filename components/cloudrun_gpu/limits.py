@@ -312,3 +312,77 @@ SUBNET_RANGES_DISJOINT = (
     "https://cloud.google.com/load-balancing/docs/proxy-only-subnets)"
 )
 """Why a proxy-only subnet may not overlap the service's subnet."""
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What a resource accepts as its name or id, and where the name must be unique (issue 21: every name a stack
+    derives is checked against the rule of the resource that receives it, before anything registers)."""
+
+    what: str
+    pattern: str
+    """The whole name must match (``re.fullmatch``)."""
+    min_len: int
+    max_len: int
+    unique_in: str
+    """``project`` or ``region`` (within the project): two resources of the stack may not share a name there."""
+    source: str
+
+
+SERVICE_ACCOUNT_ID = NameRule(
+    what="service account id",
+    pattern=r"[a-z]([-a-z0-9]*[a-z0-9])",
+    min_len=6,
+    max_len=30,
+    unique_in="project",
+    source="IAM CreateServiceAccountRequest.account_id: 'unique within a project, must be 6-30 characters long, and "
+    "match the regular expression [a-z]([-a-z0-9]*[a-z0-9])' "
+    "(https://cloud.google.com/python/docs/reference/iam/latest/google.cloud.iam_admin_v1.types.CreateServiceAccountRequest)",
+)
+SECRET_ID = NameRule(
+    what="Secret Manager secret id",
+    pattern=r"[A-Za-z0-9_-]+",
+    min_len=1,
+    max_len=255,
+    unique_in="project",
+    source="CreateSecretRequest.secret_id: 'must be unique within the project. A secret ID is a string with a maximum "
+    "length of 255 characters and can contain uppercase and lowercase letters, numerals, and the hyphen (-) and "
+    "underscore (_) characters' (https://cloud.google.com/python/docs/reference/secretmanager/latest/"
+    "google.cloud.secretmanager_v1.types.CreateSecretRequest)",
+)
+RUN_SERVICE_NAME = NameRule(
+    what="Cloud Run service name",
+    pattern=r"[a-z]([-a-z0-9]*[a-z0-9])?",
+    min_len=1,
+    max_len=49,
+    unique_in="region",
+    source="Cloud Run's API: 'Service name must use only letters, numbers and '-'. Must begin with a letter and cannot "
+    "end with a '-'' (https://github.com/jamesward/cloud-run-button/issues/4, the API's fieldViolation); a service "
+    "is addressed as projects/<p>/locations/<region>/services/<name>, so the name is unique per region and project; "
+    "49 characters: the stricter bound service/settings.py's SERVICE_NAME_PATTERN documents (that older API text "
+    "says 63)",
+)
+AR_REPOSITORY_ID = NameRule(
+    what="Artifact Registry repository id",
+    pattern=r"[a-z]([-a-z0-9]*[a-z0-9])?",
+    min_len=1,
+    max_len=63,
+    unique_in="region",
+    source="registry/__init__.py REPOSITORY_ID_PATTERN (1-63 lowercase letters, digits and hyphens, starting with a "
+    "letter); a repository is projects/<p>/locations/<region>/repositories/<id> (pulumi-gcp artifactregistry."
+    "Repository: repository_id and location), so the id is unique per region and project",
+)
+DNS_ZONE_NAME = NameRule(
+    what="Cloud DNS zone name",
+    pattern=r"[a-z]([-a-z0-9]*[a-z0-9])?",
+    min_len=1,
+    max_len=63,
+    unique_in="project",
+    source="a managed zone's name: 'Must be unique within the project. The name must be 1-63 characters long, must "
+    "begin with a letter, end with a letter or digit, and only contain lowercase letters, digits or dashes' (Google "
+    "API DnsZone.name, https://googleapis.dev/dotnet/Google.Apis.ServiceNetworking.v1/latest/api/"
+    "Google.Apis.ServiceNetworking.v1.Data.DnsZone.html; the Cloud Console's 'Zone name must begin with a letter, "
+    "end with a letter or digit, and only contain lowercase letters, digits or dashes', quoted in "
+    "https://gitlab.com/gitlab-com/business-technology/engineering/tools/hackystack/-/issues/105)",
+)
+NAME_RULES = (SERVICE_ACCOUNT_ID, SECRET_ID, RUN_SERVICE_NAME, AR_REPOSITORY_ID, DNS_ZONE_NAME)

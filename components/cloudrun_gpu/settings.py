@@ -17,10 +17,14 @@ own wording (Python type names, "set X to a valid value") never reaches a user.
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import difflib
 import enum
 import functools
 import re
+import sys
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -181,6 +185,88 @@ def args_settings(args: Any, prefix: str, fields: Mapping[str, type[Any]]) -> li
             )
         )
     return errors
+
+
+def args_types(args: Any, prefix: str, skip: Iterable[str] = ()) -> list[ConfigError]:
+    """Every other argument of a component's ``…Args`` against its annotation, named when it does not fit.
+
+    Another Pulumi language sends JSON-shaped values (text, numbers, lists, mappings, null): a value of the wrong
+    shape (a list for a bucket name, ``None`` for a label) was accepted and then broke the component while it
+    registered (issue 21, the Args property of tests/test_args_plain.py). ``pulumi.Input[str]`` admits text, an
+    awaitable or a Pulumi output (the annotation's own union); the arguments in ``skip`` have their own rule."""
+    hints = _hints(type(args))
+    errors: list[ConfigError] = []
+    for f in dataclasses.fields(args):
+        if f.name in skip or f.name not in hints:
+            continue
+        value, tp = getattr(args, f.name), hints[f.name]
+        if not _fits(value, tp):
+            errors.append(ConfigError(prefix + f.name, value, f"is not {_shape(tp)}", f"pass {f.name} as {_shape(tp)}"))
+    return errors
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    # ``pulumi.Input[T]`` holds the forward reference ``"Output[T]"``, which only pulumi's own module resolves; an
+    # Args class is only ever built where pulumi is imported.
+    if cls not in _HINTS:
+        output = sys.modules.get("pulumi.output")
+        _HINTS[cls] = typing.get_type_hints(cls, localns=dict(vars(output)) if output is not None else None)
+    return _HINTS[cls]
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """``value`` has the shape ``tp`` describes (the typing forms the library's Args use; any other: no claim)."""
+    origin, params = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, t) for t in params)
+    if origin in (dict, collections.abc.Mapping):
+        return isinstance(value, Mapping) and all(
+            isinstance(k, str) and (len(params) < 2 or _fits(v, params[1])) for k, v in value.items()
+        )
+    if origin in (list, collections.abc.Sequence):
+        return isinstance(value, list) and all(not params or _fits(v, params[0]) for v in value)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(origin, type):  # Output[str], Awaitable[str]: the class, its parameter unknowable here
+        return isinstance(value, origin)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _shape(tp: Any) -> str:
+    """What ``tp`` admits, in words."""
+    origin, params = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        kept = [t for t in params if t is not type(None) and not _deferred(t)]
+        words = " or ".join(dict.fromkeys(_shape(t) for t in kept))
+        deferred = len(kept) < len([t for t in params if t is not type(None)])
+        words += " (or a Pulumi output of one)" if deferred else ""
+        return words + (", or null" if type(None) in params else "")
+    if origin in (dict, collections.abc.Mapping):
+        return f"a mapping of names to {_shape(params[1]) if len(params) > 1 else 'values'}"
+    if origin in (list, collections.abc.Sequence):
+        return f"a list of {_shape(params[0]) if params else 'values'}"
+    return {str: "text", bool: "true or false", int: "a whole number", float: "a number"}.get(
+        tp, f"a {getattr(tp, '__name__', tp)}"
+    )
+
+
+def _deferred(tp: Any) -> bool:
+    """An awaitable or a ``pulumi.Output``: a value not there yet (by name: this module does not import pulumi)."""
+    origin = typing.get_origin(tp)
+    return origin is collections.abc.Awaitable or getattr(origin, "__name__", "") == "Output"
 
 
 def args_text(args: Any, prefix: str, *names: str) -> list[ConfigError]:

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.settings import args_types, raise_if
 
 TOKEN = "cloudrun-gpu:index:ProjectApis"
 SUFFIX = ".googleapis.com"
@@ -103,6 +104,7 @@ class ProjectApisArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
+        raise_if(args_types(self, "ProjectApisArgs.", skip=["services"]))  # issue 21: plain values, named
         if not isinstance(self.services, list):
             raise ConfigError(
                 "ProjectApisArgs.services",

@@ -15,7 +15,7 @@ import pulumi_random as random
 from pydantic import Field
 
 from cloudrun_gpu.errors import ConfigError
-from cloudrun_gpu.settings import parse, settings
+from cloudrun_gpu.settings import args_settings, args_types, raise_if, settings
 
 TOKEN = "cloudrun-gpu:index:ModelBucket"
 READER_ROLE = "roles/storage.objectViewer"
@@ -83,8 +83,9 @@ class ModelBucketArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.settings, dict):
-            self.settings = parse(BucketSettings, self.settings, "ModelBucketArgs.settings.")
+        # Another Pulumi language passes plain values: parsed, or refused naming the argument (issue 21).
+        raise_if(args_settings(self, "ModelBucketArgs.", {"settings": BucketSettings}))
+        raise_if(args_types(self, "ModelBucketArgs.", skip=["settings"]))
 
 
 class ModelBucket(pulumi.ComponentResource):

@@ -50,8 +50,10 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 from pulumiverse_time import Sleep
 
+from cloudrun_gpu import limits
 from cloudrun_gpu.build.image import BuildConfig
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.settings import args_types, raise_if
 
 IDENTITY_TOKEN = "cloudrun-gpu:index:BuildIdentity"
 SECRET_TOKEN = "cloudrun-gpu:index:BuildSecret"
@@ -94,6 +96,18 @@ class BuildSecretArgs:
     """Labels on the secret."""
     project: str | None = None
     """The project; defaults to the provider's."""
+
+    def __post_init__(self) -> None:
+        # Another Pulumi language passes plain values: each named when it does not fit (issue 21).
+        raise_if(args_types(self, "BuildSecretArgs."))
+        rule = limits.SECRET_ID
+        if not (rule.min_len <= len(self.secret_id) <= rule.max_len and re.fullmatch(rule.pattern, self.secret_id)):
+            raise ConfigError(
+                "BuildSecretArgs.secret_id",
+                self.secret_id,
+                f"is not a {rule.what}",
+                f"use {rule.min_len}-{rule.max_len} letters, digits, '-' and '_'",
+            )
 
 
 class BuildSecret(pulumi.ComponentResource):
@@ -160,6 +174,7 @@ class BuildIdentityArgs:
     """Secret ids the builds read (``roles/secretmanager.secretAccessor`` on each), by a stable key."""
 
     def __post_init__(self) -> None:
+        raise_if(args_types(self, "BuildIdentityArgs.", skip=["account_id"]))  # issue 21: plain values, named
         if not isinstance(self.account_id, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
             raise ConfigError(
                 "BuildIdentityArgs.account_id",
@@ -372,6 +387,26 @@ class ImageBuildArgs:
     substitutions: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """User substitutions the config uses (``_MODEL_BUCKET`` …), exactly those (MUST_MATCH)."""
 
+    def __post_init__(self) -> None:
+        # Another Pulumi language passes the config as a plain bag and every value JSON-shaped: built, or refused
+        # naming the argument, here rather than while the component registers (issue 21).
+        where = "ImageBuildArgs."
+        raise_if(args_types(self, where, skip=["config"]))
+        raw: Any = self.config
+        try:
+            config = BuildConfig.of(raw) if isinstance(raw, BuildConfig | dict) else None
+        except (TypeError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}config", raw, f"is not a Cloud Build config ({exc})", "pass a BuildConfig"
+            ) from None
+        if config is None:
+            raise ConfigError(f"{where}config", raw, "is not a BuildConfig or a mapping of one", "pass a BuildConfig")
+        raise_if(
+            args_types(config, f"{where}config.")
+            + [e for i, s in enumerate(config.steps) for e in args_types(s, f"{where}config.steps.{i}.")]
+        )
+        self.config = config
+
 
 class ImageBuild(pulumi.ComponentResource):
     """Builds and pushes the serving image with Cloud Build during ``pulumi up``; ``image_ref`` is by digest."""
@@ -450,6 +485,9 @@ class ModelStagingArgs:
     """Local files uploaded as the build source, under ``model/``."""
     source_staging_dir: pulumi.Input[str] | None = None
     """``gs://…`` folder the local source archive is uploaded to."""
+
+    def __post_init__(self) -> None:
+        raise_if(args_types(self, "ModelStagingArgs."))  # issue 21: plain values, named
 
 
 class ModelStaging(pulumi.ComponentResource):

@@ -67,7 +67,7 @@ from cloudrun_gpu.cache.settings import (
 )
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.identity import RuntimeIdentity, RuntimeIdentityArgs
-from cloudrun_gpu.settings import args_settings, raise_if
+from cloudrun_gpu.settings import args_settings, args_types, raise_if
 
 TOKEN = "cloudrun-gpu:index:ResponseCache"
 ARGS = "ResponseCacheArgs."
@@ -141,6 +141,7 @@ class ResponseCacheArgs:
     def __post_init__(self) -> None:
         # Another Pulumi language passes a plain input bag; anything else is refused naming the argument (issue 21).
         raise_if(args_settings(self, ARGS, {"settings": CacheSettings}))
+        raise_if(args_types(self, ARGS, skip=["settings", "region"]))
         errors: list[ConfigError] = []
         if not isinstance(self.region, str) or not re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", self.region):
             errors.append(ConfigError(f"{ARGS}region", self.region, "is not a region name", "use e.g. europe-west1"))
@@ -155,6 +156,16 @@ class ResponseCacheArgs:
             )
         if errors:
             raise ConfigErrors(errors)
+        # The cache's own identity is checked here, with the other arguments, not when the component registers
+        # (issue 21: every rule runs before the first resource); the component uses this object.
+        self.__dict__["_identity"] = RuntimeIdentityArgs(
+            account_id=self.settings.account_id, display_name="LLM response cache", project=self.project
+        )
+
+    def identity_args(self) -> RuntimeIdentityArgs:
+        """The cache's runtime identity, as checked on construction."""
+        identity: RuntimeIdentityArgs = self.__dict__["_identity"]
+        return identity
 
 
 def service_env(settings: CacheSettings) -> dict[str, str]:
@@ -277,7 +288,7 @@ class ResponseCache(pulumi.ComponentResource):
 
         self.identity: RuntimeIdentity = RuntimeIdentity(
             f"{name}-identity",
-            RuntimeIdentityArgs(account_id=cfg.account_id, display_name="LLM response cache", project=args.project),
+            args.identity_args(),
             opts=child,
         )
         self.upstream_invoker: gcp.cloudrunv2.ServiceIamMember = gcp.cloudrunv2.ServiceIamMember(

@@ -36,7 +36,7 @@ from cloudrun_gpu.frontdoor.settings import (
     IapSettings,
     OutlierDetectionSettings,
 )
-from cloudrun_gpu.settings import parse
+from cloudrun_gpu.settings import args_settings, args_types
 
 TOKEN = "cloudrun-gpu:index:FrontDoor"
 ARGS = "FrontDoorArgs."
@@ -77,11 +77,8 @@ class FrontDoorArgs:
 
     def __post_init__(self) -> None:
         errors: list[ConfigError] = []
-        if isinstance(self.settings, dict):  # from another Pulumi language: a plain input bag
-            try:
-                self.settings = parse(FrontDoorSettings, self.settings, f"{ARGS}settings.")
-            except ConfigErrors as exc:
-                errors.extend(exc.errors)
+        # From another Pulumi language: a plain input bag, parsed; anything else refused naming it (issue 21).
+        errors.extend(args_settings(self, ARGS, {"settings": FrontDoorSettings}))
         raw: Any = self.backends
         if not isinstance(raw, dict) or not raw:
             problem = (
@@ -122,13 +119,19 @@ class FrontDoorArgs:
                         ConfigError(where, backend, f"is not a backend ({exc})", "set service_name (and project)")
                     )
                     continue
+            if not isinstance(backend, FrontDoorBackend):
+                errors.append(ConfigError(where, backend, "is not a backend", "pass FrontDoorBackend(service_name=…)"))
+                continue
             name = backend.service_name
             if name is None or (isinstance(name, str) and not name.strip()):
                 errors.append(
                     ConfigError(f"{where}.service_name", name, "is empty", "set the Cloud Run service's name")
                 )
+            else:
+                errors.extend(args_types(backend, f"{where}."))
             backends[region] = backend
         self.backends = backends
+        errors.extend(args_types(self, ARGS, skip=["backends", "settings"]))  # issue 21: plain values, named
         if isinstance(self.settings, FrontDoorSettings) and self.settings.internal:
             errors.extend(self._internal_problems())
         if errors:

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.settings import args_types, raise_if
 
 TOKEN = "cloudrun-gpu:index:RuntimeIdentity"
 
@@ -27,6 +28,7 @@ class RuntimeIdentityArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
+        raise_if(args_types(self, "RuntimeIdentityArgs.", skip=["account_id"]))  # issue 21: plain values, named
         if not isinstance(self.account_id, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", self.account_id):
             raise ConfigError(
                 "RuntimeIdentityArgs.account_id",

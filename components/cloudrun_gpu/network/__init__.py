@@ -27,7 +27,7 @@ from cloudrun_gpu.network.settings import (
     PscTarget,
 )
 from cloudrun_gpu.service.settings import MAX_INSTANCES_MAX
-from cloudrun_gpu.settings import args_int, args_settings, raise_if, with_prefix
+from cloudrun_gpu.settings import args_int, args_settings, args_types, raise_if, with_prefix
 
 TOKEN = "cloudrun-gpu:index:InferenceNetwork"
 
@@ -51,6 +51,7 @@ class InferenceNetworkArgs:
         raise_if(
             args_settings(self, "InferenceNetworkArgs.", {"settings": NetworkSettings})
             + args_int(self, "InferenceNetworkArgs.", "max_instances", 1, MAX_INSTANCES_MAX, " (scaling.max_instances)")
+            + args_types(self, "InferenceNetworkArgs.", skip=["settings", "max_instances"])
         )
         errors = [
             with_prefix(e, "InferenceNetworkArgs.settings.") for e in self.settings.sizing_problems(self.max_instances)
@@ -62,6 +63,20 @@ class InferenceNetworkArgs:
     @classmethod
     def from_input(cls, args: "InferenceNetworkArgs | dict[str, Any]") -> "InferenceNetworkArgs":
         return args if isinstance(args, InferenceNetworkArgs) else cls(**args)
+
+
+def zone_slug(zone_dns: str) -> str:
+    """``pkg.dev.`` → ``pkg-dev``: what names the zone's resources."""
+    return zone_dns.rstrip(".").replace(".", "-")
+
+
+def zone_name(component: str, zone_dns: str) -> str:
+    """The Cloud DNS name of the private zone for ``zone_dns`` in the component named ``component``: the component's
+    name cut so the whole stays ≤ 63 characters for the zones the library lists, then the zone's slug. A long or
+    unusual ``dns_zones`` entry can still give an invalid name: a stack checks it against
+    ``limits.DNS_ZONE_NAME`` before it registers anything (issue 21)."""
+    slug = zone_slug(zone_dns)
+    return f"{component[: 62 - len(slug)].rstrip('-')}-{slug}"
 
 
 class InferenceNetwork(pulumi.ComponentResource):
@@ -164,10 +179,10 @@ class InferenceNetwork(pulumi.ComponentResource):
         )
         self.psc_ip = self.psc_address.address
         for zone_dns in psc.dns_zones:
-            slug = zone_dns.rstrip(".").replace(".", "-")
+            slug = zone_slug(zone_dns)
             zone = gcp.dns.ManagedZone(
                 f"{name}-dns-{slug}",
-                name=f"{name[: 62 - len(slug)].rstrip('-')}-{slug}",  # ≤ 63, ends with a letter/digit, one per zone
+                name=zone_name(name, zone_dns),
                 dns_name=zone_dns,
                 visibility="private",
                 description=f"{zone_dns} → Private Service Connect endpoint {psc.name}",

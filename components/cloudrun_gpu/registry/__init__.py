@@ -17,7 +17,7 @@ import pulumi_gcp as gcp
 from pydantic import Field
 
 from cloudrun_gpu.errors import ConfigError
-from cloudrun_gpu.settings import parse, settings
+from cloudrun_gpu.settings import args_settings, args_types, raise_if, settings
 
 TOKEN = "cloudrun-gpu:index:ModelRegistry"
 READER_ROLE = "roles/artifactregistry.reader"
@@ -96,8 +96,9 @@ class ModelRegistryArgs:
     """The project; defaults to the provider's."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.settings, dict):
-            self.settings = parse(RegistrySettings, self.settings, "ModelRegistryArgs.settings.")
+        # Another Pulumi language passes plain values: parsed, or refused naming the argument (issue 21).
+        raise_if(args_settings(self, "ModelRegistryArgs.", {"settings": RegistrySettings}))
+        raise_if(args_types(self, "ModelRegistryArgs.", skip=["settings"]))
 
 
 class ModelRegistry(pulumi.ComponentResource):

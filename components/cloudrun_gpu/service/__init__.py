@@ -38,7 +38,7 @@ from cloudrun_gpu.service.settings import (
     ScalingSettings,
     ServiceSettings,
 )
-from cloudrun_gpu.settings import args_settings, args_text, rename_fields
+from cloudrun_gpu.settings import args_settings, args_text, args_types, rename_fields
 from cloudrun_gpu.sizing.engines import PORT
 from cloudrun_gpu.sizing.settings import EngineSettings, LoadingSettings, ModelSettings
 
@@ -128,6 +128,9 @@ class GpuInferenceServiceArgs:
             errors.append(
                 ConfigError(f"{ARGS}vpc", self.vpc, "is not a VpcEgressArgs or a mapping", "pass VpcEgressArgs(...)")
             )
+        if isinstance(self.vpc, VpcEgressArgs):
+            errors.extend(args_types(self.vpc, f"{ARGS}vpc."))
+        errors.extend(args_types(self, ARGS, skip=[*_SETTINGS, "region", "vpc"]))  # issue 21: plain values, named
         if errors:
             raise ConfigErrors(errors)
         if self.loading.method != "image" and self.vpc is None:
@@ -151,6 +154,14 @@ class GpuInferenceServiceArgs:
             )
         if errors:
             raise ConfigErrors(errors)
+        # The dedicated identity created when no service_account_email is given: checked here, with the other
+        # arguments, not when the component registers (issue 21); the component uses this object.
+        self.__dict__["_identity"] = RuntimeIdentityArgs(account_id=self.service.account_id, project=self.project)
+
+    def identity_args(self) -> RuntimeIdentityArgs:
+        """The dedicated runtime identity's arguments (used when ``service_account_email`` is None)."""
+        identity: RuntimeIdentityArgs = self.__dict__["_identity"]
+        return identity
 
     @property
     def serving(self) -> ServingSettings:
@@ -160,13 +171,23 @@ class GpuInferenceServiceArgs:
         )
 
     def plan(self, base_dir: Path | None = None) -> ServicePlan:
-        """Every number the revision needs, or ConfigErrors naming this class's fields."""
+        """Every number the revision needs, or ConfigErrors naming this class's fields.
+
+        This is the component's validation, callable without registering anything: a stack calls it for every
+        region before its first resource (issue 21), and the constructor then reuses the answer (kept for the same
+        serving bundle and folder; the wiring fields, image, network and bucket, take no part in it)."""
+        serving = self.serving
+        cached: tuple[ServingSettings, Path | None, ServicePlan] | None = self.__dict__.get("_planned")
+        if cached is not None and cached[0] == serving and cached[1] == base_dir:
+            return cached[2]
         try:
-            return plan_service(self.serving, base_dir)
+            plan = plan_service(serving, base_dir)
         except ConfigErrors as exc:
             raise rename_fields(exc.errors, {}, ARGS) from None
         except ConfigError as exc:
             raise rename_fields([exc], {}, ARGS) from None
+        self.__dict__["_planned"] = (serving, base_dir, plan)
+        return plan
 
 
 def _probe(plan: ServicePlan) -> dict[str, int]:
@@ -234,9 +255,7 @@ class GpuInferenceService(pulumi.ComponentResource):
         self.plan = plan
         self.identity: RuntimeIdentity | None = None
         if args.service_account_email is None:
-            self.identity = RuntimeIdentity(
-                f"{name}-identity", RuntimeIdentityArgs(account_id=svc.account_id, project=args.project), opts=child
-            )
+            self.identity = RuntimeIdentity(f"{name}-identity", args.identity_args(), opts=child)
             sa_email: pulumi.Input[str] = self.identity.email
         else:
             sa_email = args.service_account_email
