@@ -66,17 +66,16 @@ def test_the_command_line_downloads_with_the_slicing_the_image_sets(
     assert {str(p.relative_to(tmp_path / "models")): p.read_bytes() for p in (tmp_path / "models").rglob("*.*")} == tree
 
 
+def sliced(gcs: str, prefix: str, tree: dict[str, bytes], dest: Path) -> list[Path]:
+    """Upload ``tree`` under ``prefix`` and download it with the test slicing, in threads."""
+    upload(gcs, prefix, tree)
+    kw: dict[str, Any] = {"sliced_above": SLICED_ABOVE, "chunk_size": SMALL_SLICE, "worker_type": "thread"}
+    return download_gcs.download(f"gs://{BUCKET}/{prefix}", dest, client=client(gcs), **kw)
+
+
 def test_a_model_of_only_large_files_arrives_in_slices(gcs: str, tmp_path: Path) -> None:
     tree = {"part-1.gguf": os.urandom(SLICED_ABOVE + 1), "deep/part-2.gguf": os.urandom(2 * SLICED_ABOVE)}
-    upload(gcs, "big/m", tree)
-    files = download_gcs.download(
-        f"gs://{BUCKET}/big/m",
-        tmp_path,
-        client=client(gcs),
-        sliced_above=SLICED_ABOVE,
-        chunk_size=SMALL_SLICE,
-        worker_type="thread",
-    )
+    files = sliced(gcs, "big/m", tree, tmp_path)
     assert sorted(str(f.relative_to(tmp_path)) for f in files) == sorted(tree)
     assert all((tmp_path / k).read_bytes() == v for k, v in tree.items())
 
@@ -88,16 +87,8 @@ def test_objects_named_with_a_leading_slash_land_inside_the_model_folder(gcs: st
     outside = tmp_path / "outside"
     small, large = f"{outside}/small.bin", f"{outside}/large.bin"
     tree = {small: b"fine", large: os.urandom(SLICED_ABOVE + 1)}
-    upload(gcs, "lead/m", tree)
     dest = tmp_path / "dest"
-    files = download_gcs.download(
-        f"gs://{BUCKET}/lead/m",
-        dest,
-        client=client(gcs),
-        sliced_above=SLICED_ABOVE,
-        chunk_size=SMALL_SLICE,
-        worker_type="thread",
-    )
+    files = sliced(gcs, "lead/m", tree, dest)
     inside = [dest / name.lstrip("/") for name in tree]
     assert sorted(files) == sorted(inside)
     assert [p.read_bytes() for p in inside] == list(tree.values())

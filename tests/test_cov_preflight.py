@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,8 @@ from stack import preflight
 from stack.preflight import QUOTAS_API, Endpoints, authorized_session
 from stack.preflight import main as preflight_main
 
-from .test_fresh_project import L4, PROJECT, fresh
+from .stub_http import answer
+from .test_fresh_project import L4, PROJECT, fresh, serve
 from .test_fresh_project import dev_root as dev_root
 
 Answer = tuple[int, Any]
@@ -69,14 +68,12 @@ class Google(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: Google
 
-    def _send(self, answer: Answer) -> None:
-        status, body = answer
-        data = json.dumps(body).encode() if isinstance(body, dict) else str(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if isinstance(body, dict) else "text/html")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _send(self, reply: Answer) -> None:
+        status, body = reply
+        if isinstance(body, dict):
+            answer(self, status, json.dumps(body).encode())
+        else:
+            answer(self, status, str(body).encode(), "text/html")
 
     def do_POST(self) -> None:
         self.server.log.append(("POST", self.path))
@@ -95,16 +92,6 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serving(server: Google) -> Iterator[Google]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def run(
     server: Google, root: Path, *, no_enable: bool = False, region: str | None = None
 ) -> tuple[int | ConfigError | ConfigErrors, list[str], list[float]]:
@@ -120,7 +107,7 @@ def run(
 
 def test_enabling_the_quotas_api_refused_names_the_reason_and_the_command(dev_root: Path) -> None:
     denied = {"error": {"code": 403, "message": "Permission denied to enable service", "status": "PERMISSION_DENIED"}}
-    for server in serving(Google(enable=[(403, denied)])):
+    for server in serve(Google(enable=[(403, denied)])):
         result, _, _ = run(server, dev_root)
         assert isinstance(result, ConfigError)
         assert (result.field, result.value, result.fix) == ("--stack", PROJECT, FIX)
@@ -131,20 +118,20 @@ def test_enabling_the_quotas_api_refused_names_the_reason_and_the_command(dev_ro
 def test_an_error_page_that_is_not_json_is_quoted_as_text(dev_root: Path) -> None:
     """A proxy or load balancer answers HTML: the first 200 characters are shown, not a JSON traceback."""
     page = "<html><body>502 Bad Gateway" + " " * 300 + "</body></html>"
-    for server in serving(Google(enable=[(502, page)])):
+    for server in serve(Google(enable=[(502, page)])):
         result, _, _ = run(server, dev_root)
         assert isinstance(result, ConfigError)
         assert result.problem == f"could not enable {QUOTAS_API}: HTTP 502 {page[:200]}"
 
 
 def test_a_failed_poll_and_a_failed_operation_each_stop_with_the_command(dev_root: Path) -> None:
-    for server in serving(Google(operation=[(500, {"error": {"code": 500, "message": "backend error"}})])):
+    for server in serve(Google(operation=[(500, {"error": {"code": 500, "message": "backend error"}})])):
         result, _, slept = run(server, dev_root)
         assert isinstance(result, ConfigError) and result.fix == FIX
         assert result.problem == f"enabling {QUOTAS_API}: HTTP 500 backend error"
         assert slept == [preflight.POLL_S], "one wait before the first poll"
     failed = {"name": "operations/acf.p2-1", "done": True, "error": {"code": 7, "message": "billing disabled"}}
-    for server in serving(Google(operation=[(200, failed)])):
+    for server in serve(Google(operation=[(200, failed)])):
         result, _, _ = run(server, dev_root)
         assert isinstance(result, ConfigError) and result.fix == FIX
         assert result.problem == f"enabling {QUOTAS_API} failed: {{'code': 7, 'message': 'billing disabled'}}"
@@ -153,7 +140,7 @@ def test_a_failed_poll_and_a_failed_operation_each_stop_with_the_command(dev_roo
 def test_an_operation_still_running_after_every_poll_goes_on_to_read_the_quotas(dev_root: Path) -> None:
     """Enabling takes seconds to minutes; after POLLS polls the reads go ahead (and retry while disabled)."""
     running = (200, {"name": "operations/acf.p2-1", "done": False})
-    for server in serving(Google(operation=[running])):
+    for server in serve(Google(operation=[running])):
         result, printed, slept = run(server, dev_root)
         assert result == 0 and printed[0].startswith("europe-west1: quota OK")
         polls = [p for m, p in server.log if p.startswith("/v1/operations/")]
@@ -161,7 +148,7 @@ def test_an_operation_still_running_after_every_poll_goes_on_to_read_the_quotas(
 
 
 def test_quota_reads_wait_while_the_just_enabled_api_still_answers_service_disabled(dev_root: Path) -> None:
-    for server in serving(Google(quota=[(403, DISABLED), (403, DISABLED), None])):
+    for server in serve(Google(quota=[(403, DISABLED), (403, DISABLED), None])):
         result, printed, slept = run(server, dev_root, no_enable=True)
         assert result == 0 and printed[0].startswith("europe-west1: quota OK")
         assert slept == [preflight.POLL_S, preflight.POLL_S]
@@ -170,7 +157,7 @@ def test_quota_reads_wait_while_the_just_enabled_api_still_answers_service_disab
 
 
 def test_quota_reads_give_up_after_the_retries_and_say_why(dev_root: Path) -> None:
-    for server in serving(Google(quota=[(403, DISABLED)])):
+    for server in serve(Google(quota=[(403, DISABLED)])):
         result, _, slept = run(server, dev_root, no_enable=True)
         assert isinstance(result, ConfigErrors)
         assert len(slept) == 3 * preflight.RETRIES, "each of the three quotas retried RETRIES times"
@@ -180,7 +167,7 @@ def test_quota_reads_give_up_after_the_retries_and_say_why(dev_root: Path) -> No
 
 
 def test_a_region_the_stack_does_not_have_is_refused_with_its_regions(dev_root: Path) -> None:
-    for server in serving(Google()):
+    for server in serve(Google()):
         result, _, _ = run(server, dev_root, region="us-central1")
         assert isinstance(result, ConfigError)
         assert (result.field, result.value, result.allowed) == ("--region", "us-central1", "europe-west1")
