@@ -123,9 +123,9 @@ def test_only_one_finished_plain_text_answer_is_stored(endpoint: str, body: Any,
 
 
 def sse_chunks(events: list[bytes]) -> list[dict[str, Any]]:
-    datas = [e.decode().removeprefix("data: ").strip() for e in events]
-    assert datas[-1] == "[DONE]"
-    return [json.loads(d) for d in datas[:-1]]
+    payloads = [e.decode().removeprefix("data: ").strip() for e in events]
+    assert payloads[-1] == "[DONE]"
+    return [json.loads(d) for d in payloads[:-1]]
 
 
 @pytest.mark.parametrize("endpoint", [CHAT, COMPLETIONS])
