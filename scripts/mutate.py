@@ -275,6 +275,13 @@ class Equivalent:
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "container/cache/semcache/store.py": [
+        Equivalent(
+            "stale = [k for k, v in zip(keys, vecs, strict=True) if v is None]",
+            "own/DropKeyword",
+            "the line before zips the same two lists with strict=True, so unequal lengths have already raised",
+        ),
+    ],
     "policy/cloudrun_gpu_policy/rules.py": [
         Equivalent(
             "elif accel is not UNKNOWN and accel not in limits.GPU_TYPES:",
