@@ -129,3 +129,22 @@ def test_an_object_replaced_by_a_shorter_one_during_the_download_fails_it(gcs: s
     with pytest.raises(RuntimeError) as err:
         download_gcs.download(f"gs://{BUCKET}/race/m", dest, client=Racing(), worker_type="thread")
     assert str(err.value) == f"download_gcs: {dest / 'weights.bin'} has 12 bytes, object has 5000"
+
+
+def test_an_empty_object_is_a_file_of_its_own_size(gcs: str, tmp_path: Path) -> None:
+    """Model trees carry empty files (an empty ``added_tokens.json``, a marker): zero bytes is their whole size, not
+    a short download."""
+    tree = {"added_tokens.json": b"", "weights.bin": os.urandom(SLICED_ABOVE + 1)}
+    files = sliced(gcs, "empty/m", tree, tmp_path)
+    assert sorted(files) == sorted(tmp_path / name for name in tree)
+    assert (tmp_path / "added_tokens.json").read_bytes() == b""
+
+
+def test_slices_default_to_the_transfer_managers_own_chunk_size() -> None:
+    """``CHUNK_SIZE`` is documented as the transfer manager's default: read it from the installed library."""
+    import inspect
+
+    from google.cloud.storage import transfer_manager
+
+    default = inspect.signature(transfer_manager.download_chunks_concurrently).parameters["chunk_size"].default
+    assert download_gcs.CHUNK_SIZE == default == 32 * 1024 * 1024
