@@ -275,6 +275,25 @@ class Equivalent:
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "stack/preflight.py": [
+        Equivalent(
+            "if TYPE_CHECKING:",
+            "AddNot",
+            "the guarded imports (requests, stack.config) import at run time too and nothing depends on their absence",
+        ),
+        Equivalent(
+            "if poll.status_code != 200:",
+            "NotEq_Gt",
+            "requests returns final responses only (1xx are interim, RFC 9110 section 15.2; no Upgrade is asked), so "
+            "a status other than 200 is above it",
+        ),
+        Equivalent(
+            "break",
+            "ReplaceBreakWithContinue",
+            "the retry loop's break skips the rest of the body; continue skips it too, and the loop's remaining "
+            "turns do nothing (resp is unchanged): same requests, same answer",
+        ),
+    ],
     "container/cache/semcache/store.py": [
         Equivalent(
             "stale = [k for k, v in zip(keys, vecs, strict=True) if v is None]",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .stub_http import answer
 from .test_fresh_project import L4, PROJECT, fresh, serve
 from .test_fresh_project import dev_root as dev_root
 
+STALL = "stall"
+"""A body that makes the fake server wait before answering (a hung Google API)."""
 Answer = tuple[int, Any]
 """An HTTP status and a body: a dict is sent as JSON, a str as text/html."""
 FIX = f"gcloud services enable {QUOTAS_API} --project={PROJECT} (needs serviceusage.services.enable)"
@@ -70,6 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Answer) -> None:
         status, body = reply
+        if body == STALL:
+            time.sleep(2)  # longer than the test's TIMEOUT_S: the client has given up, nothing to answer
+            return
         if isinstance(body, dict):
             answer(self, status, json.dumps(body).encode())
         else:
@@ -200,3 +206,18 @@ def test_the_credentials_gcloud_writes_sign_the_session_for_the_cloud_platform_s
     assert isinstance(session, AuthorizedSession)
     creds = session.credentials
     assert (creds.client_id, creds.client_secret, creds.refresh_token) == ("c", "s", "r")
+
+
+@pytest.mark.parametrize(
+    ("script", "no_enable"),
+    [({"enable": [(200, STALL)]}, False), ({"quota": [(403, DISABLED), (200, STALL)]}, True)],
+    ids=["enable", "retried-read"],
+)
+def test_a_hung_api_times_out_instead_of_hanging_the_command(
+    script: dict[str, list[Answer | None]], no_enable: bool, dev_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call carries ``TIMEOUT_S``: the enable POST and the reads retried while the API is still disabled."""
+    monkeypatch.setattr(preflight, "TIMEOUT_S", 0.3)
+    for server in serve(Google(**script)):
+        with pytest.raises(requests.exceptions.Timeout):
+            run(server, dev_root, no_enable=no_enable)
