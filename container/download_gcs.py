@@ -36,6 +36,19 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
+def local_path(dest: Path, name: str) -> Path:
+    """Where the object named ``name`` (relative to the prefix) lands under ``dest``: the transfer manager's own rule
+    (google-cloud-storage ``transfer_manager._resolve_path``: a leading ``/`` is dropped, ``dest / name``), used for
+    the sliced downloads and the size check too, and never outside ``dest``. Object names may hold ``//`` and
+    ``..``; before, a sliced object named ``<prefix>//etc/x`` was written to ``/etc/x`` and a small one's size was
+    checked at the wrong path (tests/test_cov_download.py)."""
+    rel = Path(name)
+    path = dest / rel.relative_to(rel.anchor)
+    if not path.resolve().is_relative_to(dest.resolve()):
+        raise RuntimeError(f"download_gcs: object {name!r} would land outside {dest}: not downloading this model")
+    return path
+
+
 def download(
     uri: str,
     dest: str | Path,
@@ -57,6 +70,7 @@ def download(
     if not blobs:
         raise FileNotFoundError(f"no objects under {uri}")
     dest = Path(dest)
+    written = [local_path(dest, b.name.removeprefix(prefix)) for b in blobs]  # every name checked before any byte
     dest.mkdir(parents=True, exist_ok=True)
     kind = worker_type or transfer_manager.PROCESS
     small = [b.name.removeprefix(prefix) for b in blobs if (b.size or 0) <= sliced_above]
@@ -73,14 +87,12 @@ def download(
         skipped = [str(r) for r in results if isinstance(r, Exception | Warning)]
         if skipped:  # path traversal or similar: refuse a partial model
             raise RuntimeError(f"download_gcs: not downloaded: {skipped}")
-    for blob in blobs:
+    for blob, target in zip(blobs, written, strict=True):
         if (blob.size or 0) > sliced_above:
-            target = dest / blob.name.removeprefix(prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
             transfer_manager.download_chunks_concurrently(
                 blob, str(target), chunk_size=chunk_size, max_workers=workers, worker_type=kind
             )
-    written = [dest / b.name.removeprefix(prefix) for b in blobs]
     for blob, path in zip(blobs, written, strict=True):  # a short file must not pass as a model
         if path.stat().st_size != (blob.size or 0):
             raise RuntimeError(f"download_gcs: {path} has {path.stat().st_size} bytes, object has {blob.size}")

@@ -71,10 +71,11 @@ class StoreServer:
 
 
 @contextmanager
-def run_store(binary: str) -> Iterator[StoreServer]:
-    """``binary`` on a free loopback port, no persistence, stopped afterwards."""
+def run_store(binary: str, *extra: str) -> Iterator[StoreServer]:
+    """``binary`` on a free loopback port, no persistence, stopped afterwards; ``extra`` arguments follow (e.g.
+    ``--loadmodule``)."""
     port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     server = StoreServer(proc, port, binary)
     try:

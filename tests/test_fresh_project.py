@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pytest
@@ -285,7 +285,11 @@ def dev_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def serve(server: FakeGoogle) -> Iterator[FakeGoogle]:
+Server = TypeVar("Server", bound=ThreadingHTTPServer)
+
+
+def serve(server: Server) -> Iterator[Server]:
+    """``server`` answering on its thread for the loop's one pass, shut down after."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

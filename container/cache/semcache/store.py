@@ -201,7 +201,7 @@ class Store:
         except ResponseError as exc:
             if raw_errors:
                 raise
-            text = str(exc).split(" ", 1)[0].upper()
+            text = error_code(exc)
             if text in ("OOM", "READONLY", "LOADING", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS", "NOPERM"):
                 self.down_until = time.monotonic() + 1.0
             raise StoreDown(f"store error {text}") from None
@@ -251,12 +251,7 @@ class Store:
         mode = await self.ensure_mode(len(vec))
         if mode == "store":
             res = await self._call(self._command(*search_args(tenant, scope, vec)))
-            if not res or int(res[0]) == 0:
-                return None
-            found = []
-            for fields_raw in res[2::2]:
-                fields = dict(zip(fields_raw[::2], fields_raw[1::2], strict=False))
-                found.append((1.0 - _float(fields.get(b"dist")), fields))
+            found = [(1.0 - _float(fields.get(b"dist")), fields) for fields in search_hits(res)]
             for sim, fields in sorted(found, key=lambda f: -f[0]):
                 if sim < threshold:
                     break
@@ -331,6 +326,41 @@ class Store:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def error_code(exc: ResponseError) -> str:
+    """The server's error code (``OOM``, ``READONLY``, ``WRONGTYPE`` …). redis-py 8 takes the code off the message
+    of the errors it has a class for (``OOM`` → ``OutOfMemoryError("command not allowed …")``, ``READONLY``,
+    ``NOPERM``, ``MASTERDOWN``; ``parse_error`` in redis/_parsers/base.py) and keeps it as ``status_code``, and it
+    rewrites a pipeline command's error to ``Command # 1 (HSET …) of pipeline caused error: (…)``
+    (``annotate_exception`` in redis/asyncio/client.py). Reading the message's first word gave ``COMMAND`` or
+    ``YOU``, so a store out of memory or read-only after a failover was never skipped (tests/test_cov_store.py)."""
+    code = getattr(exc, "status_code", None)
+    if code:
+        return str(code).upper()
+    text = str(exc)
+    _, annotated, rest = text.partition(" of pipeline caused error: ")
+    if annotated:
+        text = rest.lstrip("('\"")
+    return text.split(" ", 1)[0].upper()
+
+
+def search_hits(res: Any) -> list[dict[bytes, Any]]:
+    """The returned fields of each FT.SEARCH hit, from either reply shape.
+
+    RESP2 (and valkey-search, https://github.com/valkey-io/valkey-doc/blob/main/commands/ft.search.md "RESPONSE"):
+    an array ``[count, key1, [name, value, …], key2, […], …]``. RESP3, which redis-py 8 negotiates by default
+    (``redis.utils.DEFAULT_RESP_VERSION = 3``): RediSearch answers a map ``{total_results, results: [{id,
+    extra_attributes: {name: value}}]}`` (seen from RediSearch 2.10 here, tests/test_cov_store.py). Reading only
+    the first shape raised ``KeyError`` out of a lookup, which the app answered with a 500. Any other shape is a
+    store error: the request passes through to the model."""
+    if not res:
+        return []
+    if isinstance(res, dict) and isinstance(res.get(b"results"), list):
+        return [dict(hit.get(b"extra_attributes") or {}) for hit in res[b"results"] if isinstance(hit, dict)]
+    if isinstance(res, list) and isinstance(res[0], int):
+        return [dict(zip(f[::2], f[1::2], strict=False)) for f in res[2::2] if isinstance(f, list)]
+    raise StoreDown(f"unexpected FT.SEARCH reply {type(res).__name__}")
 
 
 def _float(raw: Any) -> float:
