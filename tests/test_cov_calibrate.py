@@ -147,11 +147,6 @@ def test_the_real_gguf_with_another_kv_type_is_sized_from_the_file_and_flagged(
     assert any(w.startswith("KV differs by ") and "check the KV type (q8_0)" in w for w in cal.warnings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engines/llamacpp.py reads the KV line's cells as the total and n_stream as the slots; llama.cpp prints "
-    "kv_size per stream and n_seq_max/n_stream (src/llama-kv-cache.cpp), so this -c 2048 -np 2 run reads as -c 1024",
-)
 def test_the_kv_line_of_a_non_unified_cache_reads_as_the_flags_the_server_ran() -> None:
     facts = calibrate.parse_log(REAL_LLAMA.read_text(encoding="utf-8"), None)
     assert (facts.ctx_size, facts.parallel, facts.kv_bytes) == (2048, 2, 45 * MIB)

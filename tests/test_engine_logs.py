@@ -125,12 +125,21 @@ def test_a_log_with_only_the_cuda_kv_buffer_line_still_gives_the_cache_size() ->
 
 
 def test_the_newer_kv_line_wins_over_the_separate_context_lines() -> None:
+    """A unified cache (one stream) holds every slot's cells: "2048 cells, 4/1 seqs" is `-c 2048 -np 4`."""
     text = (
         "llama_context: n_ctx = 9999\nllama_context: n_seq_max = 7\n"
-        "llama_kv_cache: size =  112.00 MiB (  2048 cells,  28 layers,  2/4 seqs), K (f16):   56.00 MiB\n"
+        "llama_kv_cache: size =  112.00 MiB (  2048 cells,  28 layers,  4/1 seqs), K (f16):   56.00 MiB\n"
     )
     facts = _llama_cpp_facts(text)
     assert (facts.kv_bytes, facts.ctx_size, facts.parallel, facts.kv_cache_dtype) == (112 * 1024**2, 2048, 4, "f16")
+
+
+def test_a_non_unified_kv_line_prints_the_cells_of_one_stream() -> None:
+    """kv_size is per stream and a non-unified cache has a stream per sequence (src/llama-kv-cache.cpp): the
+    context is cells × streams, the slots n_seq_max."""
+    text = "llama_kv_cache: size =  112.00 MiB (   512 cells,  28 layers,  4/4 seqs), K (q8_0):   56.00 MiB\n"
+    facts = _llama_cpp_facts(text)
+    assert (facts.kv_bytes, facts.ctx_size, facts.parallel, facts.kv_cache_dtype) == (112 * 1024**2, 2048, 4, "q8_0")
 
 
 def test_the_llama_cpp_profile_reads_context_and_slots_back_from_its_flags() -> None:

@@ -96,7 +96,11 @@ LLAMA_CPP = LlamaCppProfile()
 def read_llama_cpp_log(text: str, f: LogFacts) -> None:
     """llama.cpp's runtime lines (llama-server's own log, and the runner inside Ollama): the KV cache, its cells,
     slots and type, the micro-batch, and the CUDA model and compute buffers."""
-    # llama.cpp ≥ mid-2025: "llama_kv_cache: size = 112.00 MiB (2048 cells, 28 layers, 1/1 seqs), K (f16): …"
+    # llama.cpp ≥ mid-2025: "llama_kv_cache: size = 112.00 MiB (2048 cells, 28 layers, 4/1 seqs), K (f16): …".
+    # The numbers are kv_size, the layers, n_seq_max and n_stream (src/llama-kv-cache.cpp, the LLAMA_LOG_INFO after
+    # the buffers are allocated): kv_size is the cells of ONE stream, and a non-unified cache (llama-server's
+    # kv_unified = 'false') keeps one stream per sequence, so `-c 2048 -np 2` prints "1024 cells, 2/2 seqs". The
+    # context the server ran is kv_size × n_stream, its slots n_seq_max (tests/data/recorded/llamacpp-smollm2-*.log).
     if m := last(
         r"llama_kv_cache(?:_unified)?:\s+size =\s+"
         + NUM
@@ -105,8 +109,8 @@ def read_llama_cpp_log(text: str, f: LogFacts) -> None:
         text,
     ):
         f.kv_bytes = size_bytes(m.group(1), "MiB")
-        f.ctx_size = int(m.group(2))
-        f.parallel = int(m.group(5))
+        f.ctx_size = int(m.group(2)) * int(m.group(5))
+        f.parallel = int(m.group(4))
         f.kv_cache_dtype = m.group(6)
     elif m := last(r"KV self size\s+=\s+" + NUM + r" MiB, K \((\w+)\)", text):
         f.kv_bytes = size_bytes(m.group(1), "MiB")
