@@ -25,7 +25,17 @@ import pytest
 from starlette.requests import Request
 
 from .test_cache import store as store  # the real Valkey/Redis server, started once per session
-from .test_cache_support import ROOT, StoreServer, StubUpstream, free_port, run_cache, serve, signed_caller
+from .test_cache_support import (
+    AUDIENCE,
+    ISSUER,
+    ROOT,
+    StoreServer,
+    StubUpstream,
+    free_port,
+    run_cache,
+    serve,
+    signed_caller,
+)
 
 sys.path.insert(0, str(ROOT / "container" / "cache"))  # as the container runs it (test_cache_support does too)
 
@@ -39,10 +49,13 @@ from semcache.app import (
     assemble,
     cloud_run_audience,
     complete_answer,
+    create_app,
     parse,
     read_body,
     replay_chunks,
 )
+from semcache.config import Config
+from semcache.store import StoreDown
 
 CHAT_ANSWER = {
     "id": "c1",
@@ -461,3 +474,44 @@ def test_without_an_upstream_token_the_answer_is_a_502_naming_why(
     assert r.status_code == 502 and r.headers["x-cache"] == "bypass"
     assert r.json() == {"error": {"message": "cache: no upstream token (ConnectError)", "type": "upstream_error"}}
     assert stub.calls == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "line"),
+    [
+        (
+            StoreDown("store timed out"),
+            {"severity": "WARNING", "message": "cache store failed", "component": "semantic-cache",
+             "event": "store-failed", "reason": "store timed out"},
+        ),
+        (
+            RuntimeError("a bug"),
+            {"severity": "ERROR", "message": "cache store failed", "component": "semantic-cache",
+             "event": "store-failed", "reason": "RuntimeError"},
+        ),
+    ],
+    ids=["store-down", "unexpected"],
+)  # fmt: skip
+def test_a_failed_store_write_is_logged_and_the_answer_still_served(
+    upstream: tuple[StubUpstream, str],
+    store: StoreServer,
+    capfd: pytest.CaptureFixture[str],
+    failure: Exception,
+    line: dict[str, str],
+) -> None:
+    """After the model answered nothing may fail the response: a store that went down is a WARNING with its
+    reason, anything else an ERROR naming only the exception's type (never its text, which may hold the answer)."""
+    _, base = upstream
+    app = create_app(Config(upstream_url=base, valkey_port=store.port, audiences=(AUDIENCE,), semantic=False),
+                     None, ISSUER.certs)  # fmt: skip
+
+    async def put(*args: Any, **kwargs: Any) -> None:
+        raise failure
+
+    app.state.cache.store.put = put
+    body = {"model": "m", "prompt": "Store me", "temperature": 0}
+    with serve(app) as cache:
+        r = httpx.post(f"{cache}/v1/completions", json=body, headers=signed_caller())
+    assert r.status_code == 200 and r.json()["choices"][0]["text"].endswith("Store me")
+    logged = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    assert [x for x in logged if x.get("event") == "store-failed"] == [line]
