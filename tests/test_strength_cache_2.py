@@ -83,6 +83,7 @@ def _run(coro: Any) -> Any:
         (413, "invalid_request_error"),
         (499, "invalid_request_error"),
         (500, "server_error"),
+        (503, "server_error"),  # any 5xx
     ],
 )
 def test_a_refusal_is_an_openai_error_body_prefixed_cache(status: int, kind: str) -> None:
