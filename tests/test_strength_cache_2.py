@@ -364,6 +364,9 @@ def test_on_cloud_run_the_own_audience_is_the_deterministic_url(monkeypatch: pyt
     md = Metadata()
     assert _run(cloud_run_audience(md.client())) == "https://llm-cache-123456789.europe-west1.run.app"
     assert [r.headers["Metadata-Flavor"] for r in md.requests] == ["Google", "Google"]
+    # a metadata server that does not answer is given up on after 2 s, not the client's 900 s upstream timeout
+    two = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
+    assert [r.extensions["timeout"] for r in md.requests] == [two, two]
 
 
 def test_an_unreachable_metadata_server_means_no_own_audience(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -516,3 +519,16 @@ def test_a_failed_store_write_is_logged_and_the_answer_still_served(
     assert r.status_code == 200 and r.json()["choices"][0]["text"].endswith("Store me")
     logged = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
     assert [x for x in logged if x.get("event") == "store-failed"] == [line]
+
+
+def test_the_start_up_line_says_what_the_instance_serves_with(
+    upstream: tuple[StubUpstream, str], store: StoreServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _, base = upstream
+    with run_cache(base, store.port, None, semantic=False, ttl_s=600):
+        pass
+    logged = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    assert [x for x in logged if x["message"] == "cache ready"] == [
+        {"severity": "INFO", "message": "cache ready", "component": "semantic-cache", "semantic": False,
+         "threshold": Config(upstream_url="").threshold, "ttl_s": 600, "audiences": 1}
+    ]  # fmt: skip
