@@ -19,7 +19,7 @@ import pytest
 from google.protobuf import json_format
 
 from .conftest import ROOT
-from .test_policy import GPU_SERVICE, PRIVATE_BUCKET, Resource, ctr, edit, res, tmpl
+from .test_policy import CASES, GPU_SERVICE, PRIVATE_BUCKET, Resource, ctr, edit, res, tmpl
 
 sys.path.insert(0, str(ROOT / "policy"))
 
@@ -27,6 +27,8 @@ from cloudrun_gpu_policy import rules
 from cloudrun_gpu_policy.offline import check
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+BAD = {policy: bad for policy, _, bad, _ in CASES}
+"""The violating resource of each policy in tests/test_policy.py (one thing wrong on a compliant resource)."""
 SVC = "Service 'svc': "
 """``_where`` of the fixture: the resource type's last segment and the resource name."""
 SIDECAR = {"name": "side", "image": "x", "resources": {"cpuIdle": False, "limits": {"nvidia.com/gpu": "1"}}}
@@ -63,7 +65,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "cpu-idle-true",
-        edit(GPU_SERVICE, lambda r: ctr(r)["resources"].update(cpuIdle=True)),
+        BAD["gpu-cpu-always-allocated"],
         False,
         "gpu-cpu-always-allocated",
         [SVC + "template.containers[0].resources.cpuIdle is True" + CPU_IDLE],
@@ -82,7 +84,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "probe-tcp",
-        edit(GPU_SERVICE, lambda r: ctr(r)["startupProbe"].update(httpGet=None, tcpSocket={"port": 8080})),
+        BAD["gpu-http-startup-probe"],
         False,
         "gpu-http-startup-probe",
         [
@@ -114,7 +116,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "concurrency-unset",
-        edit(GPU_SERVICE, lambda r: tmpl(r).pop("maxInstanceRequestConcurrency")),
+        BAD["gpu-explicit-concurrency"],
         False,
         "gpu-explicit-concurrency",
         [
@@ -137,7 +139,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "accelerator-missing",
-        edit(GPU_SERVICE, lambda r: tmpl(r).pop("nodeSelector")),
+        BAD["gpu-limit-and-accelerator"],
         False,
         "gpu-limit-and-accelerator",
         [
@@ -190,12 +192,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "fuse-on-gen1",
-        edit(
-            GPU_SERVICE,
-            lambda r: tmpl(r).update(
-                volumes=[{"name": "model", "gcs": {"bucket": "b"}}], executionEnvironment="EXECUTION_ENVIRONMENT_GEN1"
-            ),
-        ),
+        BAD["gpu-gcs-volume-gen2"],
         False,
         "gpu-gcs-volume-gen2",
         [
@@ -206,13 +203,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "cloud-storage-over-private-ranges",
-        edit(
-            GPU_SERVICE,
-            lambda r: (
-                ctr(r)["envs"].append({"name": "MODEL_DOWNLOAD_URI", "value": "gs://b/m/*"}),
-                tmpl(r)["vpcAccess"].update(egress="PRIVATE_RANGES_ONLY"),
-            ),
-        ),
+        BAD["gpu-model-loading-egress"],
         False,
         "gpu-model-loading-egress",
         [
@@ -242,7 +233,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "too-few-vcpus",
-        edit(GPU_SERVICE, lambda r: ctr(r)["resources"]["limits"].update(cpu="2")),
+        BAD["gpu-min-cpu-memory"],
         False,
         "gpu-min-cpu-memory",
         [
@@ -261,7 +252,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "max-instances-unset",
-        edit(GPU_SERVICE, lambda r: tmpl(r).pop("scaling")),
+        BAD["gpu-max-instances"],
         False,
         "gpu-max-instances",
         [
@@ -284,7 +275,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "service-account-unset",
-        edit(GPU_SERVICE, lambda r: tmpl(r).pop("serviceAccount")),
+        BAD["gpu-dedicated-service-account"],
         False,
         "gpu-dedicated-service-account",
         [
@@ -415,7 +406,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "pickle-object",
-        res("gcp:storage/bucketObject:BucketObject", "weights", bucket="b", name="models/llama.pt"),
+        BAD["no-pickle-model-files"],
         False,
         "no-pickle-model-files",
         [
@@ -427,7 +418,7 @@ MESSAGES: list[tuple[str, Resource, bool, str, list[str]]] = [
     ),
     (
         "production-service-unprotected",
-        edit(GPU_SERVICE, lambda r: r.update(deletionProtection=False)),
+        BAD["production-deletion-safety"],
         True,
         "production-deletion-safety",
         [
