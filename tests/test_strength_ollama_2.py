@@ -92,6 +92,7 @@ def test_the_methods_ollama_can_load_are_accepted_and_streaming_is_vllms() -> No
     ("text", "ours"),
     [
         ('source=ollama msg="offload to cuda"', True),
+        ("ollama: offload to cuda", True),  # each of the three lines alone is enough
         ("OLLAMA runner: starting llama server", True),
         ('ollama level=INFO msg="x"', True),
         ("ollama, and nothing it prints", False),
