@@ -532,3 +532,51 @@ def test_the_start_up_line_says_what_the_instance_serves_with(
         {"severity": "INFO", "message": "cache ready", "component": "semantic-cache", "semantic": False,
          "threshold": Config(upstream_url="").threshold, "ttl_s": 600, "audiences": 1}
     ]  # fmt: skip
+
+
+def test_a_streamed_answer_is_stored_with_the_gpu_seconds_it_took(
+    upstream: tuple[StubUpstream, str], store: StoreServer
+) -> None:
+    """The replay's saved seconds are the first answer's own duration: no more than the wall time around it."""
+    _, base = upstream
+    who = signed_caller()
+    body = {"model": "m", "messages": [{"role": "user", "content": "Stream me"}], "temperature": 0, "stream": True}
+    with run_cache(base, store.port, None, semantic=False) as cache:
+        before = time.perf_counter()
+        first = httpx.post(f"{cache}/v1/chat/completions", json=body, headers=who)
+        took = time.perf_counter() - before
+        hit = httpx.post(f"{cache}/v1/chat/completions", json=body, headers=who)
+    assert first.headers["x-cache"] == "miss" and hit.headers["x-cache"] == "hit"
+    assert 0 < float(hit.headers["x-cache-saved-gpu-seconds"]) <= took
+
+
+def _error_stream_upstream() -> Any:
+    """An upstream whose stream finishes ([DONE]) but carried an error event, or an event that is not JSON."""
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def chat(request: Request) -> StreamingResponse:
+        question = (await request.json())["messages"][-1]["content"]
+        bad = b'data: {"error": {"message": "overloaded"}}\n\n' if "error" in question else b"data: {oops\n\n"
+
+        async def events() -> Any:
+            yield b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "partial"}}]}\n\n'
+            yield bad
+            yield b'data: {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.mark.parametrize("question", ["an error event", "a broken event"])
+def test_a_finished_stream_with_an_error_or_broken_event_is_never_stored(question: str, store: StoreServer) -> None:
+    who = signed_caller()
+    body = {"model": "m", "messages": [{"role": "user", "content": question}], "temperature": 0, "stream": True}
+    with serve(_error_stream_upstream()) as base, run_cache(base, store.port, None, semantic=False) as cache:
+        first = httpx.post(f"{cache}/v1/chat/completions", json=body, headers=who)
+        again = httpx.post(f"{cache}/v1/chat/completions", json=body, headers=who)
+    assert first.status_code == 200 and b"[DONE]" in first.content  # relayed to the client as it came
+    assert [first.headers["x-cache"], again.headers["x-cache"]] == ["miss", "miss"]
