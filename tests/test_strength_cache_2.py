@@ -580,3 +580,30 @@ def test_a_finished_stream_with_an_error_or_broken_event_is_never_stored(questio
         again = httpx.post(f"{cache}/v1/chat/completions", json=body, headers=who)
     assert first.status_code == 200 and b"[DONE]" in first.content  # relayed to the client as it came
     assert [first.headers["x-cache"], again.headers["x-cache"]] == ["miss", "miss"]
+
+
+def test_the_decision_and_refusal_lines_say_what_happened(
+    upstream: tuple[StubUpstream, str], store: StoreServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The decision line's latency is the cache's own time for the request (never more than the wall time around
+    it); a refused path is a WARNING naming the method."""
+    _, base = upstream
+    with run_cache(base, store.port, None, semantic=False) as cache:
+        capfd.readouterr()
+        before = time.perf_counter()
+        httpx.post(
+            f"{cache}/v1/completions", json={"model": "m", "prompt": "hi"}, headers={"x-cache-control": "bypass"}
+        )
+        took_ms = (time.perf_counter() - before) * 1000
+        httpx.put(f"{cache}/admin")
+    logged = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    [decision] = [x for x in logged if x.get("cache") == "bypass"]
+    assert 0 <= decision["latency_ms"] <= took_ms
+    assert {k: v for k, v in decision.items() if k != "latency_ms"} == {
+        "severity": "INFO", "message": "cache bypass", "component": "semantic-cache", "cache": "bypass",
+        "endpoint": "completions", "reason": "bypass requested",
+    }  # fmt: skip
+    assert [x for x in logged if x.get("event") == "refused"] == [
+        {"severity": "WARNING", "message": "cache refused a path", "component": "semantic-cache", "event": "refused",
+         "method": "PUT"}
+    ]  # fmt: skip
