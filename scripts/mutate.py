@@ -79,7 +79,7 @@ MODULES: dict[str, list[str]] = {
     "network/settings.py": [*NETWORK_TESTS, "tests/test_config.py"],
     "loading.py": [*STORAGE_TESTS, "tests/test_service.py"],
     "service/settings.py": SERVICE_TESTS,
-    "service/plan.py": [*SERVICE_TESTS, "tests/test_golden.py"],
+    "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
     "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
     "bucket/__init__.py": STORAGE_TESTS,
     "registry/__init__.py": STORAGE_TESTS,
@@ -122,6 +122,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_engine_logs.py",
     ],
     "engines/ollama.py": [
+        "tests/test_strength_ollama_2.py",
         "tests/test_engine_contract.py",
         "tests/test_sizing.py",
         "tests/test_container.py",
@@ -173,6 +174,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cli.py": [
+        "tests/test_strength_cli_2.py",
         "tests/test_strength_cli_text.py",
         "tests/test_strength_cli.py",
         "tests/test_plan_cli.py",
@@ -194,6 +196,7 @@ SHIPPED: dict[str, list[str]] = {
     "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
     # the policy pack
     "policy/cloudrun_gpu_policy/rules.py": [
+        "tests/test_strength_policy_2.py",
         "tests/test_strength_policy_units.py",
         "tests/test_strength_policy.py",
         "tests/test_policy.py",
@@ -209,7 +212,7 @@ SHIPPED: dict[str, list[str]] = {
     "provider/schema.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
-    "container/cache/semcache/app.py": ["tests/test_cov_cache.py", *CACHE_TESTS],
+    "container/cache/semcache/app.py": ["tests/test_strength_cache_2.py", "tests/test_cov_cache.py", *CACHE_TESTS],
     "container/cache/semcache/config.py": [*CACHE_TESTS, "tests/test_cache_component.py"],
     "container/cache/semcache/embed.py": CACHE_TESTS,
     "container/cache/semcache/guard.py": CACHE_TESTS,
@@ -320,6 +323,22 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "own/DropKeyword",
             "without `key=len` the units sort reverse-alphabetically, which still puts each `Xi` before its `X` "
             "(the only suffix pairs), so the longest match is still tried first",
+        ),
+    ],
+    "container/cache/semcache/app.py": [
+        Equivalent(
+            "if endpoint == CHAT:",
+            "ReplaceComparisonOperator_Eq_Is",
+            "`endpoint` is always one of the `ENDPOINTS` values themselves (`cached` reads `ENDPOINTS[path]`, and "
+            "`keyed.endpoint` is that same object), and `CHAT` is the value the chat path maps to, so `==` and `is` "
+            "agree on every endpoint the app passes (they differ only for an equal string built elsewhere)",
+        ),
+        Equivalent(
+            "latency_ms=round((time.perf_counter() - started) * 1000, 2), **fields,",
+            "ReplaceBinaryOperator_Sub_Mod",
+            "`now % started` is `now - started` whenever started <= now < 2 × started: `started` is an earlier "
+            "reading of the same monotonic clock (seconds since boot on Linux), so a request would have to last as "
+            "long as the machine had been up before it for the two to differ",
         ),
     ],
     "netcalc.py": [

@@ -386,6 +386,7 @@ def _size(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(catalogue_names()))
         return 0
+    _check_flags(args)
     sources = [x for x in (args.model, args.gguf, args.hf_config) if x]
     if len(sources) != 1:
         raise ConfigError("model", sources or None, "give exactly one model", "a catalogue name, --gguf or --hf-config")
@@ -406,7 +407,7 @@ def _size(args: argparse.Namespace) -> int:
             weights_quant=args.quant,
             loading_method=args.loading,
             model_path=args.model_path or ("/models/model.gguf" if args.engine != "vllm" else "/models/model"),
-            vram_bytes=int(args.vram_gib * GIB) if args.vram_gib else None,
+            vram_bytes=int(args.vram_gib * GIB) if args.vram_gib is not None else None,
             memory_fraction=args.memory_fraction,
             engine_version=args.engine_version,
             max_num_batched_tokens=args.max_num_batched_tokens,
@@ -420,6 +421,44 @@ def _size(args: argparse.Namespace) -> int:
         for line in plan.explain:
             print(f"  - {line}")
     return 0
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse ``size`` flags the plan cannot honour, all at once, named as typed.
+
+    The library's ``size`` trusts its request (the stack validates before it builds one), and this command built
+    it straight from the flags: ``--parallel 0`` planned zero sequences, ``--context 100`` a context the stack
+    refuses, and ``--context 0``, ``--vram-gib 0`` or ``--memory-fraction 0`` silently sized the defaults instead.
+    Context, memory fraction and batched tokens take the stack's ranges (``EngineSettings``); ``--parallel`` only
+    its lower bound, since ``size`` sizes vLLM's own default of 1024 sequences (docs/sizing-evidence.md) and the
+    engine's upper bound is the library's.
+    """
+    from cloudrun_gpu.settings import as_errors, parse, raise_if
+    from cloudrun_gpu.sizing.settings import EngineSettings
+
+    given = {
+        "context_length": args.context,
+        "memory_fraction": args.memory_fraction,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+    }
+    errors: list[ConfigError] = []
+    try:
+        parse(EngineSettings, {k: v for k, v in given.items() if v is not None}, "engine.")
+    except (ConfigError, ConfigErrors) as exc:
+        errors += as_errors(exc)
+    if args.parallel is not None and args.parallel < 1:
+        errors.append(ConfigError("engine.parallel", args.parallel, "is out of range", "set --parallel to ≥ 1", "≥ 1"))
+    if args.vram_gib is not None and not args.vram_gib > 0:
+        errors.append(
+            ConfigError(
+                "gpu.vram",
+                args.vram_gib,
+                "is not a GPU memory size",
+                "give the GPU's CUDA-visible total in GiB, or leave --vram-gib out to use the GPU type's",
+                "> 0",
+            )
+        )
+    raise_if(errors)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -30,8 +30,8 @@ def test_vram_gib_sets_the_gpu_total_in_gib(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_memory_fraction_scales_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
-    half = _size(capsys, "--vram-gib", "40", "--memory-fraction", "0.5")
-    assert half["memory_fraction"] == 0.5 and half["budget_bytes"] == 20 * GIB
+    half = _size(capsys, "--vram-gib", "40", "--memory-fraction", "0.75")
+    assert half["memory_fraction"] == 0.75 and half["budget_bytes"] == 30 * GIB
 
 
 def test_a_vram_too_small_for_the_weights_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:

@@ -285,13 +285,19 @@ def _check_http_startup_probe(args: ResourceValidationArgs, report: ReportViolat
         http = _item(probe, "httpGet")
         if http is not None:
             continue
-        kind = next((k for k in ("tcpSocket", "grpc") if _item(probe, k) is not None), "no handler")
+        kind = next((k for k in ("tcpSocket", "grpc") if _item(probe, k) is not None), None)
+        # A probe with no handler used to read "uses no handler … Fix: replace <where>.no handler with http_get".
+        uses, fix = (
+            (f"uses {kind}", f"replace {where}.{kind} with http_get")
+            if kind
+            else ("sets no handler", f"add http_get to {where}")
+        )
         _say(
             report,
             args,
-            f"{where} uses {kind}; a GPU service needs an HTTP startup probe that passes only once the model "
+            f"{where} {uses}; a GPU service needs an HTTP startup probe that passes only once the model "
             "can serve, and a TCP probe passes when the port opens, which Ollama does before loading (D2). "
-            f"Fix: replace {where}.{kind} with http_get on the engine's readiness path.",
+            f"Fix: {fix} on the engine's readiness path.",
         )
 
 
