@@ -237,7 +237,9 @@ def _region_entry(vs: ValidatedStack) -> dict[str, Any]:
     return {
         "region": cfg.region,
         "gpu": cfg.gpu.type.value,
-        "service": f"{cfg.service.name}{vs.suffix}",
+        # The Cloud Run service's own name (what `gcloud run services describe --region` finds): every region
+        # deploys it under `service.name`; only the Pulumi logical name carries the region suffix.
+        "service": cfg.service.name,
         "cpu": vs.cpu,
         "memory_gib": vs.memory_gib,
         "max_instance_request_concurrency": vs.concurrency,

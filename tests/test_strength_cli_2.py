@@ -345,7 +345,7 @@ def test_the_text_plan_lists_each_region_and_the_front_doors_request_path(
         "in europe-west1, service llm-multi",
         f"  us-central1: nvidia-rtx-pro-6000, {us['cpu']} vCPU, {us['memory_gib']} GiB, concurrency "
         f"{us['max_instance_request_concurrency']}, instances 0..2 (GPU quota 2), subnet 10.21.0.0/26, model bucket "
-        "in us-central1, service llm-multi-us-central1",
+        "in us-central1, service llm-multi",
     ]
     door = lines.index("Front door (EXTERNAL_MANAGED): request path")
     assert lines[door - 1 : door + 8] == [
@@ -382,7 +382,7 @@ def test_the_json_plan_describes_each_region(multi: tuple[dict[str, Any], list[s
         {
             "region": "us-central1",
             "gpu": "nvidia-rtx-pro-6000",
-            "service": "llm-multi-us-central1",
+            "service": "llm-multi",
             "min_instances": 0,
             "max_instances": 2,
             "gpu_quota": 2,
@@ -475,3 +475,19 @@ def test_plan_json_is_indented_by_two(capsys: pytest.CaptureFixture[str]) -> Non
     rc, out, _ = _run(capsys, "plan", "--stack", "dev", "--json")
     assert rc == 0
     assert out == json.dumps(cli.plan_json("dev", ROOT), indent=2, default=str) + "\n"
+
+
+def test_each_regions_service_is_the_name_cloud_run_deploys_there(multi: tuple[dict[str, Any], list[str], str]) -> None:
+    """The seam between the plan and the program: the service a region entry names is the `name` input of the Cloud
+    Run service registered in that region (before, us-central1 named its Pulumi logical name, a service that does
+    not exist)."""
+    doc, _, _ = multi
+    deployed = {
+        r["inputs"]["location"]: r["inputs"]["name"]
+        for r in doc["resources"]
+        if r["type"] == "gcp:cloudrunv2/service:Service"
+    }
+    assert {r["region"]: r["service"] for r in doc["regions"]} == deployed == {
+        "europe-west1": "llm-multi",
+        "us-central1": "llm-multi",
+    }
