@@ -487,7 +487,11 @@ def test_each_regions_service_is_the_name_cloud_run_deploys_there(multi: tuple[d
         for r in doc["resources"]
         if r["type"] == "gcp:cloudrunv2/service:Service"
     }
-    assert {r["region"]: r["service"] for r in doc["regions"]} == deployed == {
-        "europe-west1": "llm-multi",
-        "us-central1": "llm-multi",
-    }
+    assert (
+        {r["region"]: r["service"] for r in doc["regions"]}
+        == deployed
+        == {
+            "europe-west1": "llm-multi",
+            "us-central1": "llm-multi",
+        }
+    )
