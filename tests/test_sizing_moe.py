@@ -548,7 +548,7 @@ def test_early_v1_w8a8_log_is_not_over_committed_on_either_gpu_it_could_have_run
 
     Before, the case was planned at 6.98 GiB (+3.6 %, an over-commit) on an H100 with 2,048 batched tokens and 256
     sequences, a configuration v0.7.0 does not make from that command line: V1's serve defaults are 1,024 sequences
-    and 8,192 batched tokens on an H100/H200, 2,048 elsewhere (arg_utils.py:211-213, 1279-1299). And the plan
+    and 8,192 batched tokens on an H100/H200, 2,048 elsewhere (arg_utils.py:211-213, 1279-1300). And the plan
     charged early V1 the baseline-relative non-torch term, while v0.7.0's V1 profile counts everything on the device
     outside PyTorch's allocations, the CUDA context included (gpu_worker.py:174-190). The log does not name the GPU;
     on an 80 GB-class GPU it is an H100 (79.18 GiB, as the H100 rows print) or an A100 80GB (79.25 GiB): on

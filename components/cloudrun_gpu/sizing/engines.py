@@ -248,8 +248,9 @@ v0.7.1 sdists, :1009-1012 of v0.7.2). ``compute_logits`` is ``LogitsProcessor._g
 (vllm/model_executor/layers/logits_processor.py:91-115 of v0.7.2; the TP all-gather returns its input at one GPU,
 vllm/distributed/parallel_state.py:383-384): 2 B a logit in bf16/fp16. The upcast
 ``logits = logits.to(torch.float32)`` is in the sampler (vllm/v1/sample/sampler.py:48-49 of v0.7.3), which the
-0.7.x profile never calls. So 2 B, as the source does (the first pass charged 4 B to close one W8A8 row; that
-row now over-commits by 0.24 GiB, docs/sizing-evidence.md)."""
+0.7.x profile never calls. So 2 B, as the source does (the first pass charged 4 B to close one W8A8 log,
+vllm#12569; with v0.7.0's serve defaults and the CUDA context its profile counts,
+:data:`VLLM_EARLY_V1_CUDA_CONTEXT_BYTES`, that log is not over-committed, docs/sizing-evidence.md)."""
 VLLM_V1_LOGITS_AT_SAMPLED_SINCE: Version = (0, 7, 3)
 """From v0.7.3 early V1's ``profile_run`` keeps only one hidden state per dummy request before the lm_head:
 ``hidden_states = hidden_states[logit_indices]`` with ``logit_indices = np.cumsum(num_scheduled_tokens) - 1`` over
@@ -874,7 +875,7 @@ def vllm_early_v1_serve_defaults(device_name: str) -> tuple[int, int]:
     """``(max_num_batched_tokens, max_num_seqs)`` that ``vllm serve`` with ``VLLM_USE_V1=1`` on 0.7.0 takes when
     neither flag is given: ``max_num_seqs`` 1024 (``256 if not envs.VLLM_USE_V1 else 1024``,
     vllm/engine/arg_utils.py:211-213 of the v0.7.0 sdist), ``max_num_batched_tokens`` 8192 when the device name
-    contains "h100" or "h200" and 2048 on any other GPU (``_override_v1_engine_args``, arg_utils.py:1279-1299, with
+    contains "h100" or "h200" and 2048 on any other GPU (``_override_v1_engine_args``, arg_utils.py:1279-1300, with
     ``UsageContext.OPENAI_API_SERVER`` from entrypoints/openai/api_server.py:157-159). The plan renders both flags, so
     its own profile does not depend on this; a log that set neither is checked with it."""
     name = device_name.lower()
