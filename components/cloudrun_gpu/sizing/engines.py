@@ -271,7 +271,9 @@ start-up baseline (V0 from 0.6.5: ``memory_profiling(baseline_memory_in_bytes=to
 self.init_gpu_memory, ...)``; V1 after #19312), i.e. the increase only, without the context. Its size is what
 vLLM's own start-up line prints as used before anything is loaded: ``Free memory on device (78.68/79.19 GiB) on
 startup`` (0.51 GiB, every vLLM 0.19.0 H100 row) and ``Free memory on device: 78.59/79.19 GiB`` (0.60 GiB, vLLM
-0.11.0, row v011-h100-mistral-small-24b-16k); the larger is charged. Not fitted to the early-V1 W8A8 log
+0.11.0, row v011-h100-mistral-small-24b-16k, as its results file quotes it); the larger is charged. Both are later
+torch/CUDA builds than 0.7.0's (torch 2.5.1), and other GPUs' contexts are not printed in the evidence, so the same
+0.60 GiB is charged on every GPU. Not fitted to the early-V1 W8A8 log
 (vllm#12569), which cannot separate it from the activation (docs/sizing-evidence.md). Fragmentation the allocator
 cannot release is not modelled (no log prints it)."""
 VLLM_FUSED_MOE_CHUNK = 64 * 1024
