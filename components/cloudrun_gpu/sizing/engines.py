@@ -248,13 +248,34 @@ v0.7.1 sdists, :1009-1012 of v0.7.2). ``compute_logits`` is ``LogitsProcessor._g
 (vllm/model_executor/layers/logits_processor.py:91-115 of v0.7.2; the TP all-gather returns its input at one GPU,
 vllm/distributed/parallel_state.py:383-384): 2 B a logit in bf16/fp16. The upcast
 ``logits = logits.to(torch.float32)`` is in the sampler (vllm/v1/sample/sampler.py:48-49 of v0.7.3), which the
-0.7.x profile never calls. So 2 B, as the source does (the first pass charged 4 B to close one W8A8 row; that
-row now over-commits by 0.24 GiB, docs/sizing-evidence.md)."""
+0.7.x profile never calls. So 2 B, as the source does (the first pass charged 4 B to close one W8A8 log,
+vllm#12569; with v0.7.0's serve defaults and the CUDA context its profile counts,
+:data:`VLLM_EARLY_V1_CUDA_CONTEXT_BYTES`, that log is not over-committed, docs/sizing-evidence.md)."""
 VLLM_V1_LOGITS_AT_SAMPLED_SINCE: Version = (0, 7, 3)
 """From v0.7.3 early V1's ``profile_run`` keeps only one hidden state per dummy request before the lm_head:
 ``hidden_states = hidden_states[logit_indices]`` with ``logit_indices = np.cumsum(num_scheduled_tokens) - 1`` over
 ``max_num_seqs`` requests (vllm/v1/worker/gpu_model_runner.py:1285-1306 of the v0.7.3 sdist), so the logits are
 ``max_num_seqs`` × vocabulary, not ``max_num_batched_tokens`` × vocabulary as in v0.7.0-v0.7.2."""
+VLLM_EARLY_V1_CUDA_CONTEXT_BYTES = int(0.60 * GIB)
+"""What early V1's profile also counts as "non-torch": the CUDA context and everything else already on the GPU.
+
+V1 before vllm-project/vllm#19312 ("V1's memory profiling incorrectly counts memory used by other processes as
+non_torch_allocations", June 2025) takes ``peak_memory = torch.cuda.memory_stats()["allocated_bytes.all.peak"]``
+and adds ``non_torch_allocations = (mem_get_info()[1] - mem_get_info()[0]) - allocated_bytes.all.current`` measured
+*device-wide* after ``empty_cache()``, with no baseline subtracted (vllm/v1/worker/gpu_worker.py:174-190 of the
+v0.7.0 sdist; the same lines in 0.7.3, 0.8.0, 0.8.5 and 0.9.0). So the engine process's own CUDA context, created
+before the profile, is charged inside the budget, and so is reserved memory the caching allocator cannot release
+(``allocated_bytes.all.current`` "does not include the memory allocated from cudaMalloc but cannot be released",
+vllm-project/vllm#11809). :data:`VLLM_NON_TORCH_BYTES` (0.3 GiB) was fitted on logs whose profiler subtracts a
+start-up baseline (V0 from 0.6.5: ``memory_profiling(baseline_memory_in_bytes=total_gpu_memory -
+self.init_gpu_memory, ...)``; V1 after #19312), i.e. the increase only, without the context. Its size is what
+vLLM's own start-up line prints as used before anything is loaded: ``Free memory on device (78.68/79.19 GiB) on
+startup`` (0.51 GiB, every vLLM 0.19.0 H100 row) and ``Free memory on device: 78.59/79.19 GiB`` (0.60 GiB, vLLM
+0.11.0, row v011-h100-mistral-small-24b-16k, as its results file quotes it); the larger is charged. Both are later
+torch/CUDA builds than 0.7.0's (torch 2.5.1), and other GPUs' contexts are not printed in the evidence, so the same
+0.60 GiB is charged on every GPU. Not fitted to the early-V1 W8A8 log
+(vllm#12569), which cannot separate it from the activation (docs/sizing-evidence.md). Fragmentation the allocator
+cannot release is not modelled (no log prints it)."""
 VLLM_FUSED_MOE_CHUNK = 64 * 1024
 """``VLLM_FUSED_MOE_CHUNK_SIZE`` (default ``64 * 1024``): ``fused_experts_impl`` processes at most this many tokens
 at once (``M = min(num_tokens, CHUNK_SIZE)``, vllm/model_executor/layers/fused_moe/fused_moe.py), so its
@@ -775,9 +796,10 @@ def _vllm_band_overhead(
     graphs = 0
     if band in ("0.21-0.29", ">=0.30"):
         graphs = VLLM_GRAPH_BASE_BYTES + VLLM_GRAPH_PER_SEQ_BYTES * min(seqs, 512) // 512
+    non_torch = VLLM_NON_TORCH_BYTES + (VLLM_EARLY_V1_CUDA_CONTEXT_BYTES if band == "V1<0.8" else 0)
     return VllmOverhead(
         band=band,
-        non_torch=VLLM_NON_TORCH_BYTES,
+        non_torch=non_torch,
         activation=int(activation),
         cudagraph=int(graphs),
         weights_extra=int(weights_bytes * VLLM_WEIGHTS_EXTRA),
@@ -849,6 +871,17 @@ def vllm_moe_workspace_bytes(tokens: int, hidden: int, mlp: MlpShape) -> int:
     width, topk = mlp.expert_intermediate, mlp.experts_per_token
     common = max(topk * max(width, hidden), hidden)
     return tokens * (common + topk * max(2 * width, hidden)) * VLLM_ACTIVATION_BYTES_PER_TOKEN_UNIT
+
+
+def vllm_early_v1_serve_defaults(device_name: str) -> tuple[int, int]:
+    """``(max_num_batched_tokens, max_num_seqs)`` that ``vllm serve`` with ``VLLM_USE_V1=1`` on 0.7.0 takes when
+    neither flag is given: ``max_num_seqs`` 1024 (``256 if not envs.VLLM_USE_V1 else 1024``,
+    vllm/engine/arg_utils.py:211-213 of the v0.7.0 sdist), ``max_num_batched_tokens`` 8192 when the device name
+    contains "h100" or "h200" and 2048 on any other GPU (``_override_v1_engine_args``, arg_utils.py:1279-1300, with
+    ``UsageContext.OPENAI_API_SERVER`` from entrypoints/openai/api_server.py:157-159). The plan renders both flags, so
+    its own profile does not depend on this; a log that set neither is checked with it."""
+    name = device_name.lower()
+    return (8192 if "h100" in name or "h200" in name else 2048), 1024
 
 
 def vllm_band(version: Version | None, mode: str | None = None) -> list[str]:
