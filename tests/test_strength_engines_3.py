@@ -1,0 +1,151 @@
+"""Strength tests for ``cloudrun_gpu.engines.base`` (issue 23: the module had no mutation row; a fresh sample,
+seed 51, left these survivors).
+
+- The refusal of a loading method an engine cannot read is the message a user fixes their stack from: the
+  Run:ai-streamer one for ``gcs-stream`` (only vLLM streams), the generic one for anything else. Both are checked
+  whole, as rendered.
+- ``RenderInputs`` and ``ClientRequest`` are frozen: every profile renders from the one plan, and none may change
+  it for the next; the request a client is told to send is the one the tests compared with the served name.
+- A profile that leaves out ``render`` or one of the read-back methods cannot be made (``abstractmethod``).
+- The profile's class-level settings carry real annotations (``str | None``, not ``str >> None``): an engine
+  author's tools (``typing.get_type_hints``, the provider's analyzer) read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import ClassVar
+
+import pytest
+from cloudrun_gpu.engines import profile
+from cloudrun_gpu.engines.base import ClientRequest, EngineProfile, RenderInputs, flag_value
+from cloudrun_gpu.images import EngineImage
+from cloudrun_gpu.sizing.engines import Engine
+
+
+class OnlyImage(EngineProfile):
+    """An engine that reads its model from the image alone (never registered)."""
+
+    name: ClassVar[str] = "only-image"
+    image_repository: ClassVar[str] = "only-image"
+    dockerfile: ClassVar[str] = "llama.cpp/Dockerfile"
+    loading_methods: ClassVar[tuple[str, ...]] = ("image",)
+    sizing_engine: ClassVar[str] = "llama.cpp"
+
+    def render(self, r: RenderInputs) -> tuple[list[str], dict[str, str]]:
+        return ["--model", r.model_path], {}
+
+    def served_name_from_config(self, args: list[str], env: dict[str, str]) -> str:
+        return flag_value(args, "--model") or ""
+
+    def parallel_from_config(self, args: list[str], env: dict[str, str]) -> int:
+        return 1
+
+    def memory_from_config(self, args: list[str], env: dict[str, str]) -> dict[str, float]:
+        return {}
+
+
+def test_llama_cpp_refuses_gcs_stream_naming_the_streamer_and_vllm() -> None:
+    err = profile("llama.cpp").check_loading("gcs-stream")
+    assert err is not None
+    assert str(err) == (
+        "loading.method = 'gcs-stream': streams safetensors with vLLM's Run:ai Model Streamer; llama.cpp cannot "
+        "load from it\n"
+        "  allowed: image, gcs-fuse, gcs-download, internet\n"
+        "  fix: use engine.name vllm, or one of image, gcs-fuse, gcs-download, internet"
+    )
+
+
+def test_an_engine_refuses_another_method_with_the_generic_message() -> None:
+    err = OnlyImage().check_loading("gcs-fuse")
+    assert err is not None
+    assert str(err) == (
+        "loading.method = 'gcs-fuse': only-image cannot load its model this way\n"
+        "  allowed: image\n"
+        "  fix: use one of image"
+    )
+    assert OnlyImage().check_loading("image") is None
+    stream = OnlyImage().check_loading("gcs-stream")
+    assert stream is not None and stream.fix == "use engine.name vllm, or one of image"
+
+
+def test_render_inputs_and_client_requests_are_frozen() -> None:
+    r = RenderInputs("m", 4096, 2, "f16", 0.9, 24 << 30)
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'parallel'"):
+        r.parallel = 3  # type: ignore[misc]
+    assert dataclasses.replace(r, parallel=3).parallel == 3 and r.parallel == 2
+    request = profile("vllm").client_request("m")
+    assert request == ClientRequest("/v1/chat/completions", "m")
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'model'"):
+        request.model = "other"  # type: ignore[misc]
+
+
+def test_a_profile_must_define_how_it_renders_and_reads_its_config_back() -> None:
+    """An engine author who forgets one of these is stopped when the profile is made, naming the method, not by a
+    ``None`` served name or concurrency at deploy time."""
+    assert EngineProfile.__abstractmethods__ == frozenset(
+        {"render", "served_name_from_config", "parallel_from_config", "memory_from_config"}
+    )
+
+    class NoServedName(EngineProfile):
+        name: ClassVar[str] = "no-served-name"
+
+        def render(self, r: RenderInputs) -> tuple[list[str], dict[str, str]]:
+            return [], {}
+
+        def parallel_from_config(self, args: list[str], env: dict[str, str]) -> int:
+            return 1
+
+        def memory_from_config(self, args: list[str], env: dict[str, str]) -> dict[str, float]:
+            return {}
+
+    with pytest.raises(TypeError, match="^Can't instantiate abstract class NoServedName with abstract method served_name_from_config$"):
+        NoServedName()  # type: ignore[abstract]
+
+
+def test_profile_class_settings_have_real_annotations() -> None:
+    hints = typing.get_type_hints(EngineProfile)
+    assert hints == {
+        "name": ClassVar[str],
+        "image_repository": ClassVar[str],
+        "dockerfile": ClassVar[str],
+        "upstream_cache": ClassVar[str | None],
+        "loading_methods": ClassVar[tuple[str, ...]],
+        "flag_table": ClassVar[str | None],
+        "env_table": ClassVar[str | None],
+        "entrypoint_env": ClassVar[frozenset[str]],
+        "parallel_cap_note": ClassVar[str],
+        "sizing_engine": ClassVar[str],
+        "pins": ClassVar[dict[str, EngineImage]],
+        "model_is_directory": ClassVar[bool],
+        "log_detect_order": ClassVar[int],
+    }
+    assert typing.get_type_hints(RenderInputs)["served_model_name"] == str | None
+    assert typing.get_type_hints(type(profile("vllm")))["flag_table"] == ClassVar[str | None]
+    assert isinstance(profile("vllm").sizing, Engine)
+
+
+class Greedy(OnlyImage):
+    """Claims every log, at the default ``log_detect_order``."""
+
+    name: ClassVar[str] = "greedy"
+
+    def recognises_log(self, text: str) -> bool:
+        return True
+
+
+def test_an_added_engine_asks_after_ollama_and_vllm_and_before_the_llama_cpp_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default ``log_detect_order`` (50) sits between vLLM's 20 and llama.cpp's 100, the catch-all: an added
+    engine's parser gets a log neither Ollama nor vLLM claims, and is never asked before them."""
+    from cloudrun_gpu.engines import PROFILES
+    from cloudrun_gpu.engines.logs import detect_log_engine
+
+    assert Greedy.log_detect_order == 50
+    assert detect_log_engine("llama_kv_cache: size = 1 MiB") == "llama.cpp"  # before the engine is added
+    monkeypatch.setitem(PROFILES, "greedy", Greedy())
+    assert detect_log_engine("llama_kv_cache: size = 1 MiB") == "greedy"
+    assert detect_log_engine('time=… level=INFO msg="starting llama server" ollama') == "ollama"
+    assert detect_log_engine("INFO vLLM API server version 0.10.1") == "vllm"
