@@ -133,7 +133,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_container.py",
         "tests/test_engine_logs.py",
     ],
-    "engines/logs.py": ["tests/test_engine_logs.py", "tests/test_startup.py"],
+    "engines/logs.py": ["tests/test_strength_engines_3.py", "tests/test_engine_logs.py", "tests/test_startup.py"],
     "engines/vllm.py": [
         "tests/test_engine_contract.py",
         "tests/test_streamer.py",

@@ -149,3 +149,67 @@ def test_an_added_engine_asks_after_ollama_and_vllm_and_before_the_llama_cpp_fal
     assert detect_log_engine("llama_kv_cache: size = 1 MiB") == "greedy"
     assert detect_log_engine('time=… level=INFO msg="starting llama server" ollama') == "ollama"
     assert detect_log_engine("INFO vLLM API server version 0.10.1") == "vllm"
+
+
+# --- engines/logs.py: the helpers every profile's log parser shares, and calibrate's refusals ---------------------
+
+
+def test_sizes_are_read_in_every_unit_an_engine_prints() -> None:
+    """vLLM's older "GB" is GiB (it divides by 2**30); llama.cpp prints MiB; units in any case; separators dropped."""
+    from cloudrun_gpu.engines.logs import size_bytes
+
+    assert [size_bytes("3", u) for u in ("GiB", "GB", "MiB", "MB", "KiB", "B")] == [
+        3 * 2**30,
+        3 * 2**30,
+        3 * 2**20,
+        3 * 2**20,
+        3 * 1024,
+        3,
+    ]
+    assert size_bytes("1,536.5", "mib") == 1536 * 2**20 + 2**19
+    assert size_bytes("2", "gb") == size_bytes("2", "GIB") == 2 * 2**30
+    with pytest.raises(KeyError, match="tb"):
+        size_bytes("1", "TB")
+
+
+def test_the_last_match_is_the_final_state_of_a_log_that_re_profiles() -> None:
+    from cloudrun_gpu.engines.logs import last, parse_start_up_log
+
+    m = last(r"size = (\d+)", "size = 1\nsize = 2\nsize = 3\n")
+    assert m is not None and m.group(1) == "3"
+    assert last(r"size = (\d+)", "nothing") is None
+    log = (
+        "INFO vLLM API server version 0.10.1\n"
+        "INFO GPU KV cache size: 1,000 tokens\n"
+        "INFO GPU KV cache size: 2,000 tokens\n"
+        "INFO GPU KV cache size: 3,000 tokens\n"
+    )
+    assert parse_start_up_log(log).kv_tokens == 3000
+
+
+def test_facts_start_empty_and_claim_no_vllm_mode() -> None:
+    """A log that names neither engine mode leaves both flags False (a llama.cpp log is not a vLLM V0 or V1 run)."""
+    from cloudrun_gpu.engines.logs import LogFacts, parse_start_up_log
+
+    blank = dataclasses.asdict(LogFacts("e"))
+    assert blank.pop("engine") == "e"
+    assert blank.pop("v0") is False and blank.pop("v1") is False
+    assert blank.pop("notes") == []
+    assert blank == dict.fromkeys(blank)  # every other fact: None until a log prints it
+    facts = parse_start_up_log("llama_kv_cache: size = 64.00 MiB (2048 cells, 30 layers, 2/2 seqs)")
+    assert facts.engine == "llama.cpp" and facts.v0 is False and facts.v1 is False
+
+
+def test_calibrate_refuses_an_engine_without_a_log_parser_naming_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudrun_gpu.engines import PROFILES
+    from cloudrun_gpu.engines.logs import parse_start_up_log
+    from cloudrun_gpu.errors import ConfigError
+
+    monkeypatch.setitem(PROFILES, "only-image", OnlyImage())
+    with pytest.raises(ConfigError) as err:
+        parse_start_up_log("anything", "only-image")
+    assert str(err.value) == (
+        "--engine = 'only-image': engine only-image has no start-up log parser (its profile defines no parse_log)\n"
+        "  allowed: llama.cpp, ollama, vllm\n"  # the registered engines that read logs, in registration order
+        "  fix: pass the log of an engine calibrate reads, or add parse_log to the only-image profile"
+    )
