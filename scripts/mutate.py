@@ -141,7 +141,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_vllm_evidence.py",
         "tests/test_engine_logs.py",
     ],
-    "pricing.py": ["tests/test_pricing.py"],
+    "pricing.py": ["tests/test_strength_pricing.py", "tests/test_pricing.py"],
     "build/image.py": [
         "tests/test_build.py",
         "tests/test_container.py",
