@@ -143,6 +143,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "pricing.py": ["tests/test_strength_pricing.py", "tests/test_pricing.py"],
     "build/image.py": [
+        "tests/test_strength_build_image.py",
         "tests/test_build.py",
         "tests/test_container.py",
         "tests/test_storage.py",
@@ -290,7 +291,29 @@ class Equivalent:
     reason: str
 
 
+PROMPT_CACHE_ONLY_LLAMA_CPP = (
+    "only llama.cpp can have engine.prompt_cache: EngineSettings.problems refuses it for every other engine "
+    "(sizing/settings.py, test_strength_sizing_settings.py::test_prompt_cache_only_for_llama_cpp), so the "
+    "`and serving.engine.prompt_cache` half is False for any name the comparison lets through besides "
+    "'llama.cpp', which `>=` and `<=` keep as `==` does (the strict `>`, `<` and `!=` are killed by "
+    "test_strength_build_image.py::test_only_llama_cpps_prompt_cache_bakes_the_engine_flags_into_the_image)"
+)
+"""build/image.py's ``bakes_engine_flags``: why two of its comparison mutants are equivalent."""
+
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "build/image.py": [
+        Equivalent(
+            'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
+            "Eq_GtE",
+            PROMPT_CACHE_ONLY_LLAMA_CPP,
+        ),
+        Equivalent(
+            'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
+            "Eq_LtE",
+            PROMPT_CACHE_ONLY_LLAMA_CPP,
+        ),
+    ],
     "engines/base.py": [
         Equivalent(
             "log_detect_order: ClassVar[int] = 50",

@@ -100,7 +100,9 @@ def test_a_profile_must_define_how_it_renders_and_reads_its_config_back() -> Non
         def memory_from_config(self, args: list[str], env: dict[str, str]) -> dict[str, float]:
             return {}
 
-    with pytest.raises(TypeError, match="^Can't instantiate abstract class NoServedName with abstract method served_name_from_config$"):
+    with pytest.raises(
+        TypeError, match=r"^Can.t instantiate abstract class NoServedName with abstract method served_name_from_config$"
+    ):
         NoServedName()  # type: ignore[abstract]
 
 

@@ -126,7 +126,11 @@ def test_dollars_are_cents_from_one_dollar_and_four_decimals_below() -> None:
 
 def test_every_rate_with_its_quote_and_how_sure_we_are() -> None:
     """The figure, its unit, and the quote it was read from; only the CPU rate is from the official page itself."""
-    rates = {"cpu": pricing.CPU_TIER1, "memory": pricing.MEMORY_TIER1, **{str(k): v for k, v in pricing.GPU_TIER1.items()}}
+    rates = {
+        "cpu": pricing.CPU_TIER1,
+        "memory": pricing.MEMORY_TIER1,
+        **{str(k): v for k, v in pricing.GPU_TIER1.items()},
+    }
     assert {k: (r.usd, r.unit, r.secondary) for k, r in rates.items()} == {
         "cpu": (0.000018, "vCPU-second", False),
         "memory": (0.000002, "GiB-second", True),
@@ -140,7 +144,7 @@ def test_every_rate_with_its_quote_and_how_sure_we_are() -> None:
         assert written.get(k, f"${r.usd}") in r.quote, (k, r.quote)
     assert "(no zonal redundancy)" in pricing.GPU_TIER1[(RTX, False)].quote
     assert "(with zonal redundancy)" in pricing.GPU_TIER1[(RTX, True)].quote
-    assert pricing.TIER1_REGIONS == {"us-central1", "europe-west1"}
+    assert frozenset({"us-central1", "europe-west1"}) == pricing.TIER1_REGIONS
     assert (pricing.SOURCE_URL, pricing.RETRIEVED, pricing.CURRENCY, pricing.SECONDS_PER_HOUR) == (
         "https://cloud.google.com/run/pricing",
         "2026-12-06",
