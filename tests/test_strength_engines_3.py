@@ -215,3 +215,19 @@ def test_calibrate_refuses_an_engine_without_a_log_parser_naming_the_flag(monkey
         "  allowed: llama.cpp, ollama, vllm\n"  # the registered engines that read logs, in registration order
         "  fix: pass the log of an engine calibrate reads, or add parse_log to the only-image profile"
     )
+
+
+def test_registering_an_engine_without_a_sizing_record_is_refused_by_name() -> None:
+    """An added engine must size by some record in ``sizing.engines.ENGINES``; the author is told which is missing
+    and nothing is registered."""
+    from cloudrun_gpu.engines import PROFILES, register
+
+    class NoRecord(OnlyImage):
+        name: ClassVar[str] = "no-record"
+        sizing_engine: ClassVar[str] = "tgi"
+
+    before = dict(PROFILES)
+    with pytest.raises(ValueError) as err:
+        register(NoRecord())
+    assert str(err.value) == "engine 'no-record': no sizing record 'tgi' in sizing.engines.ENGINES"
+    assert dict(PROFILES) == before
