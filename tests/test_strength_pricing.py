@@ -10,6 +10,8 @@ the whole ``plan --json`` cost object, as a user reads them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from cloudrun_gpu import pricing
 from cloudrun_gpu.errors import ConfigError
@@ -154,7 +156,7 @@ def test_every_rate_with_its_quote_and_how_sure_we_are() -> None:
 
 
 def test_us_central1_is_a_quoted_tier_1_price() -> None:
-    c = instance_cost("us-central1", L4, 1, 4, 16)  # a truthy redundancy flag reads as True
+    c = instance_cost("us-central1", L4, 1, 4, 16)  # type: ignore[arg-type]  # a truthy flag (a bag's 1) reads as True
     assert c.zonal_redundancy is True and c.estimated == ()
     assert c.to_dict()["gpu_usd_per_hour"] == 1.0472  # 0.0002909 × 3600 = 1.04724
     assert (c.cpu, c.memory_gib) == (4.0, 16.0) and isinstance(c.cpu, float)
@@ -214,3 +216,17 @@ def test_every_dollar_figure_in_the_json_is_rounded_to_a_hundredth_of_a_cent() -
         "usd_per_hour": 0.7037,  # 0.703701
         "estimated": [],
     }
+
+
+def test_prices_and_costs_are_frozen() -> None:
+    """One cost is printed in ``plan`` and written in ``plan --json``; nothing may change it in between."""
+    cost = two_region_cost()
+    west1 = cost.regions[0]
+    for obj, name in (
+        (pricing.CPU_TIER1, "usd"),
+        (west1.instance, "cpu"),
+        (west1, "max_instances"),
+        (cost, "planned_per_hour"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot assign to field '{name}'"):
+            setattr(obj, name, 0)
