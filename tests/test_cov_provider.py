@@ -17,15 +17,19 @@ from provider.components import NAME, VERSION
 from tests.test_schema import schema, sdk_quiet
 
 
+def printed(run_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """What running ``provider.schema`` under ``run_name`` prints. runpy warns (an error under filterwarnings) when
+    the module it runs is already imported; monkeypatch puts the imported one back afterwards."""
+    monkeypatch.delitem(sys.modules, "provider.schema", raising=False)
+    with sdk_quiet():
+        runpy.run_module("provider.schema", run_name=run_name, alter_sys=False)
+    return capsys.readouterr().out
+
+
 def test_python_m_provider_schema_prints_the_package_schema(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # runpy warns (an error under filterwarnings) when the module it runs is already imported; monkeypatch puts
-    # the imported one back afterwards.
-    monkeypatch.delitem(sys.modules, "provider.schema", raising=False)
-    with sdk_quiet():
-        runpy.run_module("provider.schema", run_name="__main__", alter_sys=False)
-    out = capsys.readouterr().out
+    out = printed("__main__", capsys, monkeypatch)
     assert json.loads(out) == schema()
     assert out == json.dumps(schema(), indent=2) + "\n"
     assert json.loads(out)["name"] == NAME and json.loads(out)["version"] == VERSION
@@ -34,7 +38,4 @@ def test_python_m_provider_schema_prints_the_package_schema(
 def test_importing_provider_schema_prints_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delitem(sys.modules, "provider.schema", raising=False)
-    with sdk_quiet():
-        runpy.run_module("provider.schema", run_name="provider.schema", alter_sys=False)
-    assert capsys.readouterr().out == ""
+    assert printed("provider.schema", capsys, monkeypatch) == ""
