@@ -138,3 +138,26 @@ def test_only_llama_cpps_prompt_cache_bakes_the_engine_flags_into_the_image() ->
     plain = load_stack("dev", ROOT)
     assert not bakes_engine_flags(plain.config.serving)
     assert tag(with_sizing(plain, engine_args=[*plain.plan.sizing.engine_args, "--threads", "4"])) == tag(plain)
+
+
+@pytest.mark.parametrize("method", ["internet", "gcs-fuse", "gcs-download", "image"])
+def test_only_the_image_method_stages_the_model_into_the_build(method: str) -> None:
+    """A model read at run time (from the internet, a FUSE mount or a download at start) is not copied into the
+    image: its build is the ``docker build`` alone. ``internet`` sorts after ``image``, ``gcs-*`` before it."""
+    from .test_container import stack_for
+
+    vs = stack_for("llama.cpp", method)
+    steps = image_build_config(vs.config.serving, vs.plan, image="r/i:t").steps
+    staged = ["stage-model", "pin-timestamps"] if method == "image" else []
+    assert [s.id for s in steps] == [*staged, "build-image"]
+    assert steps[-1].args[steps[-1].args.index("--build-arg") + 1] == f"WITH_GCLOUD={int(method == 'gcs-download')}"
+
+
+def test_the_build_configs_options_are_keywords_and_its_inputs_may_be_named() -> None:
+    """``image``, ``upstream_cache``, ``bucket`` and ``context`` are keyword-only (two strings and a path are easy to
+    swap by position); the serving bundle and its plan may be passed by name too."""
+    vs = load_stack("dev", ROOT)
+    named = image_build_config(serving=vs.config.serving, plan=vs.plan, image="r/i:t")
+    assert named == image_build_config(vs.config.serving, vs.plan, image="r/i:t")
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        image_build_config(vs.config.serving, vs.plan, "r/i:t")  # type: ignore[call-arg]
