@@ -113,7 +113,12 @@ MODULES: dict[str, list[str]] = {
     "cache/__init__.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
     "cache/settings.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
     "engines/__init__.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py"],
-    "engines/base.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py", "tests/test_policy.py"],
+    "engines/base.py": [
+        "tests/test_strength_engines_3.py",
+        "tests/test_engine_contract.py",
+        "tests/test_extra_engine.py",
+        "tests/test_policy.py",
+    ],
     # The profiles' start-up log parsers (moved out of stack/calibrate.py) are pinned by the log tests.
     "engines/llamacpp.py": [
         "tests/test_engine_contract.py",
@@ -128,7 +133,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_container.py",
         "tests/test_engine_logs.py",
     ],
-    "engines/logs.py": ["tests/test_engine_logs.py", "tests/test_startup.py"],
+    "engines/logs.py": ["tests/test_strength_engines_3.py", "tests/test_engine_logs.py", "tests/test_startup.py"],
     "engines/vllm.py": [
         "tests/test_engine_contract.py",
         "tests/test_streamer.py",
@@ -136,8 +141,9 @@ MODULES: dict[str, list[str]] = {
         "tests/test_vllm_evidence.py",
         "tests/test_engine_logs.py",
     ],
-    "pricing.py": ["tests/test_pricing.py"],
+    "pricing.py": ["tests/test_strength_pricing.py", "tests/test_pricing.py"],
     "build/image.py": [
+        "tests/test_strength_build_image.py",
         "tests/test_build.py",
         "tests/test_container.py",
         "tests/test_storage.py",
@@ -209,7 +215,7 @@ SHIPPED: dict[str, list[str]] = {
     # the component provider
     "provider/analysis.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/components.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
-    "provider/schema.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
+    "provider/schema.py": ["tests/test_cov_provider.py", "tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
     "container/cache/semcache/app.py": ["tests/test_strength_cache_2.py", "tests/test_cov_cache.py", *CACHE_TESTS],
@@ -285,7 +291,39 @@ class Equivalent:
     reason: str
 
 
+PROMPT_CACHE_ONLY_LLAMA_CPP = (
+    "only llama.cpp can have engine.prompt_cache: EngineSettings.problems refuses it for every other engine "
+    "(sizing/settings.py, test_strength_sizing_settings.py::test_prompt_cache_only_for_llama_cpp), so the "
+    "`and serving.engine.prompt_cache` half is False for any name the comparison lets through besides "
+    "'llama.cpp', which `>=` and `<=` keep as `==` does (the strict `>`, `<` and `!=` are killed by "
+    "test_strength_build_image.py::test_only_llama_cpps_prompt_cache_bakes_the_engine_flags_into_the_image)"
+)
+"""build/image.py's ``bakes_engine_flags``: why two of its comparison mutants are equivalent."""
+
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "build/image.py": [
+        Equivalent(
+            'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
+            "Eq_GtE",
+            PROMPT_CACHE_ONLY_LLAMA_CPP,
+        ),
+        Equivalent(
+            'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
+            "Eq_LtE",
+            PROMPT_CACHE_ONLY_LLAMA_CPP,
+        ),
+    ],
+    "engines/base.py": [
+        Equivalent(
+            "log_detect_order: ClassVar[int] = 50",
+            "NumberReplacer",
+            "the default only places a profile among the built-ins' orders, Ollama 10, vLLM 20 and llama.cpp 100 (the "
+            "catch-all); 49 or 51 is still strictly between 20 and 100, so every log goes to the same profile "
+            "(test_strength_engines_3.py::test_an_added_engine_asks_after_ollama_and_vllm_and_before_the_llama_cpp_"
+            "fallback pins that place)",
+        ),
+    ],
     "stack/preflight.py": [
         Equivalent(
             "if TYPE_CHECKING:",
