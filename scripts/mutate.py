@@ -157,6 +157,7 @@ STACK_TESTS = ["tests/test_strength_stack_config.py", "tests/test_config.py", "t
 SHIPPED: dict[str, list[str]] = {
     # the stack program (issue 23: never scored before; rules.py 54 %, cli.py 61 %, compose.py 74 %, config.py 78 %)
     "stack/config.py": [
+        "tests/test_strength_config_3.py",
         *STACK_TESTS,
         "tests/test_validation_first.py",
         "tests/test_refused_settings.py",
@@ -286,6 +287,20 @@ class Equivalent:
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "stack/config.py": [
+        Equivalent(
+            code,
+            "NumberReplacer",
+            '`why.split(": ", 1)` → maxsplit 2: `why` is a literal two lines above with exactly one `": "` (the '
+            "key's own colon has no space after it), so both splits give the same two parts; the other number "
+            "mutants of this line (maxsplit 0, index 0 or 2) change the message or raise IndexError and are killed",
+        )
+        for code in (
+            '[ConfigError(NS + "service.invokers", [], why.split(": ", 1)[1], f"add yourself: {SET_INVOKER}")]',
+            'raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], '
+            'f"add yourself: {fix}")])',
+        )
+    ],
     "stack/preflight.py": [
         Equivalent(
             "if TYPE_CHECKING:",
