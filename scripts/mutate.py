@@ -165,6 +165,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_multiregion.py",
     ],
     "stack/compose.py": [
+        "tests/test_strength_compose_3.py",
         "tests/test_prepare_register.py",
         "tests/test_validation_first.py",
         "tests/test_strength_outputs.py",
