@@ -214,7 +214,12 @@ SHIPPED: dict[str, list[str]] = {
     "provider/schema.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
-    "container/cache/semcache/app.py": ["tests/test_strength_cache_2.py", "tests/test_cov_cache.py", *CACHE_TESTS],
+    "container/cache/semcache/app.py": [
+        "tests/test_strength_cache_3.py",
+        "tests/test_strength_cache_2.py",
+        "tests/test_cov_cache.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/config.py": [*CACHE_TESTS, "tests/test_cache_component.py"],
     "container/cache/semcache/embed.py": CACHE_TESTS,
     "container/cache/semcache/guard.py": CACHE_TESTS,
