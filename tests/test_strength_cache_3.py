@@ -4,21 +4,11 @@ embedding model, as ``tests/test_cache.py`` does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from .test_cache import THRESHOLD, chat, content
 from .test_cache import embedder as embedder  # the real embedding model, loaded once per session
 from .test_cache import store as store  # the real Valkey/Redis server, started once per session
-from .test_cache_support import Embedder, StoreServer, StubUpstream, run_cache, serve, signed_caller
-
-
-@pytest.fixture
-def upstream() -> Iterator[tuple[StubUpstream, str]]:
-    stub = StubUpstream(delay_s=0.0)
-    with serve(stub.app()) as base:
-        yield stub, base
+from .test_cache_support import Embedder, StoreServer, StubUpstream, run_cache, signed_caller
+from .test_strength_cache_2 import upstream as upstream  # a stand-in model that answers at once, per test
 
 
 def test_an_answer_stored_by_a_refresh_is_found_by_a_paraphrase(
