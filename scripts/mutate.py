@@ -163,6 +163,7 @@ STACK_TESTS = ["tests/test_strength_stack_config.py", "tests/test_config.py", "t
 SHIPPED: dict[str, list[str]] = {
     # the stack program (issue 23: never scored before; rules.py 54 %, cli.py 61 %, compose.py 74 %, config.py 78 %)
     "stack/config.py": [
+        "tests/test_strength_config_3.py",
         *STACK_TESTS,
         "tests/test_validation_first.py",
         "tests/test_refused_settings.py",
@@ -170,6 +171,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_multiregion.py",
     ],
     "stack/compose.py": [
+        "tests/test_strength_compose_3.py",
         "tests/test_prepare_register.py",
         "tests/test_validation_first.py",
         "tests/test_strength_outputs.py",
@@ -218,7 +220,12 @@ SHIPPED: dict[str, list[str]] = {
     "provider/schema.py": ["tests/test_cov_provider.py", "tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
-    "container/cache/semcache/app.py": ["tests/test_strength_cache_2.py", "tests/test_cov_cache.py", *CACHE_TESTS],
+    "container/cache/semcache/app.py": [
+        "tests/test_strength_cache_3.py",
+        "tests/test_strength_cache_2.py",
+        "tests/test_cov_cache.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/config.py": [*CACHE_TESTS, "tests/test_cache_component.py"],
     "container/cache/semcache/embed.py": CACHE_TESTS,
     "container/cache/semcache/guard.py": CACHE_TESTS,
@@ -323,6 +330,20 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "(test_strength_engines_3.py::test_an_added_engine_asks_after_ollama_and_vllm_and_before_the_llama_cpp_"
             "fallback pins that place)",
         ),
+    ],
+    "stack/config.py": [
+        Equivalent(
+            code,
+            "NumberReplacer",
+            '`why.split(": ", 1)` → maxsplit 2: `why` is a literal two lines above with exactly one `": "` (the '
+            "key's own colon has no space after it), so both splits give the same two parts; the other number "
+            "mutants of this line (maxsplit 0, index 0 or 2) change the message or raise IndexError and are killed",
+        )
+        for code in (
+            '[ConfigError(NS + "service.invokers", [], why.split(": ", 1)[1], f"add yourself: {SET_INVOKER}")]',
+            'raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], '
+            'f"add yourself: {fix}")])',
+        )
     ],
     "stack/preflight.py": [
         Equivalent(
