@@ -30,12 +30,12 @@ from .test_cache_support import (
     StoreServer,
     StubUpstream,
     free_port,
+    required_store_binary,
     run_cache,
     run_store,
     serve,
     signed_caller,
     sse_events,
-    store_binary,
     streamed_text,
 )
 
@@ -45,9 +45,7 @@ THRESHOLD = CacheSettings().threshold
 
 @pytest.fixture(scope="session")
 def store() -> Iterator[StoreServer]:
-    binary = store_binary()
-    if binary is None:
-        pytest.fail(HOW_TO_GET_A_STORE, pytrace=False)
+    binary = required_store_binary()
     with run_store(binary) as server:
         yield server
 

@@ -23,7 +23,6 @@ import pytest
 import redis
 
 from .test_cache_support import (
-    HOW_TO_GET_A_STORE,
     ROOT,
     FakeMetadata,
     StoreServer,
@@ -31,11 +30,11 @@ from .test_cache_support import (
     Tls,
     free_port,
     make_tls,
+    required_store_binary,
     run_cache,
     run_secure_store,
     serve,
     signed_caller,
-    store_binary,
     store_client,
 )
 
@@ -65,9 +64,7 @@ def token() -> str:
 @pytest.fixture
 def store(tls: Tls, token: str) -> Iterator[StoreServer]:
     """A TLS-only store whose ``default`` user needs ``token`` (a fresh one per test)."""
-    binary = store_binary()
-    if binary is None:
-        pytest.fail(HOW_TO_GET_A_STORE, pytrace=False)
+    binary = required_store_binary()
     with run_secure_store(binary, token, tls) as server:
         yield server
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import uvicorn
 from starlette.applications import Starlette
@@ -52,6 +53,14 @@ def free_port() -> int:
 def store_binary() -> str | None:
     """The first of valkey-server / redis-server on PATH."""
     return next((found for b in STORE_BINARIES if (found := shutil.which(b))), None)
+
+
+def required_store_binary() -> str:
+    """:func:`store_binary`, or the test fails saying how to install one (a missing store is never a skip)."""
+    binary = store_binary()
+    if binary is None:
+        pytest.fail(HOW_TO_GET_A_STORE, pytrace=False)
+    return binary
 
 
 @dataclass

@@ -30,16 +30,15 @@ import redis.asyncio as aioredis
 from cloudrun_gpu.cache import CacheSettings
 
 from .test_cache_support import (
-    HOW_TO_GET_A_STORE,
     ROOT,
     Embedder,
     StoreServer,
     StubUpstream,
+    required_store_binary,
     run_cache,
     run_store,
     serve,
     signed_caller,
-    store_binary,
 )
 
 sys.path.insert(0, str(ROOT / "container" / "cache"))
@@ -78,9 +77,7 @@ def search_server() -> Iterator[StoreServer]:
 @pytest.fixture(scope="module")
 def plain_store() -> Iterator[StoreServer]:
     """Debian's redis-server / valkey-server: no search module."""
-    binary = store_binary()
-    if binary is None:
-        pytest.fail(HOW_TO_GET_A_STORE, pytrace=False)
+    binary = required_store_binary()
     with run_store(binary) as server:
         yield server
 
