@@ -850,6 +850,110 @@ def passing_command(command: str) -> tuple[str, list[str], float]:
     return command, failing, time.monotonic() - start
 
 
+def statement_lines(source: str) -> dict[int, int]:
+    """Each source line → the first line of the innermost statement holding it: coverage records a statement
+    at its first line only, so a mutant on a continuation line is looked up there."""
+    first: dict[int, int] = {}
+    for node in ast.walk(ast.parse(source)):  # breadth first: inner statements overwrite their parents' lines
+        if isinstance(node, ast.stmt):
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+                first[line] = node.lineno
+    return first
+
+
+IMPORT_TIME = ""
+"""The coverage context of lines run outside any test (collection, imports, module-level code)."""
+
+
+def coverage_map(command: str, work: Path, path: str) -> dict[int, set[str]]:
+    """Which tests run each line of ``path``: one clean run of ``command`` under coverage, with pytest-cov
+    recording every line's tests as contexts (``--cov-context=test``; the technique mutmut 3 uses to pick a
+    mutant's tests). Lines run at import time carry the :data:`IMPORT_TIME` context."""
+    import coverage
+
+    rc, data_file = work / ".mutate-coveragerc", work / ".coverage.mutate"
+    rc.write_text(f"[run]\ninclude =\n    {work / path}\n")
+    data_file.unlink(missing_ok=True)
+    measured = (
+        command.replace(" -x ", " ") + f" --cov --cov-config={shlex.quote(str(rc))} --cov-context=test --cov-report="
+    )
+    subprocess.run(
+        measured, shell=True, capture_output=True, text=True, env={**os.environ, "COVERAGE_FILE": str(data_file)}
+    )
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    by_line = data.contexts_by_lineno(str(work / path))
+    return {line: {c.rsplit("|", 1)[0] for c in contexts} for line, contexts in by_line.items()}
+
+
+@dataclass
+class Selector:
+    """Runs a mutant against the tests that execute its lines, and against every test only when those pass.
+
+    A mutant changes behaviour only where its lines run, so a test that never runs them passes against it as it
+    does against the original: running only the covering tests gives the same kills, much faster. The verdict
+    never rests on the selection alone: a mutant the covering tests do not kill (or any run that ends other
+    than "tests failed", exit status 1) is judged by the whole command, and a kill counts only if the same
+    covering tests pass unmutated (no order dependence). Lines run at import time, or by no in-process test
+    (a subprocess's lines are not measured), use the whole command."""
+
+    work: Path
+    full: str
+    """The module's whole test command (tests failing unmutated deselected)."""
+    by_line: dict[int, set[str]]
+    first_line: dict[int, int]
+    order: list[str]
+    """The module's test files, fastest killers first: the selected tests run in this order."""
+    deselected: set[str]
+    clean: dict[tuple[str, ...], bool]
+    whole: int = 0
+    """Mutants judged by the whole command from the start (no covering tests, or import-time lines)."""
+
+    def tests(self, lines: range) -> tuple[str, ...] | None:
+        found: set[str] = set()
+        for line in lines:
+            contexts = self.by_line.get(self.first_line.get(line, line), set())
+            if IMPORT_TIME in contexts:
+                return None
+            found |= contexts
+        found -= self.deselected
+        if not found:
+            return None
+        rank = {f: i for i, f in enumerate(self.order)}
+        return tuple(sorted(found, key=lambda t: (rank.get(t.split("::", 1)[0], len(rank)), t)))
+
+    def _subset(self, tests: tuple[str, ...]) -> str:
+        args = self.work / "mutants-subsets" / f"{abs(hash(tests)):x}.txt"
+        args.parent.mkdir(exist_ok=True)
+        args.write_text("\n".join(tests) + "\n")
+        # pytest reads arguments from a file named after "@" (pytest 8.2+): a long node-id list stays off the
+        # shell's command line.
+        return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow' @{shlex.quote(str(args))}"
+
+    def command(self, lines: range) -> str:
+        """The shell command judging a mutant on ``lines`` (call with the module unmutated: it may run the
+        covering tests once to check they pass clean)."""
+        tests = self.tests(lines)
+        if tests is None:
+            self.whole += 1
+            return self.full
+        if tests not in self.clean:
+            self.clean[tests] = subprocess.run(self._subset(tests), shell=True, capture_output=True).returncode == 0
+        if not self.clean[tests]:
+            self.whole += 1
+            return self.full
+        return f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+
+
+def diff_lines(diff: str) -> range:
+    """The original lines a unified diff (``n=0``) replaces."""
+    m = re.search(r"^@@ -(\d+)(?:,(\d+))? ", diff, flags=re.M)
+    if m is None:
+        return range(0)
+    start, count = int(m.group(1)), int(m.group(2) or 1)
+    return range(start, start + max(count, 1))
+
+
 def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]:
     """A sample of ``module``'s mutants, Cosmic Ray's and :func:`own_mutants`' drawn together (one population)."""
     path = source_path(module)
@@ -866,10 +970,14 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
     timeout = max(30.0, elapsed * 4)
     annotations = unevaluated_annotations(source)
     lines = source.splitlines()
+    selector = Selector(
+        work, command, coverage_map(command, work, path), statement_lines(source), MODULES[module], set(deselected), {}
+    )
     outcomes = []
     for n, item in enumerate(population, 1):
         if isinstance(item, OwnMutant):
-            verdict = run_own_mutant(item, work / path, command, timeout)
+            judge = selector.command(diff_lines(item.diff))
+            verdict = run_own_mutant(item, work / path, judge, timeout if judge == command else 2 * timeout)
             code = lines[item.line - 1] if 0 < item.line <= len(lines) else ""
             reason = (
                 equivalence(module, code, f"own/{item.operator}", ((0, 0), (0, 0)), []) if verdict == "survived" else ""
@@ -882,7 +990,8 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
             continue
         spec = item.mutations[0]
         line = spec.start_pos[0]
-        result = mutate_and_test(item.mutations, command, timeout)
+        judge = selector.command(range(line, spec.end_pos[0] + 1))
+        result = mutate_and_test(item.mutations, judge, timeout if judge == command else 2 * timeout)
         if result.worker_outcome != WorkerOutcome.NORMAL:
             verdict = str(result.worker_outcome)
         elif result.test_outcome == TestOutcome.KILLED:
@@ -898,6 +1007,7 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
             verdict = "equivalent"
         outcomes.append(Outcome(module, line, spec.operator_name, spec.occurrence, verdict, result.diff or "", reason))
         print(f"  [{n}/{len(population)}] {module}:{line} {spec.operator_name} → {verdict}", flush=True)
+    print(f"  {len(population) - selector.whole} of {len(population)} mutants run first against their covering tests")
     os.chdir(ROOT)
     return outcomes
 
