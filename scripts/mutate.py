@@ -171,6 +171,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_multiregion.py",
     ],
     "stack/compose.py": [
+        "tests/test_strength_compose_s4.py",
         "tests/test_strength_compose_3.py",
         "tests/test_prepare_register.py",
         "tests/test_validation_first.py",
@@ -344,6 +345,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], '
             'f"add yourself: {fix}")])',
         )
+    ],
+    "stack/compose.py": [
+        Equivalent(
+            "if vs.index == 0:",
+            "Eq_LtE",
+            "`ValidatedStack.index` is never negative: the only place that sets it is read_config's "
+            "`for i in range(count)` (stack/config.py, `ValidatedStack(..., index=i)`), and its default is 0, so "
+            "`<= 0` holds exactly when `== 0` does",
+        ),
     ],
     "stack/preflight.py": [
         Equivalent(
