@@ -194,7 +194,12 @@ SHIPPED: dict[str, list[str]] = {
     "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
     "stack/loadtest.py": ["tests/test_loadtest_driver.py", "tests/test_loadtest.py"],
     "stack/preflight.py": ["tests/test_cov_preflight.py", "tests/test_fresh_project.py", "tests/test_quota.py"],
-    "stack/render.py": ["tests/test_render_isolation.py", "tests/test_strength_outputs.py", "tests/test_stacks.py"],
+    "stack/render.py": [
+        "tests/test_strength_render_s4.py",
+        "tests/test_render_isolation.py",
+        "tests/test_strength_outputs.py",
+        "tests/test_stacks.py",
+    ],
     "stack/settings_doc.py": ["tests/test_settings_doc.py"],
     "stack/calibrate.py": [
         "tests/test_cov_calibrate.py",
