@@ -192,7 +192,11 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
-    "stack/loadtest.py": ["tests/test_loadtest_driver.py", "tests/test_loadtest.py"],
+    "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s4.py",
+        "tests/test_loadtest_driver.py",
+        "tests/test_loadtest.py",
+    ],
     "stack/preflight.py": ["tests/test_cov_preflight.py", "tests/test_fresh_project.py", "tests/test_quota.py"],
     "stack/render.py": [
         "tests/test_strength_render_s4.py",
@@ -358,6 +362,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`ValidatedStack.index` is never negative: the only place that sets it is read_config's "
             "`for i in range(count)` (stack/config.py, `ValidatedStack(..., index=i)`), and its default is 0, so "
             "`<= 0` holds exactly when `== 0` does",
+        ),
+    ],
+    "stack/loadtest.py": [
+        Equivalent(
+            "*,",
+            "ReplaceBinaryOperator_Mul_Div",
+            "run_level's keyword-only marker `*` → positional-only `/` before `requests`: every call "
+            "(stack/loadtest.py main, scripts/engine_report.py, scripts/capacity_report.py, "
+            "tests/test_loadtest_driver.py, tests/test_capacity.py) passes `url` and `concurrency` by position and "
+            "every other argument by keyword, which both signatures bind to the same parameters; `/` only admits "
+            "more call forms, none of them used",
         ),
     ],
     "stack/preflight.py": [
