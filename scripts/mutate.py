@@ -375,6 +375,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "more call forms, none of them used",
         ),
     ],
+    "stack/render.py": [
+        Equivalent(
+            'elif typ == "random:index/randomId:RandomId":',
+            "Eq_GtE",
+            "the mocks give the extra `hex` output only to types that sort at or above "
+            "`random:index/randomId:RandomId` (every other branch of the chain names a type below it, so none is "
+            "skipped): the stacks register just one such other type, `time:index/sleep:Sleep`, and a mock output "
+            "no resource class declares is dropped by the SDK (pulumi/runtime/rpc.py resolve_outputs: a property "
+            "with no resolver is skipped); of the installed providers only pulumi_random's "
+            "RandomId and RandomBytes (which sorts below it) declare a `hex` output (random_id.py, random_bytes.py)",
+        ),
+    ],
     "stack/preflight.py": [
         Equivalent(
             "if TYPE_CHECKING:",
