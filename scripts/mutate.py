@@ -206,6 +206,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "stack/settings_doc.py": ["tests/test_settings_doc.py"],
     "stack/calibrate.py": [
+        "tests/test_strength_calibrate_s4.py",
         "tests/test_cov_calibrate.py",
         "tests/test_engine_logs.py",
         "tests/test_startup.py",
