@@ -4,7 +4,6 @@ of a total smaller than the GPU the log ran on, word for word, and the ``--help`
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from cloudrun_gpu.limits import GIB
 
 from stack import calibrate
 from tests.test_cov_calibrate import LOGS, NO_TOTAL, SMALL_POOL, args, row, run
+from tests.test_strength_loadtest_s4 import help_and_defaults
 
 
 def test_a_vllm_table_names_its_rows_and_its_plan_column_adds_up(tmp_path: Path) -> None:
@@ -64,14 +64,7 @@ def test_a_total_smaller_than_the_gpu_the_log_ran_on_is_refused_with_its_numbers
 
 def test_the_calibrate_options_with_their_help() -> None:
     """What ``python -m stack calibrate --help`` tells a user about each option."""
-    parser = argparse.ArgumentParser()
-    calibrate.add_arguments(parser)
-    options = {
-        (a.option_strings[-1] if a.option_strings else a.dest): (a.default, a.help)
-        for a in parser._actions
-        if a.dest != "help"
-    }
-    assert options == {
+    assert help_and_defaults(calibrate.add_arguments) == {
         "log": (None, "a vLLM, llama.cpp or Ollama start-up log (file path, '-' for stdin)"),
         "--engine": (None, "default: detected from the log (the registered engines)"),
         "--model": (None, "catalogue model the log ran (python -m stack size --list)"),

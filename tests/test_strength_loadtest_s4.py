@@ -11,7 +11,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,21 @@ from tests.test_loadtest_driver import _body, _Chat
 DATA = Path(__file__).parent / "data"
 
 
-def test_the_loadtest_options_with_their_defaults_and_help() -> None:
-    """What ``python -m stack loadtest --help`` tells a user, and what each option is when left out."""
+def help_and_defaults(add: Callable[[argparse.ArgumentParser], None]) -> dict[str, tuple[Any, Any]]:
+    """Each option a command's ``add_arguments`` declares (by its long name, a positional by its name) → its default
+    and its ``--help`` text: what a user reads and gets when leaving it out."""
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    options = {
+    add(parser)
+    return {
         (a.option_strings[-1] if a.option_strings else a.dest): (a.default, a.help)
         for a in parser._actions
         if a.dest != "help"
     }
-    assert options == {
+
+
+def test_the_loadtest_options_with_their_defaults_and_help() -> None:
+    """What ``python -m stack loadtest --help`` tells a user, and what each option is when left out."""
+    assert help_and_defaults(add_arguments) == {
         "url": (None, "base URL of an OpenAI-compatible server, e.g. https://llm-….run.app (or --from-guidellm)"),
         "--concurrency": ("1,2,4,8", "comma-separated levels"),
         "--requests": (16, "requests per level (bounded)"),
