@@ -191,7 +191,12 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_quota.py",
         "tests/test_golden.py",
     ],
-    "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
+    "stack/cloudbuild.py": [
+        "tests/test_strength_cloudbuild_s4.py",
+        "tests/test_build.py",
+        "tests/test_container.py",
+        "tests/test_storage.py",
+    ],
     "stack/loadtest.py": [
         "tests/test_strength_loadtest_s4.py",
         "tests/test_loadtest_driver.py",
