@@ -209,7 +209,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_strength_outputs.py",
         "tests/test_stacks.py",
     ],
-    "stack/settings_doc.py": ["tests/test_settings_doc.py"],
+    "stack/settings_doc.py": ["tests/test_strength_settings_doc_s4.py", "tests/test_settings_doc.py"],
     "stack/calibrate.py": [
         "tests/test_strength_calibrate_s4.py",
         "tests/test_cov_calibrate.py",
@@ -391,6 +391,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "no resource class declares is dropped by the SDK (pulumi/runtime/rpc.py resolve_outputs: a property "
             "with no resolver is skipped); of the installed providers only pulumi_random's "
             "RandomId and RandomBytes (which sorts below it) declare a `hex` output (random_id.py, random_bytes.py)",
+        ),
+    ],
+    "stack/settings_doc.py": [
+        Equivalent(
+            "if typing.get_origin(annotation) is list:",
+            "Is_Eq",
+            "`typing.get_origin` returns the origin itself (`list` for `list[X]`; None, a class such as "
+            "`types.UnionType`, or a typing special form such as `typing.Union`/`Literal` otherwise), and none of "
+            "these overrides `__eq__` (classes and `_SpecialForm` compare by identity), so `==` and `is` agree",
         ),
     ],
     "stack/preflight.py": [
