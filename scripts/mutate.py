@@ -171,6 +171,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_multiregion.py",
     ],
     "stack/compose.py": [
+        "tests/test_strength_compose_s4.py",
         "tests/test_strength_compose_3.py",
         "tests/test_prepare_register.py",
         "tests/test_validation_first.py",
@@ -190,12 +191,27 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_quota.py",
         "tests/test_golden.py",
     ],
-    "stack/cloudbuild.py": ["tests/test_build.py", "tests/test_container.py", "tests/test_storage.py"],
-    "stack/loadtest.py": ["tests/test_loadtest_driver.py", "tests/test_loadtest.py"],
+    "stack/cloudbuild.py": [
+        "tests/test_strength_cloudbuild_s4.py",
+        "tests/test_build.py",
+        "tests/test_container.py",
+        "tests/test_storage.py",
+    ],
+    "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s4.py",
+        "tests/test_loadtest_driver.py",
+        "tests/test_loadtest.py",
+    ],
     "stack/preflight.py": ["tests/test_cov_preflight.py", "tests/test_fresh_project.py", "tests/test_quota.py"],
-    "stack/render.py": ["tests/test_render_isolation.py", "tests/test_strength_outputs.py", "tests/test_stacks.py"],
-    "stack/settings_doc.py": ["tests/test_settings_doc.py"],
+    "stack/render.py": [
+        "tests/test_strength_render_s4.py",
+        "tests/test_render_isolation.py",
+        "tests/test_strength_outputs.py",
+        "tests/test_stacks.py",
+    ],
+    "stack/settings_doc.py": ["tests/test_strength_settings_doc_s4.py", "tests/test_settings_doc.py"],
     "stack/calibrate.py": [
+        "tests/test_strength_calibrate_s4.py",
         "tests/test_cov_calibrate.py",
         "tests/test_engine_logs.py",
         "tests/test_startup.py",
@@ -344,6 +360,47 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], '
             'f"add yourself: {fix}")])',
         )
+    ],
+    "stack/compose.py": [
+        Equivalent(
+            "if vs.index == 0:",
+            "Eq_LtE",
+            "`ValidatedStack.index` is never negative: the only place that sets it is read_config's "
+            "`for i in range(count)` (stack/config.py, `ValidatedStack(..., index=i)`), and its default is 0, so "
+            "`<= 0` holds exactly when `== 0` does",
+        ),
+    ],
+    "stack/loadtest.py": [
+        Equivalent(
+            "*,",
+            "ReplaceBinaryOperator_Mul_Div",
+            "run_level's keyword-only marker `*` → positional-only `/` before `requests`: every call "
+            "(stack/loadtest.py main, scripts/engine_report.py, scripts/capacity_report.py, "
+            "tests/test_loadtest_driver.py, tests/test_capacity.py) passes `url` and `concurrency` by position and "
+            "every other argument by keyword, which both signatures bind to the same parameters; `/` only admits "
+            "more call forms, none of them used",
+        ),
+    ],
+    "stack/render.py": [
+        Equivalent(
+            'elif typ == "random:index/randomId:RandomId":',
+            "Eq_GtE",
+            "the mocks give the extra `hex` output only to types that sort at or above "
+            "`random:index/randomId:RandomId` (every other branch of the chain names a type below it, so none is "
+            "skipped): the stacks register just one such other type, `time:index/sleep:Sleep`, and a mock output "
+            "no resource class declares is dropped by the SDK (pulumi/runtime/rpc.py resolve_outputs: a property "
+            "with no resolver is skipped); of the installed providers only pulumi_random's "
+            "RandomId and RandomBytes (which sorts below it) declare a `hex` output (random_id.py, random_bytes.py)",
+        ),
+    ],
+    "stack/settings_doc.py": [
+        Equivalent(
+            "if typing.get_origin(annotation) is list:",
+            "Is_Eq",
+            "`typing.get_origin` returns the origin itself (`list` for `list[X]`; None, a class such as "
+            "`types.UnionType`, or a typing special form such as `typing.Union`/`Literal` otherwise), and none of "
+            "these overrides `__eq__` (classes and `_SpecialForm` compare by identity), so `==` and `is` agree",
+        ),
     ],
     "stack/preflight.py": [
         Equivalent(
