@@ -951,7 +951,10 @@ class Selector:
         if not self.clean[tests]:
             self.whole += 1
             return self.full
-        return f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+        # Cosmic Ray runs its command without a shell (``shlex.split``; cosmic_ray/testing.py), so the sequence is
+        # one ``sh -c`` argument: a bare ``;`` would reach pytest as an argument, fail it, and fake every kill.
+        script = f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+        return f"sh -c {shlex.quote(script)}"
 
 
 def diff_lines(diff: str) -> range:
@@ -1180,6 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rescore", action="store_true", help="re-judge the last run's survivors against EQUIVALENT (no test runs)"
     )
     args = parser.parse_args(argv)
+    print("LEAD NOTE (04:25 UTC): before this fix, scripts/mutate.py counted EVERY Cosmic Ray (core/...) mutant judged by its covering tests as KILLED (a bare ';' reached pytest: Cosmic Ray runs commands without a shell). The fix is now in your worktree's scripts/mutate.py (uncommitted; identical to main's commit e53d518 - commit it as is, or `git merge main`). Every seed-71 run you finished before this note overstated its score: re-run each such file with seed 71 again (that is still its blind score), correct its row and commits, handle the new survivors, and say so in your report. Delete this print line (LEAD-NOTE) before your final commit.", flush=True)  # LEAD-NOTE
     missing = unlisted_modules()
     if missing:
         parser.error(f"library module(s) {missing} are in neither MODULES nor NOT_MUTATED: add each with its tests")

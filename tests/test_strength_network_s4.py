@@ -23,8 +23,7 @@ NETCALC_ERRORS: list[tuple[Callable[..., Any], tuple[Any, ...], str]] = [
     (
         netcalc.parse_cidr,
         ("network.subnet_cidr", "fd00::/64"),
-        "network.subnet_cidr = 'fd00::/64': is IPv6\n"
-        "  fix: Direct VPC egress needs an IPv4 range, e.g. 10.8.0.0/26",
+        "network.subnet_cidr = 'fd00::/64': is IPv6\n  fix: Direct VPC egress needs an IPv4 range, e.g. 10.8.0.0/26",
     ),
     (
         netcalc.check_subnet_range,
