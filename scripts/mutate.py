@@ -77,7 +77,8 @@ MODULES: dict[str, list[str]] = {
     "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
-    "loading.py": [*STORAGE_TESTS, "tests/test_service.py"],
+    # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
+    "loading.py": ["tests/test_strength_storage_s4.py", *STORAGE_TESTS, "tests/test_startup.py", "tests/test_service.py"],
     "service/settings.py": SERVICE_TESTS,
     "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
     "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
