@@ -89,3 +89,21 @@ def test_every_netcalc_error_reads_exactly_as_the_user_sees_it(
     with pytest.raises(ConfigError) as err:
         check(*args)
     assert str(err.value) == rendered
+
+
+def test_the_largest_direct_vpc_need_still_names_a_subnet_and_one_more_instance_names_none() -> None:
+    """``required_prefix`` reaches /1 at 536,870,908 max instances (about 2^31 addresses): that many still fit a
+    subnet, so the error says how large; one more needs all of IPv4 (/0), and the error says no subnet holds them
+    (issue 21: a raw ValueError from ``supernet`` before). The seed-71 sample moved this edge both ways."""
+    assert netcalc.required_prefix(536_870_908) == 1
+    with pytest.raises(ConfigError) as err:
+        netcalc.check_subnet("network.subnet_cidr", "10.0.0.0/8", 536_870_908)
+    assert (err.value.problem, err.value.fix) == (
+        "/8 is too small for 536870908 max instances (Direct VPC needs /1 or larger: ~4 IPs per instance in /28 "
+        "blocks, /26 minimum)",
+        "use a /1 or larger range, e.g. 0.0.0.0/1",
+    )
+    assert netcalc.required_prefix(536_870_909) == 0
+    with pytest.raises(ConfigError) as err:
+        netcalc.check_subnet("network.subnet_cidr", "10.0.0.0/8", 536_870_909)
+    assert err.value.problem == "no IPv4 subnet holds Direct VPC addresses for 536870909 max instances"
