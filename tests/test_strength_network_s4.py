@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from cloudrun_gpu import netcalc
-from cloudrun_gpu.errors import ConfigError
+from cloudrun_gpu.errors import ConfigError, ConfigErrors
+from cloudrun_gpu.network import PscSettings
 
 NETCALC_ERRORS: list[tuple[Callable[..., Any], tuple[Any, ...], str]] = [
     (
@@ -107,3 +108,16 @@ def test_the_largest_direct_vpc_need_still_names_a_subnet_and_one_more_instance_
     with pytest.raises(ConfigError) as err:
         netcalc.check_subnet("network.subnet_cidr", "10.0.0.0/8", 536_870_909)
     assert err.value.problem == "no IPv4 subnet holds Direct VPC addresses for 536870909 max instances"
+
+
+def test_a_psc_dns_zone_may_be_253_characters_and_no_more() -> None:
+    """RFC 1035 section 2.3.4: a name is at most 255 octets on the wire, which is 253 characters written out
+    (without the root's trailing dot). The seed-81 sample moved the edge to 252 (``<=`` → ``<``)."""
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 63 × 3 + 61 + 3 dots = 253 characters
+    assert len(longest) == 253
+    assert PscSettings(dns_zones=[longest + "."]).dns_zones == [longest + "."]
+    with pytest.raises(ConfigErrors) as err:
+        PscSettings(dns_zones=["c" + longest + "."])
+    assert [(e.field, e.value, e.problem) for e in err.value.errors] == [
+        ("PscSettings.dns_zones.0", "c" + longest + ".", "is not a DNS zone name")
+    ]
