@@ -78,7 +78,12 @@ MODULES: dict[str, list[str]] = {
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
-    "loading.py": ["tests/test_strength_storage_s4.py", *STORAGE_TESTS, "tests/test_startup.py", "tests/test_service.py"],
+    "loading.py": [
+        "tests/test_strength_storage_s4.py",
+        *STORAGE_TESTS,
+        "tests/test_startup.py",
+        "tests/test_service.py",
+    ],
     "service/settings.py": SERVICE_TESTS,
     "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
     "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
@@ -416,6 +421,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`strict=True` is `ipaddress.ip_network`'s default (signature `ip_network(address, strict=True)`, "
             "https://docs.python.org/3/library/ipaddress.html#ipaddress.ip_network), so dropping it passes the same "
             "value; the host-bits refusal it keeps is pinned by test_strength_network_s4.py (10.8.0.1/26)",
+        ),
+    ],
+    "loading.py": [
+        Equivalent(
+            'if model_path.startswith(mount.rstrip("/") + "/") '
+            "and (best is None or len(mount) > len(MOUNT_PATHS[best])):",
+            "ReplaceComparisonOperator_Gt_Lt",
+            "the longest-mount rule only decides between two mounts one of which lies under the other, and the "
+            "shipped MOUNT_PATHS (/models, /mnt/models, /models-mem) has none: a path matches a mount only as "
+            "`mount + '/'`, so /models-mem/x is not under /models; the only two mounts a path can match together "
+            "are the equal /models-mem of gcs-download and internet, where `<` keeps the first as `>` does "
+            "(`>=`/`<=` make internet win and are killed by test_startup.py::test_method_for_model_path)",
         ),
     ],
     "network/settings.py": [
@@ -1184,7 +1201,6 @@ def main(argv: list[str] | None = None) -> int:
         "--rescore", action="store_true", help="re-judge the last run's survivors against EQUIVALENT (no test runs)"
     )
     args = parser.parse_args(argv)
-    print("LEAD NOTE (04:25 UTC): before this fix, scripts/mutate.py counted EVERY Cosmic Ray (core/...) mutant judged by its covering tests as KILLED (a bare ';' reached pytest: Cosmic Ray runs commands without a shell). The fix is now in your worktree's scripts/mutate.py (uncommitted; identical to main's commit e53d518 - commit it as is, or `git merge main`). Every seed-71 run you finished before this note overstated its score: re-run each such file with seed 71 again (that is still its blind score), correct its row and commits, handle the new survivors, and say so in your report. Delete this print line (LEAD-NOTE) before your final commit.", flush=True)  # LEAD-NOTE
     missing = unlisted_modules()
     if missing:
         parser.error(f"library module(s) {missing} are in neither MODULES nor NOT_MUTATED: add each with its tests")

@@ -73,3 +73,13 @@ def test_a_method_without_an_mmap_rule_is_named_in_the_error() -> None:
     with pytest.raises(ValueError) as err:
         uses_mmap("gcs-stream")
     assert str(err.value) == "no mmap rule for loading method 'gcs-stream' (llama.cpp and Ollama methods only)"
+
+
+@pytest.mark.parametrize("method", ["gcs-download", "internet"])
+def test_both_download_methods_mount_their_in_memory_volume_where_the_engine_reads(method: str) -> None:
+    """A download method without the mount would write into the container's own filesystem, not the sized
+    in-memory volume (the seed-81 sample dropped internet's mounts and no test noticed)."""
+    d = model_delivery(method, mount_path="/models-mem", bucket="b", in_memory_gib=3, hub_url="https://hf.co/x")
+    assert d.volumes == [{"name": "model", "empty_dir": {"medium": "MEMORY", "size_limit": "3Gi"}}]
+    assert d.mounts == [{"name": "model", "mount_path": "/models-mem"}]
+    assert d.env["MODEL_DIR"] == "/models-mem"
