@@ -86,7 +86,12 @@ MODULES: dict[str, list[str]] = {
     ],
     "service/settings.py": SERVICE_TESTS,
     "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
-    "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
+    "settings.py": [
+        "tests/test_strength_settings_s4.py",
+        "tests/test_strength_settings.py",
+        "tests/test_config.py",
+        "tests/test_stacks.py",
+    ],
     "bucket/__init__.py": STORAGE_TESTS,
     "registry/__init__.py": STORAGE_TESTS,
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
@@ -477,6 +482,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`a is not NoneType` → `a != NoneType`: the union's members are classes (whose `==` is identity) or "
             "typing aliases such as `list[str]` (whose `==` is False against any class), so both keep exactly "
             "the non-None members",
+        ),
+        Equivalent(
+            "if tp is type(None):",
+            "ReplaceComparisonOperator_Is_Eq",
+            "`tp is NoneType` → `tp == NoneType`: `tp` is a class (whose `==` is identity), a typing alias such as "
+            "`list[str]` or `pulumi.Input[str]` (whose `==` is False against any class) or `Any`, so both are true "
+            "for NoneType alone",
+        ),
+        Equivalent(
+            "deferred = len(kept) < len([t for t in params if t is not type(None)])",
+            "ReplaceComparisonOperator_Lt_IsNot",
+            "`kept` is a sublist of the other list, so `<` is `!=`; both lengths count a union's members (a handful), "
+            "and CPython keeps one object per int from -5 to 256, so `is not` is `!=` for them",
         ),
     ],
     "sizing/spec.py": [
