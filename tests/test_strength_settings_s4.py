@@ -71,10 +71,11 @@ class EveryShape:
     tags: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
     note: str | None = None
+    more: list[str] | None = None
 
 
 def test_each_plain_shape_has_its_own_words() -> None:
-    bad = EveryShape(name=1, flag=1, count=True, ratio="x", tags=[1], sizes={"a": 1.5}, note=2)  # type: ignore[arg-type]
+    bad = EveryShape(name=1, flag=1, count=True, ratio="x", tags=[1], sizes={"a": 1.5}, note=2, more="x")  # type: ignore[arg-type]
     assert [(e.field, e.problem) for e in args_types(bad, "A.")] == [
         ("A.name", "is not text"),
         ("A.flag", "is not true or false"),
@@ -83,6 +84,7 @@ def test_each_plain_shape_has_its_own_words() -> None:
         ("A.tags", "is not a list of text"),
         ("A.sizes", "is not a mapping of names to a whole number"),
         ("A.note", "is not text, or null"),
+        ("A.more", "is not a list of text, or null"),  # a list is no deferred value (only Output, Awaitable)
     ]
     assert args_types(EveryShape(count=3, ratio=2, tags=["a"], sizes={"a": 1}, note=None), "A.") == []
 
@@ -118,3 +120,21 @@ def test_each_settings_docstring_is_its_description_in_the_settings_reference() 
     assert BucketSettings.__pydantic_fields__["versioning"].description == (
         "Keep replaced model objects (noncurrent copies are deleted after 30 days)."
     )
+
+
+def test_an_unknown_choice_does_not_hide_the_errors_after_it() -> None:
+    """One run reports every mistake: the enum refusal is followed by the next field's (seed 71 stopped there)."""
+    from cloudrun_gpu.network import PscSettings
+
+    with pytest.raises(ConfigErrors) as exc:
+        PscSettings(target="all-api", dns_zones=5)  # type: ignore[arg-type]
+    assert [(e.field, e.value, e.problem, e.fix, e.allowed) for e in exc.value.errors] == [
+        (
+            "PscSettings.target",
+            "all-api",
+            "is not one of the allowed values",
+            "did you mean 'all-apis'?",
+            "all-apis or vpc-sc",
+        ),
+        ("PscSettings.dns_zones", 5, "must be a list", "set PscSettings.dns_zones to a list", "a list"),
+    ]
