@@ -19,7 +19,7 @@ from cloudrun_gpu.build import BuildIdentityArgs
 from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.settings import args_text, args_types
 
-IDENTITY = {"account_id": "llm-build", "project": "p", "location": "europe-west4"}
+IDENTITY: dict[str, Any] = {"account_id": "llm-build", "project": "p", "location": "europe-west4"}
 
 
 def refusal(exc: pytest.ExceptionInfo[Any]) -> list[str]:
@@ -75,7 +75,7 @@ class EveryShape:
 
 
 def test_each_plain_shape_has_its_own_words() -> None:
-    bad = EveryShape(name=1, flag=1, count=True, ratio="x", tags=[1], sizes={"a": 1.5}, note=2, more="x")  # type: ignore[arg-type]
+    bad = EveryShape(name=1, flag=1, count=True, ratio="x", tags=[1], sizes={"a": 1.5}, note=2, more="x")  # type: ignore[arg-type, list-item, dict-item]
     assert [(e.field, e.problem) for e in args_types(bad, "A.")] == [
         ("A.name", "is not text"),
         ("A.flag", "is not true or false"),
@@ -117,8 +117,9 @@ def test_each_settings_docstring_is_its_description_in_the_settings_reference() 
         "| `soft_delete_days` | int | `7` | Days deleted objects stay recoverable: 0 (off) or 7-90, as Cloud Storage "
         "allows. |"
     ]
-    assert BucketSettings.__pydantic_fields__["versioning"].description == (
-        "Keep replaced model objects (noncurrent copies are deleted after 30 days)."
+    fields = BucketSettings.__pydantic_fields__  # type: ignore[attr-defined]
+    assert (
+        fields["versioning"].description == "Keep replaced model objects (noncurrent copies are deleted after 30 days)."
     )
 
 
