@@ -139,3 +139,17 @@ def test_an_unknown_choice_does_not_hide_the_errors_after_it() -> None:
         ),
         ("PscSettings.dns_zones", 5, "must be a list", "set PscSettings.dns_zones to a list", "a list"),
     ]
+
+
+def test_a_section_or_a_mapping_given_a_number_is_asked_for_as_a_mapping() -> None:
+    """pydantic's ``dataclass_type`` (a nested settings section) and ``dict_type`` (a mapping field) read the same
+    to a user: the value must be a mapping (seed 81 dropped the ``dict_type`` wording)."""
+    from cloudrun_gpu.capacity import CapacitySettings
+
+    with pytest.raises(ConfigErrors) as exc:
+        CapacitySettings(target=5, throughput=5)  # type: ignore[arg-type]
+    words = "a mapping of keys to values"
+    assert [(e.field, e.value, e.problem, e.fix, e.allowed) for e in exc.value.errors] == [
+        ("CapacitySettings.target", 5, f"must be {words}", f"set CapacitySettings.target to {words}", words),
+        ("CapacitySettings.throughput", 5, f"must be {words}", f"set CapacitySettings.throughput to {words}", words),
+    ]
