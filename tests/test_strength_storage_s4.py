@@ -35,17 +35,18 @@ def test_gcs_stream_mounts_nothing_and_passes_the_bucket_by_env() -> None:
 
 
 def test_every_gcsfuse_option_keeps_its_reason() -> None:
-    assert GCS_FUSE_MOUNT_OPTIONS == {
-        "implicit-dirs": "show objects under prefixes that have no directory placeholder object "
-        "(uploads with gcloud storage cp create none)",
-        "only-dir={prefix}": "mount only the model's folder: the engine sees just its files, and listing stays small",
-        "metadata-cache-ttl-secs=-1": "never expire cached metadata: model objects do not change while a revision "
-        "runs, so every stat after the first is served from memory",
-        "stat-cache-max-size-mb=-1": "no cap on the stat cache (a model folder has only a handful of objects)",
-        "sequential-read-size-mb=1024": "read up to 1 GiB per GCS request (default 200 MiB): fewer round trips "
-        "for multi-GB sequential weight reads",
+    """Each flag's reason opens with what it does and states the number it sets (word for word at the start)."""
+    opening = {
+        "implicit-dirs": "show objects under prefixes that have no directory placeholder object",
+        "only-dir={prefix}": "mount only the model's folder",
+        "metadata-cache-ttl-secs=-1": "never expire cached metadata",
+        "stat-cache-max-size-mb=-1": "no cap on the stat cache",
+        "sequential-read-size-mb=1024": "read up to 1 GiB per GCS request (default 200 MiB)",
         "log-severity=warning": "keep gcsfuse's per-read logs out of Cloud Logging",
     }
+    assert list(GCS_FUSE_MOUNT_OPTIONS) == list(opening)
+    for flag, words in opening.items():
+        assert GCS_FUSE_MOUNT_OPTIONS[flag].startswith(words), flag
 
 
 def test_mmap_reasons_cite_their_evidence() -> None:
