@@ -75,12 +75,23 @@ MODULES: dict[str, list[str]] = {
     ],
     "sizing/quant.py": SIZING_TESTS + READER_TESTS,
     "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
-    "netcalc.py": [*NETWORK_TESTS, "tests/test_config.py"],
-    "network/settings.py": [*NETWORK_TESTS, "tests/test_config.py"],
-    "loading.py": [*STORAGE_TESTS, "tests/test_service.py"],
+    "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
+    "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
+    # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
+    "loading.py": [
+        "tests/test_strength_storage_s4.py",
+        *STORAGE_TESTS,
+        "tests/test_startup.py",
+        "tests/test_service.py",
+    ],
     "service/settings.py": SERVICE_TESTS,
     "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
-    "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
+    "settings.py": [
+        "tests/test_strength_settings_s4.py",
+        "tests/test_strength_settings.py",
+        "tests/test_config.py",
+        "tests/test_stacks.py",
+    ],
     "bucket/__init__.py": STORAGE_TESTS,
     "registry/__init__.py": STORAGE_TESTS,
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
@@ -464,6 +475,27 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             f"`x + 4` → `x {sym} 4` where x is a multiple of the 16-address block: bit 2 of x is 0, so both give x + 4",
         )
         for op, sym in (("ReplaceBinaryOperator_Add_BitOr", "|"), ("ReplaceBinaryOperator_Add_BitXor", "^"))
+    ]
+    + [
+        Equivalent(
+            "net = ipaddress.ip_network(value, strict=True)",
+            "own/DropKeyword",
+            "`strict=True` is `ipaddress.ip_network`'s default (signature `ip_network(address, strict=True)`, "
+            "https://docs.python.org/3/library/ipaddress.html#ipaddress.ip_network), so dropping it passes the same "
+            "value; the host-bits refusal it keeps is pinned by test_strength_network_s4.py (10.8.0.1/26)",
+        ),
+    ],
+    "loading.py": [
+        Equivalent(
+            'if model_path.startswith(mount.rstrip("/") + "/") '
+            "and (best is None or len(mount) > len(MOUNT_PATHS[best])):",
+            "ReplaceComparisonOperator_Gt_Lt",
+            "the longest-mount rule only decides between two mounts one of which lies under the other, and the "
+            "shipped MOUNT_PATHS (/models, /mnt/models, /models-mem) has none: a path matches a mount only as "
+            "`mount + '/'`, so /models-mem/x is not under /models; the only two mounts a path can match together "
+            "are the equal /models-mem of gcs-download and internet, where `<` keeps the first as `>` does "
+            "(`>=`/`<=` make internet win and are killed by test_startup.py::test_method_for_model_path)",
+        ),
     ],
     "network/settings.py": [
         Equivalent(
@@ -507,6 +539,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`a is not NoneType` → `a != NoneType`: the union's members are classes (whose `==` is identity) or "
             "typing aliases such as `list[str]` (whose `==` is False against any class), so both keep exactly "
             "the non-None members",
+        ),
+        Equivalent(
+            "if tp is type(None):",
+            "ReplaceComparisonOperator_Is_Eq",
+            "`tp is NoneType` → `tp == NoneType`: `tp` is a class (whose `==` is identity), a typing alias such as "
+            "`list[str]` or `pulumi.Input[str]` (whose `==` is False against any class) or `Any`, so both are true "
+            "for NoneType alone",
+        ),
+        Equivalent(
+            "deferred = len(kept) < len([t for t in params if t is not type(None)])",
+            "ReplaceComparisonOperator_Lt_IsNot",
+            "`kept` is a sublist of the other list, so `<` is `!=`; both lengths count a union's members (a handful), "
+            "and CPython keeps one object per int from -5 to 256, so `is not` is `!=` for them",
         ),
     ],
     "sizing/spec.py": [
