@@ -210,6 +210,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_policy.py",
     ],
     "policy/cloudrun_gpu_policy/offline.py": [
+        "tests/test_strength_offline_s4.py",
         "tests/test_cov_offline.py",
         "tests/test_policy.py",
         "tests/test_strength_policy.py",
@@ -382,6 +383,20 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "own/DropKeyword",
             "without `key=len` the units sort reverse-alphabetically, which still puts each `Xi` before its `X` "
             "(the only suffix pairs), so the longest match is still tried first",
+        ),
+    ],
+    "policy/cloudrun_gpu_policy/offline.py": [
+        Equivalent(
+            "parent=None,",
+            "own/DropKeyword",
+            "`PolicyResourceOptions(..., parent: Optional[str] = None)` (pulumi_policy 1.21.0, policy.py:526): the "
+            "keyword passes the parameter's own default, so dropping it builds the same options",
+        ),
+        Equivalent(
+            "if level == EnforcementLevel.DISABLED:",
+            "ReplaceComparisonOperator_Eq_Is",
+            "`EnforcementLevel` is a plain `Enum` (pulumi_policy 1.21.0, policy.py:146) that defines no `__eq__`, "
+            "so `==` against a member is object identity, exactly `is`, for any value of `level`",
         ),
     ],
     "container/cache/semcache/app.py": [
