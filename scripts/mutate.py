@@ -221,7 +221,6 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_schema.py",
         "tests/test_provider_main.py",
     ],
-    "provider/components.py": ["tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/schema.py": ["tests/test_cov_provider.py", "tests/test_schema.py", "tests/test_provider_main.py"],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
@@ -280,6 +279,9 @@ NOT_MUTATED: dict[str, str] = {
     "rules it serves are scored in policy/cloudrun_gpu_policy/rules.py, the offline runner in offline.py",
     "policy/cloudrun_gpu_policy/__init__.py": "a docstring only",
     "provider/__init__.py": "a docstring only",
+    "provider/components.py": "no mutants (Cosmic Ray finds 0, ours 0: three names, a version read and a list of "
+    "classes); the list and the names are pinned by test_schema.py::test_every_component_under_the_package_tokens "
+    "and test_provider_main.py::test_running_the_directory_serves_every_component_with_its_name_and_version",
     "container/cache/semcache/__init__.py": "a docstring only",
     "harness/__init__.py": "empty",
 }
