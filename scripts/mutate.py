@@ -221,7 +221,12 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_schema.py",
         "tests/test_provider_main.py",
     ],
-    "provider/schema.py": ["tests/test_cov_provider.py", "tests/test_schema.py", "tests/test_provider_main.py"],
+    "provider/schema.py": [
+        "tests/test_strength_provider_s4.py",
+        "tests/test_cov_provider.py",
+        "tests/test_schema.py",
+        "tests/test_provider_main.py",
+    ],
     "provider/__main__.py": ["tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
     "container/cache/semcache/app.py": [
@@ -412,6 +417,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "the bare `*` → `/` only makes `self, typ` positional-only and lets `is_component_output` be passed by "
             "position too: every call passes `typ` by position and `is_component_output` by keyword (ours, and "
             "pulumi 3.272's analyzer.py:319, 358, 359 and 690), so each call binds the same arguments",
+        ),
+    ],
+    "provider/schema.py": [
+        Equivalent(
+            'if __name__ == "__main__":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "the module's `__name__` is '__main__' when run (`python -m provider.schema`) and its import name "
+            "otherwise ('provider.schema', or 'schema' with provider/ on sys.path): both start with a lower-case "
+            "letter, which sorts after '_' (0x5F), so `<= '__main__'` holds exactly when `== '__main__'` does",
         ),
     ],
     "container/cache/semcache/app.py": [

@@ -1,4 +1,4 @@
-"""The component plugin's schema, session 4 (issue 23, seed 71 of ``provider/analysis.py``).
+"""The component plugin's schema, session 4 (issue 23, seed 71 of ``provider/analysis.py`` and ``provider/schema.py``).
 
 The plugin's schema lists the packages whose resources its components reference (``dependencies``: the SDK's
 analyzer adds one per provider package it meets, ``pulumi/provider/experimental/analyzer.py``, ``self.dependencies
@@ -17,7 +17,9 @@ from typing import TypedDict
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
+import pytest
 
+from provider import schema as schema_cli
 from provider.analysis import CloudRunGpuProvider
 
 from .test_schema import sdk_quiet
@@ -61,3 +63,14 @@ def test_components_over_two_provider_packages_list_both_in_name_order() -> None
     outputs = {name: r["properties"] for name, r in schema["resources"].items()}
     assert outputs["two:index:WithSuffix"]["suffix"]["$ref"].startswith(f"/random/v{random_v}/schema.json#/")
     assert outputs["two:index:WithBucket"]["bucket"]["$ref"].startswith(f"/gcp/v{gcp_v}/schema.json#/")
+
+
+def test_the_schema_printer_lists_both_packages_in_name_order_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m provider.schema`` builds the schema on its own (``build_schema``), so it must order the packages
+    the same way as the host, or the printed schema and the served one would differ."""
+    monkeypatch.setattr(schema_cli, "COMPONENTS", [WithSuffix, WithBucket])
+    with sdk_quiet():
+        printed = schema_cli.build_schema()
+    gcp_v, random_v = metadata.version("pulumi_gcp"), metadata.version("pulumi_random")
+    assert printed["dependencies"] == [{"name": "gcp", "version": gcp_v}, {"name": "random", "version": random_v}]
+    assert sorted(printed["resources"]) == ["cloudrun-gpu:index:WithBucket", "cloudrun-gpu:index:WithSuffix"]
