@@ -227,7 +227,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_schema.py",
         "tests/test_provider_main.py",
     ],
-    "provider/__main__.py": ["tests/test_provider_main.py"],
+    "provider/__main__.py": ["tests/test_strength_provider_main_s4.py", "tests/test_provider_main.py"],
     # the container side: the response cache service, the prompt cache, the model download
     "container/cache/semcache/app.py": [
         "tests/test_strength_cache_3.py",
@@ -425,6 +425,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Eq_LtE",
             "the module's `__name__` is '__main__' when run (`python -m provider.schema`) and its import name "
             "otherwise ('provider.schema', or 'schema' with provider/ on sys.path): both start with a lower-case "
+            "letter, which sorts after '_' (0x5F), so `<= '__main__'` holds exactly when `== '__main__'` does",
+        ),
+    ],
+    "provider/__main__.py": [
+        Equivalent(
+            'if __name__ == "__main__":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "the entry point's `__name__` is '__main__' when the language host runs the directory and its import "
+            "name otherwise ('provider.__main__'; tests run it as 'provider_entry'): those start with a lower-case "
             "letter, which sorts after '_' (0x5F), so `<= '__main__'` holds exactly when `== '__main__'` does",
         ),
     ],
