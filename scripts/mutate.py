@@ -242,7 +242,7 @@ SHIPPED: dict[str, list[str]] = {
     "container/cache/semcache/identity.py": CACHE_TESTS,
     "container/cache/semcache/keys.py": ["tests/test_cov_cache.py", *CACHE_TESTS],
     "container/cache/semcache/store.py": ["tests/test_cov_store.py", *CACHE_TESTS],
-    "container/prompt_cache.py": ["tests/test_prompt_cache.py"],
+    "container/prompt_cache.py": ["tests/test_strength_prompt_cache_s4.py", "tests/test_prompt_cache.py"],
     "container/download_gcs.py": ["tests/test_cov_download.py", "tests/test_container.py"],
     # the test harness other tools run (loadtest, startup evidence)
     "harness/llamacpp.py": [
