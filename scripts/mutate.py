@@ -87,7 +87,7 @@ MODULES: dict[str, list[str]] = {
     "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
     "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
-    "apis/__init__.py": ["tests/test_strength_apis.py", "tests/test_apis.py"],
+    "apis/__init__.py": ["tests/test_strength_apis_s4.py", "tests/test_strength_apis.py", "tests/test_apis.py"],
     "identity/__init__.py": ["tests/test_strength_identity.py", "tests/test_service.py", "tests/test_build.py"],
     "build/__init__.py": ["tests/test_strength_build.py", "tests/test_build.py"],
     "network/__init__.py": NETWORK_TESTS,
@@ -298,6 +298,19 @@ class Equivalent:
     reason: str
 
 
+def dict_value_lines(module: str, name: str) -> list[str]:
+    """The stripped source line on which each value of the module-level dict ``name`` in ``module`` starts: the line a
+    mutant of that value is reported on (for :data:`EQUIVALENT` entries that cover every value of a table)."""
+    source = (ROOT / source_path(module)).read_text()
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if isinstance(target, ast.Name) and target.id == name and isinstance(node.value, ast.Dict):
+                return [lines[v.lineno - 1].strip() for v in node.value.values]
+    raise LookupError(f"{module} has no module-level dict {name}")
+
+
 PROMPT_CACHE_ONLY_LLAMA_CPP = (
     "only llama.cpp can have engine.prompt_cache: EngineSettings.problems refuses it for every other engine "
     "(sizing/settings.py, test_strength_sizing_settings.py::test_prompt_cache_only_for_llama_cpp), so the "
@@ -309,6 +322,16 @@ PROMPT_CACHE_ONLY_LLAMA_CPP = (
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "apis/__init__.py": [
+        Equivalent(
+            code,
+            "own/ChangeMessage",
+            "a STACK_SERVICES value is the reason an API is enabled, kept next to it for the reader: nothing reads the "
+            "values (ProjectApisArgs.services defaults to `list(STACK_SERVICES)`, the keys; no other code, doc or "
+            "output uses the dict), so a changed reason changes no resource, output or message",
+        )
+        for code in dict_value_lines("apis/__init__.py", "STACK_SERVICES")
+    ],
     "build/image.py": [
         Equivalent(
             'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
