@@ -965,7 +965,10 @@ class Selector:
         if not self.clean[tests]:
             self.whole += 1
             return self.full
-        return f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+        # Cosmic Ray runs its command without a shell (``shlex.split``; cosmic_ray/testing.py), so the sequence is
+        # one ``sh -c`` argument: a bare ``;`` would reach pytest as an argument, fail it, and fake every kill.
+        script = f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+        return f"sh -c {shlex.quote(script)}"
 
 
 def diff_lines(diff: str) -> range:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+from pathlib import Path
 from types import ModuleType
+
+from pytest import MonkeyPatch
 
 from .conftest import ROOT, load_script
 
@@ -55,3 +59,36 @@ def test_every_shipped_python_file_is_mutated_or_says_why_not() -> None:
         assert m.source_path(key) == key and (ROOT / key).is_file()
         assert all((ROOT / t).is_file() for t in m.MODULES[key]), key
     assert m.source_path("netcalc.py") == "components/cloudrun_gpu/netcalc.py"
+
+
+def test_a_covering_tests_judge_runs_the_way_cosmic_ray_runs_it(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """The judge command is run by Cosmic Ray without a shell (``shlex.split``, cosmic_ray/testing.py) and by our
+    own operators with one: both must give the same verdicts. A bare ``;`` once reached pytest as an argument and
+    counted every selected mutant killed; a mutant the covering tests miss must go on to the whole list."""
+    from cosmic_ray.testing import run_tests  # type: ignore[import-untyped]
+    from cosmic_ray.work_item import TestOutcome  # type: ignore[import-untyped]
+
+    m = _mutate()
+    (tmp_path / "test_a.py").write_text(
+        "from pathlib import Path\n\ndef test_x():\n    assert Path('flag').read_text() == 'ok'\n"
+    )
+    (tmp_path / "flag").write_text("ok")
+    monkeypatch.chdir(tmp_path)
+
+    def verdicts(full: str) -> tuple[str, int]:
+        selector = m.Selector(tmp_path, full, {1: {"test_a.py::test_x"}}, {}, ["test_a.py"], set(), {})
+        judge = selector.command(range(1, 2))  # runs the covering test once, unmutated: it passes
+        outcome, _ = run_tests(judge, 120)
+        return outcome.name, subprocess.run(judge, shell=True, capture_output=True).returncode
+
+    # the covering test passes ("survives" it) and the whole list passes: a survivor, both ways
+    assert verdicts("true") == (TestOutcome.SURVIVED.name, 0)
+    # the covering test passes but the whole list fails: the whole list decides, killed
+    assert verdicts("false")[0] == TestOutcome.KILLED.name
+    # the covering test fails (the "mutant" is live): killed without running the whole list
+    (tmp_path / "flag").write_text("bad")
+    selector = m.Selector(tmp_path, "true", {1: {"test_a.py::test_x"}}, {}, ["test_a.py"], set(), {})
+    selector.clean[("test_a.py::test_x",)] = True  # it passed unmutated above
+    judge = selector.command(range(1, 2))
+    assert run_tests(judge, 120)[0] == TestOutcome.KILLED
+    assert subprocess.run(judge, shell=True, capture_output=True).returncode == 1
