@@ -88,7 +88,12 @@ MODULES: dict[str, list[str]] = {
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
     "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
     "apis/__init__.py": ["tests/test_strength_apis_s4.py", "tests/test_strength_apis.py", "tests/test_apis.py"],
-    "identity/__init__.py": ["tests/test_strength_identity.py", "tests/test_service.py", "tests/test_build.py"],
+    "identity/__init__.py": [
+        "tests/test_strength_identity_s4.py",
+        "tests/test_strength_identity.py",
+        "tests/test_service.py",
+        "tests/test_build.py",
+    ],
     "build/__init__.py": ["tests/test_strength_build.py", "tests/test_build.py"],
     "network/__init__.py": NETWORK_TESTS,
     "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
