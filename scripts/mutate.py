@@ -82,7 +82,7 @@ MODULES: dict[str, list[str]] = {
     "service/plan.py": ["tests/test_strength_service_2.py", *SERVICE_TESTS, "tests/test_golden.py"],
     "settings.py": ["tests/test_strength_settings.py", "tests/test_config.py", "tests/test_stacks.py"],
     "bucket/__init__.py": STORAGE_TESTS,
-    "registry/__init__.py": STORAGE_TESTS,
+    "registry/__init__.py": ["tests/test_strength_registry_s4.py", *STORAGE_TESTS],
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
     "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],

@@ -7,10 +7,13 @@ RegisterResourceOutputs drops them, so they are recorded with ``test_strength_ou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pulumi
+
+from stack.render import RecordingMonitor
 
 from .conftest import Rendered, render
 from .test_strength_outputs import _recording_outputs
@@ -31,3 +34,22 @@ def render_with_outputs(build: Callable[[], Any]) -> tuple[Rendered, dict[str, d
     components = r.value["components"]
     r.value = r.value["value"]
     return r, components
+
+
+@contextmanager
+def recording_aliases(into: dict[str, list[str]]) -> Iterator[None]:
+    """Record each resource's aliases as the SDK sends them to the engine (``RegisterResourceRequest.aliases``, an
+    alias spec's name, or ``aliasURNs``): an alias is how a renamed resource is adopted instead of replaced, and the
+    mocks' ``new_resource`` never sees it."""
+    original = RecordingMonitor.RegisterResource
+
+    def record(self: RecordingMonitor, request: Any) -> Any:
+        names = [a.spec.name if a.HasField("spec") else a.urn for a in request.aliases]
+        into[request.name] = names + list(request.aliasURNs)
+        return original(self, request)
+
+    RecordingMonitor.RegisterResource = record  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RecordingMonitor.RegisterResource = original  # type: ignore[method-assign]
