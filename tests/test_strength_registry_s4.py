@@ -3,9 +3,14 @@ and the aliases that adopt 0.1's position-named reader bindings."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cloudrun_gpu.errors import ConfigErrors
-from cloudrun_gpu.registry import RegistrySettings, RemoteCache
+from cloudrun_gpu.registry import ModelRegistry, ModelRegistryArgs, RegistrySettings, RemoteCache
+
+from .conftest import render
+from .strength_s4_support import recording_aliases, render_with_outputs
 
 SA = "serviceAccount:llm-runtime@test-project.iam.gserviceaccount.com"
 
@@ -23,3 +28,29 @@ def test_a_repository_id_too_long_for_a_cache_is_refused_with_the_derived_id() -
         "shorten repository_id to at most 52 characters",
         "≤ 52 characters",
     )
+
+
+def test_the_component_registers_the_repository_uri_and_each_caches_uri() -> None:
+    def build() -> Any:
+        return ModelRegistry("reg", ModelRegistryArgs("europe-west1")).registry_uri
+
+    r, outputs = render_with_outputs(build)
+    uri = "europe-west1-docker.pkg.dev/test-project/llm-serving"
+    assert r.value == uri
+    assert outputs == {
+        "reg": {"registry_uri": uri, "remote_uris": {"docker-hub": f"{uri}-docker-hub", "ghcr": f"{uri}-ghcr"}}
+    }
+
+
+def test_reader_bindings_alias_their_position_named_predecessors() -> None:
+    """Before 0.2 a reader binding was named by its member's position (``<name>-<repo>-reader-<i>``); the alias makes
+    Pulumi adopt it under the keyed name instead of replacing it (a moment in which the runtime cannot pull)."""
+    aliases: dict[str, list[str]] = {}
+    with recording_aliases(aliases):
+        render(lambda: ModelRegistry("reg", ModelRegistryArgs("europe-west1", reader_members={"runtime": SA})).urn)
+    readers = {k: v for k, v in aliases.items() if "-reader-" in k}
+    assert readers == {
+        "reg-docker-reader-runtime": ["reg-docker-reader-0"],
+        "reg-docker-hub-reader-runtime": ["reg-docker-hub-reader-0"],
+        "reg-ghcr-reader-runtime": ["reg-ghcr-reader-0"],
+    }
