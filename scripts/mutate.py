@@ -316,6 +316,20 @@ def dict_value_lines(module: str, name: str) -> list[str]:
     raise LookupError(f"{module} has no module-level dict {name}")
 
 
+def keyword_lines(module: str, call: str, keyword: str) -> list[str]:
+    """The stripped source line of each ``keyword=`` argument in a call to ``call`` in ``module``: the line a mutant
+    that drops or changes it is reported on."""
+    source = (ROOT / source_path(module)).read_text()
+    lines = source.splitlines()
+    return [
+        lines[kw.lineno - 1].strip()
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == call
+        for kw in node.keywords
+        if kw.arg == keyword
+    ]
+
+
 PROMPT_CACHE_ONLY_LLAMA_CPP = (
     "only llama.cpp can have engine.prompt_cache: EngineSettings.problems refuses it for every other engine "
     "(sizing/settings.py, test_strength_sizing_settings.py::test_prompt_cache_only_for_llama_cpp), so the "
@@ -462,6 +476,25 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`period - 1` → `period * 1`: the period is 10 or 30 s and `PROBE_TIMEOUT_S` is 5, so the minimum is 5 "
             "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
         ),
+    ],
+    "images.py": [
+        Equivalent(
+            code,
+            operator,
+            "an `EngineImage`'s `source` is where its pin was read, kept for the reader: no code reads the field (the "
+            "build reads `reference`, `build_args`, `cuda` and `archs`; only `GpuDriver.source` reaches an error), "
+            "so dropping or changing it changes no image, build argument, check or message",
+        )
+        for code in sorted(set(keyword_lines("images.py", "EngineImage", "source")))
+        for operator in ("own/DropKeyword", "own/ChangeMessage")
+    ]
+    + [
+        Equivalent(
+            '"ggml-org/llama.cpp .devops/cuda.Dockerfile (ARG CUDA_VERSION=12.8.1 upstream; we pass our own '
+            'CUDA_VERSION "',
+            "own/ChangeMessage",
+            "`_LLAMA_SRC` is only the llama.cpp pins' `source`, a field no code reads",
+        )
     ],
     "bucket/__init__.py": [
         Equivalent(
