@@ -510,6 +510,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "and the bucket name are the same (the other replacement, 7, gives 3 bytes and is killed by "
             "test_storage.py::test_bucket_is_private_uniform_and_soft_deleting's byteLength == 4)",
         ),
+        Equivalent(
+            "if 0 < self.soft_delete_days < 7:",
+            "ReplaceComparisonOperator_Lt_NotEq",
+            "`0 < d` and `0 != d` differ only for a negative d, and `soft_delete_days` is `Field(ge=0)`: a negative "
+            "value raises at field validation, before `problems()` runs (settings.py's `settings` raises the "
+            "ValidationError's errors and only then calls `problems_of`)",
+        ),
     ],
     "settings.py": [
         Equivalent(

@@ -80,3 +80,18 @@ def test_a_name_prefix_of_41_characters_is_accepted_and_42_refused() -> None:
     with pytest.raises(ConfigErrors) as err:
         BucketSettings(name_prefix="a" * 42)
     assert [(e.field, e.value) for e in err.value.errors] == [("BucketSettings.name_prefix", "a" * 42)]
+
+
+def test_the_bucket_and_its_random_suffix_are_children_of_the_component() -> None:
+    """Both are parented to the ModelBucket: their URNs carry its type, so moving either out of the component would
+    be a new resource to Pulumi (a new random suffix, a new bucket) on the next ``pulumi up``."""
+
+    def build() -> Any:
+        b = ModelBucket("models", ModelBucketArgs("europe-west1"))
+        return b.urn
+
+    r = render(build)
+    component = r.one("cloudrun-gpu:index:ModelBucket", "models").urn
+    for typ in ("gcp:storage/bucket:Bucket", "random:index/randomId:RandomId"):
+        rec = r.one(typ)
+        assert rec.registration is not None and rec.registration.parent == component, typ
