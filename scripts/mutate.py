@@ -496,6 +496,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`_LLAMA_SRC` is only the llama.cpp pins' `source`, a field no code reads",
         )
     ],
+    "registry/__init__.py": [
+        Equivalent(
+            'if upstream == "DOCKER_HUB"',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`upstream` is a value of REMOTE_UPSTREAMS, 'DOCKER_HUB' or 'https://ghcr.io' (the cache names are a "
+            "two-member StrEnum): 'https://ghcr.io' sorts after 'DOCKER_HUB' ('h' > 'D'), so `<=` is true for "
+            "'DOCKER_HUB' alone, as `==` is",
+        ),
+    ],
     "bucket/__init__.py": [
         Equivalent(
             'self.suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_HEX // 2, opts=child)',

@@ -54,3 +54,21 @@ def test_reader_bindings_alias_their_position_named_predecessors() -> None:
         "reg-docker-hub-reader-runtime": ["reg-docker-hub-reader-0"],
         "reg-ghcr-reader-runtime": ["reg-ghcr-reader-0"],
     }
+
+
+def test_tagged_images_expire_after_30_days_by_default_and_1_to_3650_days_are_allowed() -> None:
+    """``delete_tagged_after_days``: 30 days unless set, each edge of 1..3650 accepted and one past it refused by
+    name; the value reaches the ``delete-old`` cleanup policy as ``<days>d``."""
+    assert RegistrySettings().delete_tagged_after_days == 30
+    for days in (1, 3650):
+        assert RegistrySettings(delete_tagged_after_days=days).delete_tagged_after_days == days
+    for days in (0, 3651):
+        with pytest.raises(ConfigErrors) as err:
+            RegistrySettings(delete_tagged_after_days=days)
+        (e,) = err.value.errors
+        assert (e.field, e.value, e.problem) == ("RegistrySettings.delete_tagged_after_days", days, "is out of range")
+    repo = render(lambda: ModelRegistry("reg", ModelRegistryArgs("europe-west1")).urn).one(
+        "gcp:artifactregistry/repository:Repository", "reg-docker"
+    )
+    old = [p for p in repo.inputs["cleanupPolicies"] if p["id"] == "delete-old"]
+    assert old == [{"id": "delete-old", "action": "DELETE", "condition": {"tagState": "ANY", "olderThan": "30d"}}]
