@@ -92,14 +92,19 @@ MODULES: dict[str, list[str]] = {
         "tests/test_config.py",
         "tests/test_stacks.py",
     ],
-    "bucket/__init__.py": STORAGE_TESTS,
-    "registry/__init__.py": STORAGE_TESTS,
+    "bucket/__init__.py": ["tests/test_strength_bucket_s4.py", *STORAGE_TESTS],
+    "registry/__init__.py": ["tests/test_strength_registry_s4.py", *STORAGE_TESTS],
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
     "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
     "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
-    "apis/__init__.py": ["tests/test_strength_apis.py", "tests/test_apis.py"],
-    "identity/__init__.py": ["tests/test_strength_identity.py", "tests/test_service.py", "tests/test_build.py"],
+    "apis/__init__.py": ["tests/test_strength_apis_s4.py", "tests/test_strength_apis.py", "tests/test_apis.py"],
+    "identity/__init__.py": [
+        "tests/test_strength_identity_s4.py",
+        "tests/test_strength_identity.py",
+        "tests/test_service.py",
+        "tests/test_build.py",
+    ],
     "build/__init__.py": ["tests/test_strength_build.py", "tests/test_build.py"],
     "network/__init__.py": NETWORK_TESTS,
     "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
@@ -338,6 +343,33 @@ class Equivalent:
     reason: str
 
 
+def dict_value_lines(module: str, name: str) -> list[str]:
+    """The stripped source line on which each value of the module-level dict ``name`` in ``module`` starts: the line a
+    mutant of that value is reported on (for :data:`EQUIVALENT` entries that cover every value of a table)."""
+    source = (ROOT / source_path(module)).read_text()
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if isinstance(target, ast.Name) and target.id == name and isinstance(node.value, ast.Dict):
+                return [lines[v.lineno - 1].strip() for v in node.value.values]
+    raise LookupError(f"{module} has no module-level dict {name}")
+
+
+def keyword_lines(module: str, call: str, keyword: str) -> list[str]:
+    """The stripped source line of each ``keyword=`` argument in a call to ``call`` in ``module``: the line a mutant
+    that drops or changes it is reported on."""
+    source = (ROOT / source_path(module)).read_text()
+    lines = source.splitlines()
+    return [
+        lines[kw.lineno - 1].strip()
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == call
+        for kw in node.keywords
+        if kw.arg == keyword
+    ]
+
+
 PROMPT_CACHE_ONLY_LLAMA_CPP = (
     "only llama.cpp can have engine.prompt_cache: EngineSettings.problems refuses it for every other engine "
     "(sizing/settings.py, test_strength_sizing_settings.py::test_prompt_cache_only_for_llama_cpp), so the "
@@ -349,6 +381,16 @@ PROMPT_CACHE_ONLY_LLAMA_CPP = (
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "apis/__init__.py": [
+        Equivalent(
+            code,
+            "own/ChangeMessage",
+            "a STACK_SERVICES value is the reason an API is enabled, kept next to it for the reader: nothing reads the "
+            "values (ProjectApisArgs.services defaults to `list(STACK_SERVICES)`, the keys; no other code, doc or "
+            "output uses the dict), so a changed reason changes no resource, output or message",
+        )
+        for code in dict_value_lines("apis/__init__.py", "STACK_SERVICES")
+    ],
     "build/image.py": [
         Equivalent(
             'return serving.engine.name == "llama.cpp" and serving.engine.prompt_cache',
@@ -578,13 +620,62 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
         ),
     ],
+    "images.py": [
+        Equivalent(
+            code,
+            operator,
+            "an `EngineImage`'s `source` is where its pin was read, kept for the reader: no code reads the field (the "
+            "build reads `reference`, `build_args`, `cuda` and `archs`; only `GpuDriver.source` reaches an error), "
+            "so dropping or changing it changes no image, build argument, check or message",
+        )
+        for code in sorted(set(keyword_lines("images.py", "EngineImage", "source")))
+        for operator in ("own/DropKeyword", "own/ChangeMessage")
+    ]
+    + [
+        Equivalent(
+            '"ggml-org/llama.cpp .devops/cuda.Dockerfile (ARG CUDA_VERSION=12.8.1 upstream; we pass our own '
+            'CUDA_VERSION "',
+            "own/ChangeMessage",
+            "`_LLAMA_SRC` is only the llama.cpp pins' `source`, a field no code reads",
+        )
+    ],
+    "registry/__init__.py": [
+        Equivalent(
+            'if upstream == "DOCKER_HUB"',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`upstream` is a value of REMOTE_UPSTREAMS, 'DOCKER_HUB' or 'https://ghcr.io' (the cache names are a "
+            "two-member StrEnum): 'https://ghcr.io' sorts after 'DOCKER_HUB' ('h' > 'D'), so `<=` is true for "
+            "'DOCKER_HUB' alone, as `==` is",
+        ),
+        Equivalent(
+            'raise_if(args_types(self, "ModelRegistryArgs.", skip=["settings"]))',
+            "own/DropKeyword",
+            "the `args_settings` check on the line before raises unless `settings` is then a RegistrySettings "
+            "(an instance is kept, a mapping parsed, anything else refused), which is exactly what its annotation "
+            "admits, so `args_types` without the skip finds nothing more",
+        ),
+    ],
     "bucket/__init__.py": [
         Equivalent(
             'self.suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_HEX // 2, opts=child)',
             "ReplaceBinaryOperator_FloorDiv_Div",
             "`SUFFIX_HEX // 2` → `/ 2` gives 4.0 instead of 4: Pulumi sends every number as a protobuf double, "
             "so the provider receives the same byte_length",
-        )
+        ),
+        Equivalent(
+            "SUFFIX_HEX = 8",
+            "NumberReplacer",
+            "`SUFFIX_HEX` is read once, as `byte_length=SUFFIX_HEX // 2`: 9 // 2 is 4 as 8 // 2 is, so the RandomId "
+            "and the bucket name are the same (the other replacement, 7, gives 3 bytes and is killed by "
+            "test_storage.py::test_bucket_is_private_uniform_and_soft_deleting's byteLength == 4)",
+        ),
+        Equivalent(
+            "if 0 < self.soft_delete_days < 7:",
+            "ReplaceComparisonOperator_Lt_NotEq",
+            "`0 < d` and `0 != d` differ only for a negative d, and `soft_delete_days` is `Field(ge=0)`: a negative "
+            "value raises at field validation, before `problems()` runs (settings.py's `settings` raises the "
+            "ValidationError's errors and only then calls `problems_of`)",
+        ),
     ],
     "settings.py": [
         Equivalent(
