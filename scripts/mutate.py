@@ -126,8 +126,16 @@ MODULES: dict[str, list[str]] = {
         "tests/test_streamer.py",
     ],
     "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
-    "cache/__init__.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
-    "cache/settings.py": ["tests/test_strength_cache.py", "tests/test_cache_component.py"],
+    "cache/__init__.py": [
+        "tests/test_strength_cache_settings_s4.py",
+        "tests/test_strength_cache.py",
+        "tests/test_cache_component.py",
+    ],
+    "cache/settings.py": [
+        "tests/test_strength_cache_settings_s4.py",
+        "tests/test_strength_cache.py",
+        "tests/test_cache_component.py",
+    ],
     "engines/__init__.py": ["tests/test_engine_contract.py", "tests/test_extra_engine.py"],
     "engines/base.py": [
         "tests/test_strength_engines_3.py",
@@ -137,6 +145,7 @@ MODULES: dict[str, list[str]] = {
     ],
     # The profiles' start-up log parsers (moved out of stack/calibrate.py) are pinned by the log tests.
     "engines/llamacpp.py": [
+        "tests/test_strength_engines_llamacpp_s4.py",
         "tests/test_engine_contract.py",
         "tests/test_sizing.py",
         "tests/test_container.py",
@@ -267,12 +276,24 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_cov_cache.py",
         *CACHE_TESTS,
     ],
-    "container/cache/semcache/config.py": [*CACHE_TESTS, "tests/test_cache_component.py"],
-    "container/cache/semcache/embed.py": CACHE_TESTS,
-    "container/cache/semcache/guard.py": CACHE_TESTS,
-    "container/cache/semcache/iam.py": ["tests/test_cache_auth.py", *CACHE_TESTS],
-    "container/cache/semcache/identity.py": CACHE_TESTS,
-    "container/cache/semcache/keys.py": ["tests/test_cov_cache.py", *CACHE_TESTS],
+    "container/cache/semcache/config.py": [
+        "tests/test_strength_cache_config_s4.py",
+        *CACHE_TESTS,
+        "tests/test_cache_component.py",
+    ],
+    "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/guard.py": ["tests/test_strength_cache_guard_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/iam.py": [
+        "tests/test_strength_cache_iam_s4.py",
+        "tests/test_cache_auth.py",
+        *CACHE_TESTS,
+    ],
+    "container/cache/semcache/identity.py": ["tests/test_strength_cache_identity_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/keys.py": [
+        "tests/test_strength_cache_keys_s4.py",
+        "tests/test_cov_cache.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/store.py": ["tests/test_cov_store.py", *CACHE_TESTS],
     "container/prompt_cache.py": ["tests/test_strength_prompt_cache_s4.py", "tests/test_prompt_cache.py"],
     "container/download_gcs.py": ["tests/test_cov_download.py", "tests/test_container.py"],
@@ -548,6 +569,33 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "letter, which sorts after '_' (0x5F), so `<= '__main__'` holds exactly when `== '__main__'` does",
         ),
     ],
+    "container/cache/semcache/iam.py": [
+        Equivalent(
+            "self.refresh_at = 0.0",
+            "NumberReplacer",
+            "the first value of `refresh_at` is never read: `get_credentials_async` checks `not self.token` first, "
+            "the token is empty until `_fetch` succeeds, and the same successful `_fetch` sets `refresh_at` "
+            "(a failed one empties the token or leaves the last good token with the `refresh_at` set with it)",
+        ),
+    ],
+    "container/cache/semcache/keys.py": [
+        Equivalent(
+            "if endpoint == CHAT:",
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`endpoint` is always one of the two `ENDPOINTS` values, 'chat' and 'completions' (the app calls "
+            "`key_request` with `ENDPOINTS[path]` only), and 'completions' sorts after 'chat', so `<= CHAT` is true "
+            "for 'chat' alone, exactly as `== CHAT` is",
+        ),
+        Equivalent(
+            'canon = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)',
+            "ReplaceFalseWithTrue",
+            "`canon` is only hashed into the keys and compared through them; JSON with `\\uXXXX` escapes is as "
+            "injective as JSON with the characters themselves, so two requests share a key under `ensure_ascii=True` "
+            "exactly when they do under `False` (only the hash values differ, and nothing outside one process "
+            "compares them to another version's: tests/test_strength_cache_keys_s4.py::"
+            "test_non_ascii_parameters_key_as_written checks both directions)",
+        ),
+    ],
     "container/cache/semcache/app.py": [
         Equivalent(
             "if endpoint == CHAT:",
@@ -742,6 +790,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Is_LtE",
             "`ArmorAction` is a `StrEnum` with two members, 'ban' and 'throttle': `action <= 'ban'` holds for 'ban' "
             "alone ('throttle' sorts after it), exactly when `action is ArmorAction.BAN` does",
+        ),
+    ],
+    "cache/__init__.py": [
+        Equivalent(
+            'authorization_mode="IAM_AUTH" if cfg.valkey_auth == ValkeyAuth.IAM else "AUTH_DISABLED",',
+            "ReplaceComparisonOperator_Eq_Is",
+            "`CacheSettings` is a frozen, validating pydantic settings type whose `valkey_auth` is typed "
+            "`ValkeyAuth`: any input ('iam', ValkeyAuth.IAM) is stored as the enum member itself, and an enum has "
+            "exactly one object per member, so `is ValkeyAuth.IAM` holds exactly when `== ValkeyAuth.IAM` does",
         ),
     ],
     "cache/settings.py": [

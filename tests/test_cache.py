@@ -263,11 +263,13 @@ def test_bypass_and_refresh_headers(cache: str, stub: tuple[StubUpstream, str]) 
 
 
 def test_ttl_expiry(stub: tuple[StubUpstream, str], store: StoreServer, embedder: Embedder) -> None:
-    with run_cache(stub[1], store.port, embedder, ttl_s=2) as base:
+    # 8 s: an entry must outlive the next request's embedding and lookup, which take seconds on a loaded
+    # machine (a 2 s TTL expired the re-stored answer before the last lookup under a parallel mutation run)
+    with run_cache(stub[1], store.port, embedder, ttl_s=8) as base:
         who = caller()
         chat(base, "How tall is Mount Everest?", who)
         assert chat(base, "How tall is Mount Everest?", who).headers["x-cache"] == "hit"
-        time.sleep(3)
+        time.sleep(9)
         # expired for the exact and the semantic lookup (the index never returns an entry whose hash expired);
         # the new answer is indexed again: the first wording now hits it semantically
         assert chat(base, "What is the height of Mount Everest?", who).headers["x-cache"] == "miss"
