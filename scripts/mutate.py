@@ -236,6 +236,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "stack/settings_doc.py": ["tests/test_strength_settings_doc_s4.py", "tests/test_settings_doc.py"],
     "stack/calibrate.py": [
+        "tests/test_strength_calibrate_s4b.py",
         "tests/test_strength_calibrate_s4.py",
         "tests/test_cov_calibrate.py",
         "tests/test_engine_logs.py",
@@ -295,7 +296,11 @@ SHIPPED: dict[str, list[str]] = {
         *CACHE_TESTS,
     ],
     "container/cache/semcache/store.py": ["tests/test_cov_store.py", *CACHE_TESTS],
-    "container/prompt_cache.py": ["tests/test_strength_prompt_cache_s4.py", "tests/test_prompt_cache.py"],
+    "container/prompt_cache.py": [
+        "tests/test_strength_prompt_cache_s4b.py",
+        "tests/test_strength_prompt_cache_s4.py",
+        "tests/test_prompt_cache.py",
+    ],
     "container/download_gcs.py": ["tests/test_cov_download.py", "tests/test_container.py"],
     # the test harness other tools run (loadtest, startup evidence)
     "harness/llamacpp.py": [
