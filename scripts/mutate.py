@@ -188,6 +188,7 @@ STACK_TESTS = ["tests/test_strength_stack_config.py", "tests/test_config.py", "t
 SHIPPED: dict[str, list[str]] = {
     # the stack program (issue 23: never scored before; rules.py 54 %, cli.py 61 %, compose.py 74 %, config.py 78 %)
     "stack/config.py": [
+        "tests/test_strength_config_s4.py",
         "tests/test_strength_config_3.py",
         *STACK_TESTS,
         "tests/test_validation_first.py",
@@ -451,6 +452,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             '[ConfigError(NS + "service.invokers", [], why.split(": ", 1)[1], f"add yourself: {SET_INVOKER}")]',
             'raise ConfigErrors([ConfigError(NS + "cache.invokers", [], why.split(": ", 1)[1], '
             'f"add yourself: {fix}")])',
+        )
+    ]
+    + [
+        Equivalent(
+            "elif there != home or (regional and where != r.region):",
+            "ReplaceComparisonOperator_NotEq_IsNot",
+            "`there` and `home` are values of this module's own continent tables (`CONTINENTS`, `MULTI_REGIONS`; "
+            "`continent()` returns nothing else but None, refused a branch earlier), and CPython stores equal "
+            "string constants of one code object once, so two equal continents are the same object: `is not` "
+            "answers exactly as `!=` for every pair of locations",
         )
     ],
     "stack/compose.py": [
