@@ -73,3 +73,15 @@ def test_a_token_count_alone_gives_the_pool_of_a_full_attention_model(tmp_path: 
     assert f"the log prints 31,232 KV tokens and no GiB: pool = tokens × {per_token:,} B/token (auto) = 3.81 GiB" in (
         cal.warnings
     )
+
+
+def test_the_printed_table_gives_gib_to_two_decimals_and_counts_whole_with_thousands(tmp_path: Path) -> None:
+    """What ``python -m stack calibrate`` prints for the RTX 3090 log: the GiB rows' difference to 0.01 GiB, the
+    token row's as a whole count with thousands separators, the unit at the end of each line."""
+    cal = run(tmp_path, RTX3090, "--engine", "vllm", "--model", "llama-3.1-8b")
+    lines = calibrate.render(cal).splitlines()
+    assert lines[0] == "calibrate: vllm (V0 engine)"
+    kv_pool = next(ln for ln in lines if ln.startswith("KV pool"))
+    kv_tokens = next(ln for ln in lines if ln.startswith("KV tokens"))
+    assert kv_pool.split()[-4:] == ["13.05", "3.81", "+9.24", "GiB"]
+    assert kv_tokens.split()[-4:] == ["106,900", "31,232", "+75,668", "tokens"]
