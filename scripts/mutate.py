@@ -218,6 +218,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cloudbuild.py": [
+        "tests/test_strength_cloudbuild_s4b.py",
         "tests/test_strength_cloudbuild_s4.py",
         "tests/test_build.py",
         "tests/test_container.py",
@@ -463,6 +464,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "string constants of one code object once, so two equal continents are the same object: `is not` "
             "answers exactly as `!=` for every pair of locations",
         )
+    ],
+    "stack/cloudbuild.py": [
+        Equivalent(
+            'if cfg.engine.name == "ollama" and cfg.loading.method == "gcs-fuse":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`method <= 'gcs-fuse'` adds only 'gcs-download', the one loading method sorting before it "
+            "(limits.LOADING_METHODS: 'gcs-stream', 'image' and 'internet' sort after), and the Ollama profile "
+            "refuses gcs-download before any build config is made (`OllamaProfile.loading_methods = ('image', "
+            "'gcs-fuse')`, engines/ollama.py), so with `engine.name == 'ollama'` both comparisons hold for the same "
+            "stacks",
+        ),
     ],
     "stack/compose.py": [
         Equivalent(
