@@ -306,6 +306,7 @@ SHIPPED: dict[str, list[str]] = {
     "container/download_gcs.py": ["tests/test_cov_download.py", "tests/test_container.py"],
     # the test harness other tools run (loadtest, startup evidence)
     "harness/llamacpp.py": [
+        "tests/test_strength_harness_s4b.py",
         "tests/test_strength_harness_s4.py",
         "tests/test_cov_harness.py",
         "tests/test_engine_contract.py",

@@ -32,3 +32,14 @@ def test_a_21_character_psc_name_is_refused_by_the_field_the_user_wrote() -> Non
     with pytest.raises(ConfigErrors) as err:
         read_config(_flat(network=network), base_dir=ROOT, plan_only=True)
     assert any(e.field == "cloudrun-gpu:network.psc.name" and e.value == "a" * 21 for e in err.value.errors)
+
+
+def test_an_unknown_setting_with_no_close_name_is_to_be_removed() -> None:
+    """A key of the stack's namespace that resembles no known setting gets the plain fix, "remove it" (one close to
+    a known name is answered with that name instead, tests/test_config.py)."""
+    flat = {**_flat(), "cloudrun-gpu:zzqxv": "1"}
+    with pytest.raises(ConfigErrors) as err:
+        read_config(flat, base_dir=ROOT, plan_only=True)
+    [e] = [e for e in err.value.errors if e.field == "cloudrun-gpu:zzqxv"]
+    assert (e.value, e.problem, e.fix) == (1, "is not a known setting", "remove it")
+    assert "cloudrun-gpu:service" in e.allowed
