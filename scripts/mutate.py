@@ -254,6 +254,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_policy.py",
     ],
     "policy/cloudrun_gpu_policy/offline.py": [
+        "tests/test_strength_offline_s4b.py",
         "tests/test_strength_offline_s4.py",
         "tests/test_cov_offline.py",
         "tests/test_policy.py",
@@ -558,6 +559,12 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "policy/cloudrun_gpu_policy/offline.py": [
+        Equivalent(
+            "default=None,",
+            "own/DropKeyword",
+            "`--production`'s `default=None` is `argparse.BooleanOptionalAction`'s own default (Python 3.11's "
+            "signature: `default=None`), so without it an absent flag still reads None and the stack file decides",
+        ),
         Equivalent(
             "parent=None,",
             "own/DropKeyword",
