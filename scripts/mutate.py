@@ -231,6 +231,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "stack/preflight.py": ["tests/test_cov_preflight.py", "tests/test_fresh_project.py", "tests/test_quota.py"],
     "stack/render.py": [
+        "tests/test_strength_render_s4b.py",
         "tests/test_strength_render_s4.py",
         "tests/test_render_isolation.py",
         "tests/test_strength_outputs.py",
@@ -499,6 +500,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "stack/render.py": [
+        Equivalent(
+            'agent = str(out.get("service", "")).split(".", 1)[0]  # iap.googleapis.com → the gcp-sa-iap agent',
+            "NumberReplacer",
+            "only the first part `[0]` is read, and `str.split(sep, n)[0]` is the text before the first separator "
+            "for every n ≥ 1 (maxsplit 2 only splits the rest further); the other number mutants of this line "
+            "(maxsplit 0, index 1 or -1) change the agent's e-mail and are killed by test_strength_render_s4b.py::"
+            "test_a_service_identity_is_rendered_as_its_google_managed_agent",
+        ),
         Equivalent(
             'elif typ == "random:index/randomId:RandomId":',
             "Eq_GtE",
