@@ -62,7 +62,7 @@ def test_a_service_identity_is_rendered_as_its_google_managed_agent() -> None:
 
     mocks = RecordingMocks()
     args = MockResourceArgs(
-        "gcp:projects/serviceIdentity:ServiceIdentity", "iap-agent", {"service": "iap.googleapis.com"}, "", True
+        "gcp:projects/serviceIdentity:ServiceIdentity", "iap-agent", {"service": "iap.googleapis.com"}, custom=True
     )
     _, out = mocks.new_resource(args)
     email = f"service-{MOCK_PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
