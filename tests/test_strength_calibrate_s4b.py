@@ -26,6 +26,11 @@ def test_a_vllm_logs_measured_overhead_is_set_beside_the_plans(tmp_path: Path) -
         "measured overhead 2.42 GiB vs the plan's 2.76 GiB (V0); add this log to sizing/data/vllm_evidence.csv to refit"
     )
     assert row(cal, "overhead").log == pytest.approx(2.4232, abs=1e-4)
+    # seed 91: the pool to pin, in bytes for the flag and in GiB for the reader
+    assert cal.settings[0] == (
+        "pin the pool this engine found: --kv-cache-memory-bytes=4090956349 (3.81 GiB; rendered by the plan itself "
+        "when engine.version ≥ 0.11)"
+    )
 
 
 def test_the_llama_cpp_tables_overhead_row_is_the_plans_overhead_in_gib(tmp_path: Path) -> None:
