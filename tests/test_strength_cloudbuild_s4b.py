@@ -65,3 +65,27 @@ def test_the_staging_trigger_is_16_hex_digits() -> None:
     prefix of the SHA-256 of the staging inputs."""
     trigger = cb.staging_trigger(validated(flat_config("dev")), token=False)
     assert re.fullmatch(r"[0-9a-f]{16}", trigger), trigger
+
+
+def test_only_an_ollama_stacks_staging_follows_the_ollama_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ollama's ``create`` runs in the pinned Ollama image, so a new Ollama pin re-stages an Ollama stack's store;
+    a vLLM or llama.cpp stack's staging (seed 91: a vLLM stack) does not use that image and must not re-stage."""
+    from cloudrun_gpu.images import EngineImage, pinned_image
+
+    ollama, vllm = staged("ollama", "gcs-fuse"), validated(flat_config("prod"))
+    before = (cb.staging_trigger(ollama, token=False), cb.staging_trigger(vllm, token=False))
+    real = pinned_image
+
+    def repinned(engine: str, gpu: str) -> EngineImage:
+        pin = real(engine, gpu)
+        return dataclasses.replace(pin, reference=pin.reference + "-next") if engine == "ollama" else pin
+
+    monkeypatch.setattr(cb, "pinned_image", repinned)
+    assert cb.staging_trigger(ollama, token=False) != before[0]
+    assert cb.staging_trigger(vllm, token=False) == before[1]
+
+
+def test_the_cache_image_tag_is_12_hex_digits() -> None:
+    """``<registry>/llm-cache:<12 hex digits>``: a 48-bit prefix of the hash of its files and base."""
+    uri = cb.cache_image_uri(validated(flat_config("prod")))
+    assert re.fullmatch(r"[0-9a-f]{12}", uri.rsplit(":", 1)[1]), uri
