@@ -471,6 +471,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     ],
     "stack/cloudbuild.py": [
         Equivalent(
+            "def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str, Any]:",
+            "ReplaceBinaryOperator_Mul_Div",
+            "the bare `*` → `/` only makes `vs` positional-only and lets `token` and `trigger` be passed by position "
+            "too: every call (stack/compose.py, stack/cli.py, the tests) passes `vs` by position and the other two "
+            "by keyword, so each call binds the same arguments",
+        ),
+        Equivalent(
             'if cfg.engine.name == "ollama" and cfg.loading.method == "gcs-fuse":',
             "ReplaceComparisonOperator_Eq_LtE",
             "`method <= 'gcs-fuse'` adds only 'gcs-download', the one loading method sorting before it "
