@@ -67,3 +67,24 @@ def test_a_service_identity_is_rendered_as_its_google_managed_agent() -> None:
     _, out = mocks.new_resource(args)
     email = f"service-{MOCK_PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
     assert (out["email"], out["member"]) == (email, f"serviceAccount:{email}")
+
+
+def test_each_resource_gets_the_id_form_its_provider_returns() -> None:
+    """A network, a subnetwork and a global address are identified by their GCP paths (what a ``network=`` or
+    ``ip_address=`` input of another resource shows in ``plan``); every other type by ``<logical name>-id`` — among
+    them a router and a region NEG, whose type tokens sort after the network's (seed 91)."""
+    from pulumi.runtime.mocks import MockResourceArgs
+
+    mocks = RecordingMocks(gcp_project="p")
+    cases = {
+        "gcp:compute/network:Network": "projects/p/global/networks/net",
+        "gcp:compute/subnetwork:Subnetwork": "projects/p/regions/europe-west1/subnetworks/net",
+        "gcp:compute/globalAddress:GlobalAddress": "projects/p/global/addresses/net",
+        "gcp:compute/router:Router": "net-id",
+        "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": "net-id",
+        "gcp:storage/bucket:Bucket": "net-id",
+    }
+    for typ, rid in cases.items():
+        got, out = mocks.new_resource(MockResourceArgs(typ, "net", {"region": "europe-west1"}, custom=True))
+        assert (typ, got) == (typ, rid)
+        assert out["selfLink"] == f"https://www.googleapis.com/compute/v1/{rid}"
