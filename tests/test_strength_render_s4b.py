@@ -88,3 +88,5 @@ def test_each_resource_gets_the_id_form_its_provider_returns() -> None:
         got, out = mocks.new_resource(MockResourceArgs(typ, "net", {"region": "europe-west1"}, custom=True))
         assert (typ, got) == (typ, rid)
         assert out["selfLink"] == f"https://www.googleapis.com/compute/v1/{rid}"
+        # only a global address gets the documentation-range IP (RFC 5737) the front door's rule shows
+        assert out.get("address") == ("203.0.113.10" if typ.endswith(":GlobalAddress") else None)
