@@ -4,8 +4,17 @@ output length."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from pathlib import Path
 
-from stack.loadtest import Shape, _workload, add_arguments
+import pytest
+import yaml
+
+from stack import loadtest
+from stack.loadtest import Shape, _workload, add_arguments, stream_chat, write_back
+from tests.conftest import ROOT
+from tests.stub_http import serving
+from tests.test_loadtest_driver import _body, _Chat
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -31,3 +40,33 @@ def test_max_tokens_fixes_every_requests_output_length() -> None:
     assert body is not None
     assert {body(i)["max_tokens"] for i in range(50)} == {64}
     assert "output 64±0 tokens" in described
+
+
+def test_a_level_equal_to_the_engines_parallel_leaves_the_engine_alone(tmp_path: Path) -> None:
+    """``--write-back`` of a concurrency equal to the stack's ``engine.parallel`` (dev: 32) sets only the service's
+    ``scaling.max_concurrency``; the engine is changed only when the level is below it (tests/test_engine_llamacpp.py
+    covers 12)."""
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    assert write_back(stack, 32) == ["scaling.max_concurrency = 32"]
+    config = yaml.safe_load(stack.read_text())["config"]
+    assert config["cloudrun-gpu:scaling"]["max_concurrency"] == 32
+    assert "parallel" not in config.get("cloudrun-gpu:engine", {})
+
+
+@pytest.fixture
+def chat_server() -> Iterator[str]:
+    _Chat.seen = []
+    with serving(_Chat) as base:
+        yield base
+
+
+def test_a_requests_latency_is_measured_from_its_own_start(chat_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a clock that advances 0.25 s at each reading, a request that started at 0.5 reports the time from its
+    start to its end (a whole number of steps, at least the ttft and two more chunks), not a remainder of the
+    clock's value."""
+    ticks = iter(0.5 + 0.25 * i for i in range(10_000))
+    monkeypatch.setattr(loadtest.time, "perf_counter", lambda: next(ticks))
+    r = stream_chat(chat_server, _body("hello"), {}, 30)
+    assert r.ok and r.latency_s >= 0.75 and (r.latency_s / 0.25).is_integer()
+    assert r.ttft_s == 0.25  # the first content chunk is the next reading after the start
