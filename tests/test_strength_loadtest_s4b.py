@@ -4,13 +4,13 @@ output length."""
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stack import loadtest
 from stack.loadtest import Shape, _workload, add_arguments, stream_chat, write_back
 from tests.conftest import ROOT
 from tests.stub_http import serving
@@ -66,7 +66,7 @@ def test_a_requests_latency_is_measured_from_its_own_start(chat_server: str, mon
     start to its end (a whole number of steps, at least the ttft and two more chunks), not a remainder of the
     clock's value."""
     ticks = iter(0.5 + 0.25 * i for i in range(10_000))
-    monkeypatch.setattr(loadtest.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))
     r = stream_chat(chat_server, _body("hello"), {}, 30)
     assert r.ok and r.latency_s >= 0.75 and (r.latency_s / 0.25).is_integer()
     assert r.ttft_s == 0.25  # the first content chunk is the next reading after the start
