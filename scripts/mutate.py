@@ -1191,20 +1191,22 @@ def equivalence(module: str, code: str, operator: str, span: Span, annotations: 
     return ""
 
 
-def passing_command(command: str) -> tuple[str, list[str], float]:
+def passing_command(command: str, work: Path, path: str) -> tuple[str, list[str], float, dict[int, set[str]]]:
     """``command`` with the tests that already fail unmutated deselected (work in progress elsewhere in
-    the tree must not count as kills), the deselected ids, and the run time."""
+    the tree must not count as kills), the deselected ids, the run time, and :func:`coverage_map`'s map of
+    ``path``. One clean run under coverage does both jobs (a failing test's lines are mapped too, and dropped
+    with it); only when some test fails is the command run again, to check it passes once they are deselected."""
     start = time.monotonic()
-    if subprocess.run(command, shell=True, capture_output=True, text=True).returncode == 0:
-        return command, [], time.monotonic() - start
-    full = subprocess.run(command.replace(" -x ", " -rf "), shell=True, capture_output=True, text=True).stdout
-    failing = [m.group(1) for m in re.finditer(r"^FAILED (\S+)", full, flags=re.M)]
+    run, by_line = coverage_map(command, work, path)
+    if run.returncode == 0:
+        return command, [], time.monotonic() - start, by_line
+    failing = [m.group(1) for m in re.finditer(r"^FAILED (\S+)", run.stdout, flags=re.M)]
     command += "".join(f" --deselect {shlex.quote(f)}" for f in failing)
     start = time.monotonic()
     check = subprocess.run(command, shell=True, capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"the tests fail without a mutant:\n{check.stdout[-3000:]}")
-    return command, failing, time.monotonic() - start
+    return command, failing, time.monotonic() - start, by_line
 
 
 def statement_lines(source: str) -> dict[int, int]:
@@ -1222,25 +1224,26 @@ IMPORT_TIME = ""
 """The coverage context of lines run outside any test (collection, imports, module-level code)."""
 
 
-def coverage_map(command: str, work: Path, path: str) -> dict[int, set[str]]:
-    """Which tests run each line of ``path``: one clean run of ``command`` under coverage, with pytest-cov
-    recording every line's tests as contexts (``--cov-context=test``; the technique mutmut 3 uses to pick a
-    mutant's tests). Lines run at import time carry the :data:`IMPORT_TIME` context."""
+def coverage_map(command: str, work: Path, path: str) -> tuple[subprocess.CompletedProcess[str], dict[int, set[str]]]:
+    """The run of ``command`` (all of it, failures listed) under coverage, and which tests run each line of
+    ``path``: pytest-cov records every line's tests as contexts (``--cov-context=test``; the technique mutmut 3
+    uses to pick a mutant's tests). Lines run at import time carry the :data:`IMPORT_TIME` context."""
     import coverage
 
     rc, data_file = work / ".mutate-coveragerc", work / ".coverage.mutate"
     rc.write_text(f"[run]\ninclude =\n    {work / path}\n")
     data_file.unlink(missing_ok=True)
     measured = (
-        command.replace(" -x ", " ") + f" --cov --cov-config={shlex.quote(str(rc))} --cov-context=test --cov-report="
+        command.replace(" -x ", " -rf ")
+        + f" --cov --cov-config={shlex.quote(str(rc))} --cov-context=test --cov-report="
     )
-    subprocess.run(
+    run = subprocess.run(
         measured, shell=True, capture_output=True, text=True, env={**os.environ, "COVERAGE_FILE": str(data_file)}
     )
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
     by_line = data.contexts_by_lineno(str(work / path))
-    return {line: {c.rsplit("|", 1)[0] for c in contexts} for line, contexts in by_line.items()}
+    return run, {line: {c.rsplit("|", 1)[0] for c in contexts} for line, contexts in by_line.items()}
 
 
 @dataclass
@@ -1294,14 +1297,15 @@ class Selector:
         if tests is None:
             self.whole += 1
             return self.full
+        subset = self._subset(tests)
         if tests not in self.clean:
-            self.clean[tests] = subprocess.run(self._subset(tests), shell=True, capture_output=True).returncode == 0
+            self.clean[tests] = subprocess.run(subset, shell=True, capture_output=True).returncode == 0
         if not self.clean[tests]:
             self.whole += 1
             return self.full
         # Cosmic Ray runs its command without a shell (``shlex.split``; cosmic_ray/testing.py), so the sequence is
         # one ``sh -c`` argument: a bare ``;`` would reach pytest as an argument, fail it, and fake every kill.
-        script = f"{self._subset(tests)}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
+        script = f"{subset}; rc=$?; if [ $rc -eq 1 ]; then exit 1; fi; {self.full}"
         return f"sh -c {shlex.quote(script)}"
 
 
@@ -1318,7 +1322,7 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
     """A sample of ``module``'s mutants, Cosmic Ray's and :func:`own_mutants`' drawn together (one population)."""
     path = source_path(module)
     os.chdir(work)
-    command, deselected, elapsed = passing_command(test_command(MODULES[module], work))
+    command, deselected, elapsed, by_line = passing_command(test_command(MODULES[module], work), work, path)
     for f in deselected:
         print(f"  deselected (fails without a mutant): {f}", flush=True)
     items: list[WorkItem] = list(_all_work_items([Path(path)], {}))
@@ -1330,9 +1334,7 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
     timeout = max(30.0, elapsed * 4)
     annotations = unevaluated_annotations(source)
     lines = source.splitlines()
-    selector = Selector(
-        work, command, coverage_map(command, work, path), statement_lines(source), MODULES[module], set(deselected), {}
-    )
+    selector = Selector(work, command, by_line, statement_lines(source), MODULES[module], set(deselected), {})
     outcomes = []
     for n, item in enumerate(population, 1):
         if isinstance(item, OwnMutant):
