@@ -230,7 +230,12 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_loadtest_driver.py",
         "tests/test_loadtest.py",
     ],
-    "stack/preflight.py": ["tests/test_cov_preflight.py", "tests/test_fresh_project.py", "tests/test_quota.py"],
+    "stack/preflight.py": [
+        "tests/test_strength_preflight_s5.py",
+        "tests/test_cov_preflight.py",
+        "tests/test_fresh_project.py",
+        "tests/test_quota.py",
+    ],
     "stack/render.py": [
         "tests/test_strength_render_s4b.py",
         "tests/test_strength_render_s4.py",
@@ -541,12 +546,6 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "if TYPE_CHECKING:",
             "AddNot",
             "the guarded imports (requests, stack.config) import at run time too and nothing depends on their absence",
-        ),
-        Equivalent(
-            "if poll.status_code != 200:",
-            "NotEq_Gt",
-            "requests returns final responses only (1xx are interim, RFC 9110 section 15.2; no Upgrade is asked), so "
-            "a status other than 200 is above it",
         ),
         Equivalent(
             "break",
