@@ -311,7 +311,11 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_strength_prompt_cache_s4.py",
         "tests/test_prompt_cache.py",
     ],
-    "container/download_gcs.py": ["tests/test_cov_download.py", "tests/test_container.py"],
+    "container/download_gcs.py": [
+        "tests/test_strength_download_s5.py",
+        "tests/test_cov_download.py",
+        "tests/test_container.py",
+    ],
     # the test harness other tools run (loadtest, startup evidence)
     "harness/llamacpp.py": [
         "tests/test_strength_harness_s4b.py",
@@ -418,6 +422,19 @@ PROMPT_CACHE_ONLY_LLAMA_CPP = (
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "container/download_gcs.py": [
+        Equivalent(
+            code,
+            "own/DropKeyword",
+            "`strict=True` is the line's only keyword, and `written` is built from `blobs` one for one (the list "
+            "comprehension `[local_path(dest, ...) for b in blobs]` just above, which raises rather than skip a "
+            "name): the two lists always have the same length, so a zip without `strict` pairs them the same",
+        )
+        for code in (
+            "for blob, target in zip(blobs, written, strict=True):",
+            "for blob, path in zip(blobs, written, strict=True):  # a short file must not pass as a model",
+        )
+    ],
     "apis/__init__.py": [
         Equivalent(
             code,

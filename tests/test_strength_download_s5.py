@@ -1,0 +1,110 @@
+"""Mutation-strength tests (issue 23, session 5, blind seed 101) for ``container/download_gcs.py``: which objects of
+a model are fetched whole and which in ranged slices, seen as the HTTP requests reaching the real Cloud Storage
+emulator (gcp-storage-emulator, PyPI), not as calls inside the library.
+
+A large object fetched whole *and* again in slices still arrives byte for byte, and so does a tokenizer sliced into
+ranged reads; only the requests show the doubled transfer or the needless slicing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from .test_container import BUCKET, CONTAINER, SLICED_ABOVE, SMALL_SLICE, client, upload
+from .test_container import gcs as gcs
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using a Python version:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:Please install grpcio-status:ImportWarning"),
+]
+
+sys.path.insert(0, str(CONTAINER))
+import download_gcs  # noqa: E402
+
+MediaGet = tuple[str, str | None]
+"""One download request: the object's name, and its ``Range`` header (None: the whole object)."""
+
+
+def recording_client(url: str) -> tuple[Any, list[MediaGet]]:
+    """A storage client whose HTTP session logs every media GET (``alt=media``: the object's bytes) it sends. With
+    ``worker_type="thread"`` the transfer manager's workers share this client (processes would build their own)."""
+    c = client(url)
+    session = c._http
+    send = session.request
+    gets: list[MediaGet] = []
+
+    def request(*args: Any, **kw: Any) -> Any:
+        method, target = kw.get("method") or args[0], kw.get("url") or args[1]
+        parts = urlsplit(target)
+        if method == "GET" and "alt=media" in parts.query:
+            headers = kw.get("headers") or {}
+            name = unquote(parts.path.split(f"/b/{BUCKET}/o/", 1)[1])
+            gets.append((name, headers.get("range") or headers.get("Range")))
+        return send(*args, **kw)
+
+    session.request = request
+    return c, gets
+
+
+def test_a_large_object_is_fetched_only_in_ranged_slices_and_a_small_one_once_whole(gcs: str, tmp_path: Path) -> None:
+    """Each byte crosses the network once: the large object in ``ceil(size / chunk)`` ranged reads and never as a
+    whole GET beside them, the small ones in one plain GET each."""
+    big = os.urandom(SLICED_ABOVE + 1000)
+    tree = {"config.json": b'{"a": 1}', "model.safetensors": big}
+    upload(gcs, "once/m", tree)
+    c, gets = recording_client(gcs)
+    kw: dict[str, Any] = {"sliced_above": SLICED_ABOVE, "chunk_size": SMALL_SLICE, "worker_type": "thread"}
+    download_gcs.download(f"gs://{BUCKET}/once/m", tmp_path, client=c, **kw)
+    assert (tmp_path / "model.safetensors").read_bytes() == big
+    slices = [f"bytes={i}-{min(i + SMALL_SLICE, len(big)) - 1}" for i in range(0, len(big), SMALL_SLICE)]
+    assert len(slices) == math.ceil(len(big) / SMALL_SLICE)
+    assert sorted(r or "" for n, r in gets if n == "once/m/model.safetensors") == sorted(slices)
+    assert [(n, r) for n, r in gets if n == "once/m/config.json"] == [("once/m/config.json", None)]
+
+
+def test_by_default_a_tokenizer_sized_file_is_fetched_whole(gcs: str, tmp_path: Path) -> None:
+    """Without ``DOWNLOAD_SLICED_ABOVE`` (the vLLM image sets none) only objects above 256 MiB, weight shards, are
+    sliced: a model's ``tokenizer.json`` of a few MiB takes one GET, not a fan-out of ranged reads (a threshold of
+    a few hundred KiB would slice it)."""
+    tokenizer = os.urandom(8 * 1024 * 1024)
+    upload(gcs, "default/m", {"tokenizer.json": tokenizer})
+    c, gets = recording_client(gcs)
+    download_gcs.download(f"gs://{BUCKET}/default/m", tmp_path, client=c, worker_type="thread")
+    assert (tmp_path / "tokenizer.json").read_bytes() == tokenizer
+    assert gets == [("default/m/tokenizer.json", None)]
+
+
+def test_a_weight_shard_above_256_mib_is_fetched_in_ranged_slices_by_default(gcs: str, tmp_path: Path) -> None:
+    """The other side of the default threshold: an object just above 256 MiB (weight shards are GiBs) goes through
+    the parallel ranged reads, in the transfer manager's 32 MiB slices."""
+    shard = os.urandom(256 * 1024 * 1024 + 1)
+    upload(gcs, "shard/m", {"model-00001-of-00004.safetensors": shard})
+    c, gets = recording_client(gcs)
+    download_gcs.download(f"gs://{BUCKET}/shard/m", tmp_path, client=c, worker_type="thread")
+    assert (tmp_path / "model-00001-of-00004.safetensors").stat().st_size == len(shard)
+    step = 32 * 1024 * 1024
+    assert sorted(r or "" for _, r in gets) == sorted(
+        f"bytes={i}-{min(i + step, len(shard)) - 1}" for i in range(0, len(shard), step)
+    )
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["made-by-entrypoint", "parents-missing"])
+def test_the_command_line_writes_into_any_destination_folder(
+    gcs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made: bool
+) -> None:
+    """``download_gcs.py URI DEST``: DEST as ``entrypoint.sh`` leaves it (``mkdir -p "$dest"`` first), or a folder
+    whose parents do not exist yet; the model lands there either way."""
+    upload(gcs, "dest/m", {"config.json": b"{}"})
+    dest = tmp_path / "opt" / "models" / "m"
+    if made:
+        dest.mkdir(parents=True)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs)
+    assert download_gcs.main([f"gs://{BUCKET}/dest/m", str(dest)]) == 0
+    assert (dest / "config.json").read_bytes() == b"{}"
