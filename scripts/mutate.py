@@ -560,6 +560,12 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     ],
     "stack/preflight.py": [
         Equivalent(
+            "enable: bool = True,",
+            "ReplaceTrueWithFalse",
+            "check()'s one caller, main() (`python -m stack preflight`), always passes `enable=not args.no_enable`; "
+            "nothing else in the repository calls check() (`grep -rn 'check(vs'`), so the default is never used",
+        ),
+        Equivalent(
             "if TYPE_CHECKING:",
             "AddNot",
             "the guarded imports (requests, stack.config) import at run time too and nothing depends on their absence",

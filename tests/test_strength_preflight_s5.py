@@ -7,8 +7,12 @@ citations there); each test names the answer it scripts.
 
 from __future__ import annotations
 
+import base64
+import json
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -16,9 +20,10 @@ from cloudrun_gpu.errors import ConfigError, ConfigErrors
 from cloudrun_gpu.quota import CPU_QUOTA_ID, MEMORY_QUOTA_ID, quota_info_wire
 
 from stack.cli import build_parser
-from stack.preflight import QUOTAS_API
+from stack.preflight import QUOTAS_API, authorized_session
 
 from .conftest import ROOT
+from .stub_http import answer, serving
 from .test_cov_preflight import DISABLED, FIX, Google, run
 from .test_fresh_project import L4, PROJECT, rest_info, serve
 from .test_fresh_project import dev_root as dev_root
@@ -199,3 +204,60 @@ def test_no_enable_is_a_switch_on_the_command_line() -> None:
     args = parser.parse_args(["preflight", "--stack", "dev", "--no-enable"])
     assert args.no_enable is True and args.stack == "dev"
     assert parser.parse_args(["preflight"]).no_enable is False
+
+
+def test_a_service_account_key_as_credentials_asks_for_the_cloud_platform_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Application Default Credentials may be a service-account key (``GOOGLE_APPLICATION_CREDENTIALS``, as in CI):
+    such a key carries no scope of its own, so the token request must ask for ``cloud-platform``
+    (the ``scope`` claim of the JWT assertion, "a space-delimited list of the permissions that the application
+    requests", https://developers.google.com/identity/protocols/oauth2/service-account, "Forming the JWT claim set").
+    A local token endpoint reads the assertion's claims; the API call then carries the token it issued."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    claims: list[dict[str, Any]] = []
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the token endpoint: grant_type=jwt-bearer&assertion=<JWT>
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            payload = form["assertion"][0].split(".")[1]
+            claims.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+            if "scope" not in claims[-1]:
+                answer(self, 400, b'{"error": "invalid_scope", "error_description": "Invalid OAuth scope"}')
+                return
+            answer(self, 200, b'{"access_token": "issued-token", "expires_in": 3600, "token_type": "Bearer"}')
+
+        def do_GET(self) -> None:  # the API
+            seen.append(self.headers.get("Authorization"))
+            answer(self, 200, b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serving(Handler) as url:
+        key_file = tmp_path / "sa.json"
+        key_file.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": PROJECT,
+                    "private_key_id": "k1",
+                    "private_key": pem,
+                    "client_email": f"deployer@{PROJECT}.iam.gserviceaccount.com",
+                    "client_id": "1",
+                    "token_uri": f"{url}/token",
+                }
+            )
+        )
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+        session = authorized_session()
+        assert session.get(f"{url}/v1/projects/{PROJECT}", timeout=10).status_code == 200
+    assert [c.get("scope") for c in claims] == ["https://www.googleapis.com/auth/cloud-platform"]
+    assert seen == ["Bearer issued-token"]
