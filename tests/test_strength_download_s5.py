@@ -81,18 +81,46 @@ def test_by_default_a_tokenizer_sized_file_is_fetched_whole(gcs: str, tmp_path: 
     assert gets == [("default/m/tokenizer.json", None)]
 
 
-def test_a_weight_shard_above_256_mib_is_fetched_in_ranged_slices_by_default(gcs: str, tmp_path: Path) -> None:
-    """The other side of the default threshold: an object just above 256 MiB (weight shards are GiBs) goes through
-    the parallel ranged reads, in the transfer manager's 32 MiB slices."""
-    shard = os.urandom(256 * 1024 * 1024 + 1)
-    upload(gcs, "shard/m", {"model-00001-of-00004.safetensors": shard})
+def test_by_default_an_object_of_256_mib_is_fetched_whole_and_one_byte_more_in_ranged_slices(
+    gcs: str, tmp_path: Path
+) -> None:
+    """The default threshold's two sides (the docstring's "objects above 256 MiB"): a 256 MiB object takes one GET,
+    a 256 MiB + 1 one (weight shards are GiBs) the parallel ranged reads, in the transfer manager's 32 MiB slices."""
+    at, above = os.urandom(256 * 1024 * 1024), os.urandom(256 * 1024 * 1024 + 1)
+    upload(gcs, "shard/m", {"model-00001-of-00002.safetensors": at, "model-00002-of-00002.safetensors": above})
     c, gets = recording_client(gcs)
     download_gcs.download(f"gs://{BUCKET}/shard/m", tmp_path, client=c, worker_type="thread")
-    assert (tmp_path / "model-00001-of-00004.safetensors").stat().st_size == len(shard)
+    assert (tmp_path / "model-00001-of-00002.safetensors").read_bytes() == at
+    assert (tmp_path / "model-00002-of-00002.safetensors").read_bytes() == above
+    assert [r for n, r in gets if n.endswith("00001-of-00002.safetensors")] == [None]
     step = 32 * 1024 * 1024
-    assert sorted(r or "" for _, r in gets) == sorted(
-        f"bytes={i}-{min(i + step, len(shard)) - 1}" for i in range(0, len(shard), step)
+    assert sorted(r or "" for n, r in gets if n.endswith("00002-of-00002.safetensors")) == sorted(
+        f"bytes={i}-{min(i + step, len(above)) - 1}" for i in range(0, len(above), step)
     )
+
+
+def test_an_object_of_exactly_the_threshold_is_fetched_whole(gcs: str, tmp_path: Path) -> None:
+    """``DOWNLOAD_SLICED_ABOVE`` bytes is not above the threshold: one whole GET (an object that neither path took
+    would be missing from the model)."""
+    exact = os.urandom(SLICED_ABOVE)
+    upload(gcs, "exact/m", {"weights.bin": exact})
+    c, gets = recording_client(gcs)
+    kw: dict[str, Any] = {"sliced_above": SLICED_ABOVE, "chunk_size": SMALL_SLICE, "worker_type": "thread"}
+    download_gcs.download(f"gs://{BUCKET}/exact/m", tmp_path, client=c, **kw)
+    assert (tmp_path / "weights.bin").read_bytes() == exact
+    assert gets == [("exact/m/weights.bin", None)]
+
+
+def test_a_threshold_below_zero_slices_every_object_and_an_empty_one_still_lands(gcs: str, tmp_path: Path) -> None:
+    """``DOWNLOAD_SLICED_ABOVE=-1`` sends every object through the ranged reads, an empty one (0 > -1) too: it
+    arrives as an empty file, it is not left out."""
+    upload(gcs, "neg/m", {"added_tokens.json": b"", "weights.bin": b"w" * 1000})
+    kw: dict[str, Any] = {"sliced_above": -1, "chunk_size": SMALL_SLICE, "worker_type": "thread"}
+    files = download_gcs.download(f"gs://{BUCKET}/neg/m", tmp_path, client=client(gcs), **kw)
+    assert sorted(files) == [tmp_path / "added_tokens.json", tmp_path / "weights.bin"]
+    assert (tmp_path / "added_tokens.json").read_bytes() == b"" and (
+        tmp_path / "weights.bin"
+    ).read_bytes() == b"w" * 1000
 
 
 @pytest.mark.parametrize("made", [True, False], ids=["made-by-entrypoint", "parents-missing"])
