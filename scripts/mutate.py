@@ -160,6 +160,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "engines/logs.py": ["tests/test_strength_engines_3.py", "tests/test_engine_logs.py", "tests/test_startup.py"],
     "engines/vllm.py": [
+        "tests/test_strength_vllm_s5.py",
         "tests/test_engine_contract.py",
         "tests/test_streamer.py",
         "tests/test_strength_vllm.py",
