@@ -136,3 +136,26 @@ def test_the_command_line_writes_into_any_destination_folder(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs)
     assert download_gcs.main([f"gs://{BUCKET}/dest/m", str(dest)]) == 0
     assert (dest / "config.json").read_bytes() == b"{}"
+
+
+def test_an_object_gone_after_the_listing_fails_with_cloud_storages_own_error(gcs: str, tmp_path: Path) -> None:
+    """An object deleted between the listing and its download (a model re-uploaded meanwhile): Cloud Storage's 404
+    surfaces as itself, a ``NotFound`` with the status and the object's URL (``raise_exception=True``), not a
+    ``RuntimeError`` listing the reprs of whatever failed."""
+    from google.api_core.exceptions import NotFound
+
+    upload(gcs, "gone/m", {"config.json": b"{}", "tokenizer.json": b"{}"})
+    real = client(gcs)
+
+    class Deleting:
+        def bucket(self, name: str) -> Any:
+            return real.bucket(name)
+
+        def list_blobs(self, bucket: str, prefix: str) -> list[Any]:
+            listed = list(real.list_blobs(bucket, prefix=prefix))
+            real.bucket(bucket).blob(f"{prefix}tokenizer.json").delete()
+            return listed
+
+    with pytest.raises(NotFound) as err:
+        download_gcs.download(f"gs://{BUCKET}/gone/m", tmp_path, client=Deleting(), worker_type="thread")
+    assert "/o/gone%2Fm%2Ftokenizer.json?alt=media" in str(err.value) and err.value.code == 404
