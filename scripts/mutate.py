@@ -426,15 +426,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     "container/download_gcs.py": [
         Equivalent(
             code,
-            "own/DropKeyword",
-            "`strict=True` is the line's only keyword, and `written` is built from `blobs` one for one (the list "
-            "comprehension `[local_path(dest, ...) for b in blobs]` just above, which raises rather than skip a "
-            "name): the two lists always have the same length, so a zip without `strict` pairs them the same",
+            operator,
+            "`strict=True` is the line's only keyword and its only `True`, and `written` is built from `blobs` one "
+            "for one (the list comprehension `[local_path(dest, ...) for b in blobs]` above, which raises rather "
+            "than skip a name): the two lists always have the same length, so a zip without `strict` (or with "
+            "`strict=False`) pairs them the same",
         )
         for code in (
             "for blob, target in zip(blobs, written, strict=True):",
             "for blob, path in zip(blobs, written, strict=True):  # a short file must not pass as a model",
         )
+        for operator in ("own/DropKeyword", "ReplaceTrueWithFalse")
     ],
     "apis/__init__.py": [
         Equivalent(

@@ -159,3 +159,29 @@ def test_an_object_gone_after_the_listing_fails_with_cloud_storages_own_error(gc
     with pytest.raises(NotFound) as err:
         download_gcs.download(f"gs://{BUCKET}/gone/m", tmp_path, client=Deleting(), worker_type="thread")
     assert "/o/gone%2Fm%2Ftokenizer.json?alt=media" in str(err.value) and err.value.code == 404
+
+
+def test_a_name_that_resolves_to_the_model_folder_itself_is_refused_by_the_transfer_manager(
+    gcs: str, tmp_path: Path
+) -> None:
+    """``<prefix>m/..`` resolves to the model folder itself: inside it, so :func:`download_gcs.local_path` lets it
+    pass, but the transfer manager refuses a file whose *parent* is outside the folder and answers a ``UserWarning``
+    instead of downloading (google-cloud-storage 3.17.1 ``download_many_to_path``). The download stops, naming what
+    was not downloaded, instead of starting the engine on a partial model. (The emulator refuses ``..`` in a name, so
+    the listing is a stand-in; the bucket is the emulator's.)"""
+    real = client(gcs)
+
+    class Listed:
+        name, size = "odd/m/sub/..", 5
+
+    class Odd:
+        def bucket(self, name: str) -> Any:
+            return real.bucket(name)
+
+        def list_blobs(self, bucket: str, prefix: str) -> list[Any]:
+            return [Listed()]
+
+    dest = tmp_path / "dest"
+    with pytest.warns(UserWarning, match=r"will \*\*NOT\*\* be downloaded"), pytest.raises(RuntimeError) as err:
+        download_gcs.download(f"gs://{BUCKET}/odd/m", dest, client=Odd(), worker_type="thread")
+    assert str(err.value).startswith("download_gcs: not downloaded: ['The blob sub/.. will **NOT** be downloaded.")
