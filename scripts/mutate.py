@@ -302,6 +302,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "container/cache/semcache/store.py": ["tests/test_cov_store.py", *CACHE_TESTS],
     "container/prompt_cache.py": [
+        "tests/test_strength_prompt_cache_s5.py",
         "tests/test_strength_prompt_cache_s4b.py",
         "tests/test_strength_prompt_cache_s4.py",
         "tests/test_prompt_cache.py",

@@ -1,0 +1,90 @@
+"""container/prompt_cache.py, session 5 (issue 23): the three survivors seed 91 left — what the image build prints
+when llama-server dies during the build, how often the build asks ``/health`` while the model loads, and the
+``--help`` text that says what the script is for."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from harness.llamacpp import free_port
+
+from .conftest import ROOT
+from .stub_http import answer, serving
+
+sys.path.insert(0, str(ROOT / "container"))
+import prompt_cache as pc
+
+
+def test_a_server_that_dies_during_the_build_is_reported_with_its_exit_code_and_nothing_else(tmp_path: Path) -> None:
+    """The build's error is the whole message the image build shows for a llama-server that exits before it is
+    healthy (a bad flag, a model it cannot load): the program and its exit code."""
+    dead = tmp_path / "dead"
+    dead.write_text("#!/bin/sh\nexit 7\n")
+    dead.chmod(0o755)
+    (tmp_path / "p.txt").write_text("x")
+    with pytest.raises(RuntimeError) as err:
+        pc.build(str(dead), str(tmp_path / "s"), str(tmp_path / "p.txt"), ["--port", str(free_port())])
+    assert str(err.value) == "llama-server exited with 7"
+
+
+class _Loading(BaseHTTPRequestHandler):
+    """llama-server while it loads the model: ``/health`` answers 503 (tools/server/README.md), each poll counted."""
+
+    polls: ClassVar[int] = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).polls += 1
+        answer(self, 503, b'{"error": {"message": "Loading model"}}')
+
+
+@pytest.fixture
+def loading() -> Iterator[str]:
+    _Loading.polls = 0
+    with serving(_Loading) as base:
+        yield base
+
+
+def test_a_loading_server_is_asked_for_its_health_five_times_a_second(
+    loading: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the model loads the build asks ``/health`` every 0.2 s: in 0.9 s (a clock that moves only when the
+    build sleeps, so nothing is timed) the server sees five polls, at 0, 0.2, 0.4, 0.6 and 0.8 s, and the build
+    slept 0.2 s between each."""
+    now = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if seconds < 0:  # as time.sleep does, so a wrong interval cannot turn the clock back and poll forever
+            raise ValueError("sleep length must be non-negative")
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "sleep", sleep)
+    with pytest.raises(TimeoutError, match=r"not ready after 0\.9s"):
+        pc.wait_healthy(loading, timeout_s=0.9)
+    assert _Loading.polls == 5
+    assert sleeps == [0.2] * 5
+
+
+def test_help_says_what_the_script_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """``prompt_cache.py --help`` opens with the module's own description (build-time prompt cache, the prefix
+    rule), reflowed by argparse, before its two commands."""
+    with pytest.raises(SystemExit) as done:
+        pc.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ")
+    words = " ".join(out.split())
+    assert " ".join(str(pc.__doc__).split()) in words
+    assert words.index("Build-time prompt cache for llama.cpp") < words.index("positional arguments: {build,restore}")
