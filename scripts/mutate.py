@@ -650,6 +650,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "test_non_ascii_parameters_key_as_written checks both directions)",
         ),
     ],
+    "container/prompt_cache.py": [
+        Equivalent(
+            'if a.cmd == "build":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`a.cmd` is the subcommand argparse chose: `_SubParsersAction.__call__` stores `values[0]` in `dest` and "
+            "refuses (exit 2) any name not in its parser map (Lib/argparse.py, Python 3.11), which holds exactly "
+            "'build' and 'restore' (no aliases), and `required=True` rules out None; 'restore' sorts after 'build', "
+            "so `<= \"build\"` is true for 'build' alone, as `==` is",
+        ),
+    ],
     "container/cache/semcache/app.py": [
         Equivalent(
             "if endpoint == CHAT:",

@@ -4,6 +4,7 @@ when llama-server dies during the build, how often the build asks ``/health`` wh
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from harness.llamacpp import free_port
 
 from .conftest import ROOT
 from .stub_http import answer, serving
+from .test_prompt_cache import _stub_server
 
 sys.path.insert(0, str(ROOT / "container"))
 import prompt_cache as pc
@@ -88,3 +90,75 @@ def test_help_says_what_the_script_does(capsys: pytest.CaptureFixture[str]) -> N
     words = " ".join(out.split())
     assert " ".join(str(pc.__doc__).split()) in words
     assert words.index("Build-time prompt cache for llama.cpp") < words.index("positional arguments: {build,restore}")
+
+
+# Seed 101's survivors (blind run of 2026-12-07 with the three tests above).
+
+
+class _JsonApi(BaseHTTPRequestHandler):
+    """A healthy stand-in that records each POST's path and the type its body is labelled with."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        answer(self, 200, b'{"status": "ok"}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append((self.path, self.headers.get("Content-Type")))
+        answer(self, 200, b"{}")
+
+
+def test_every_request_to_llama_server_is_sent_as_json(tmp_path: Path) -> None:
+    """llama-server's ``/completion`` and ``/slots`` take JSON bodies (tools/server/README.md): each one the build and
+    the restore send says so. Without the header urllib labels a body ``application/x-www-form-urlencoded``
+    (``AbstractHTTPHandler.do_request_`` in Lib/urllib/request.py)."""
+    _JsonApi.seen = []
+    (tmp_path / "slot0.bin").write_bytes(b"kv")
+    with serving(_JsonApi) as base:
+        assert pc.warm_and_save(base, "You are the support desk.\n", 1) == ["slot0.bin"]
+        assert pc.restore(base, tmp_path) == ["slot0.bin"]
+    assert _JsonApi.seen == [
+        ("/completion", "application/json"),
+        ("/slots/0?action=save", "application/json"),
+        ("/slots/0?action=restore", "application/json"),
+    ]
+
+
+class _NoContent(BaseHTTPRequestHandler):
+    """Something on the port that answers ``/health`` with a 2xx that is not llama-server's 200 OK."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+
+def test_only_a_200_from_health_counts_as_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-server answers ``/health`` 503 while it loads and 200 once it serves (tools/server/README.md); the build
+    starts filling slots on that 200 only, so any other answer, a 204 No Content included, keeps it waiting until
+    the deadline (a clock that moves only when the build sleeps)."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "sleep", lambda seconds: now.__setitem__(0, now[0] + max(seconds, 0.1)))
+    with serving(_NoContent) as base, pytest.raises(TimeoutError) as err:
+        pc.wait_healthy(base, timeout_s=1)
+    assert str(err.value) == f"{base}/health not ready after 1s"
+
+
+def test_the_build_passes_the_engine_flags_through_as_written_but_the_separator(tmp_path: Path) -> None:
+    """``build … -- FLAGS``: llama-server gets FLAGS exactly, only the ``--`` that ends the script's own options left
+    out. An empty value (``--alias ""``) stays in its place: dropping it would shift every later flag onto the
+    wrong option, and the cache would be built with other flags than the service restores it with (R2)."""
+    server, log = _stub_server(tmp_path)
+    slots = tmp_path / "slots"
+    (tmp_path / "p.txt").write_text("x")
+    engine = ["--host", "127.0.0.1", "--port", str(free_port()), "--alias", "", "-np", "1"]
+    argv = ["build", "--server", str(server), "--slot-save-path", str(slots), "--preamble", str(tmp_path / "p.txt")]
+    assert pc.main([*argv, "--", *engine]) == 0
+    assert json.loads(log.read_text().splitlines()[0]) == [*engine, "--slot-save-path", str(slots)]
