@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -162,3 +163,57 @@ def test_the_build_passes_the_engine_flags_through_as_written_but_the_separator(
     argv = ["build", "--server", str(server), "--slot-save-path", str(slots), "--preamble", str(tmp_path / "p.txt")]
     assert pc.main([*argv, "--", *engine]) == 0
     assert json.loads(log.read_text().splitlines()[0]) == [*engine, "--slot-save-path", str(slots)]
+
+
+# Seed 111's survivors.
+
+
+class _Answer:
+    """What ``urllib.request.urlopen`` returns, as a context manager: an empty JSON body."""
+
+    def __enter__(self) -> _Answer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def read(self) -> bytes:
+        return b"{}"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float | None]]:
+    """Each request the script opens, as (URL, the socket timeout urllib is given), answered without a network."""
+    opened: list[tuple[str, float | None]] = []
+
+    def urlopen(req: urllib.request.Request, timeout: float | None = None) -> _Answer:
+        opened.append((req.full_url, timeout))
+        return _Answer()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return opened
+
+
+def test_restore_without_a_url_restores_into_llama_servers_default_address(
+    sent: list[tuple[str, float | None]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``prompt_cache.py restore --slot-save-path DIR`` with no ``--url`` talks to llama-server where it listens
+    by default, 127.0.0.1:8080 (``llama-server --help``: "--port PORT  port to listen (default: 8080)")."""
+    (tmp_path / "slot0.bin").write_bytes(b"kv")
+    assert pc.main(["restore", "--slot-save-path", str(tmp_path)]) == 0
+    assert [url for url, _ in sent] == ["http://127.0.0.1:8080/slots/0?action=restore"]
+    assert capsys.readouterr().out == "slot0.bin\n"
+
+
+def test_each_request_of_the_build_may_take_five_minutes(sent: list[tuple[str, float | None]], tmp_path: Path) -> None:
+    """A prefill of a long preamble on the build machine's CPU is slow, so each request the build and the restore
+    send waits up to 300 s for llama-server's answer before it fails the build (rather than hanging it:
+    test_strength_prompt_cache_s4.py::test_a_server_that_never_answers_fails_the_call_at_its_timeout)."""
+    (tmp_path / "slot0.bin").write_bytes(b"kv")
+    assert pc.warm_and_save("http://127.0.0.1:9", "You are the support desk.\n", 1) == ["slot0.bin"]
+    assert pc.restore("http://127.0.0.1:9", tmp_path) == ["slot0.bin"]
+    assert sent == [
+        ("http://127.0.0.1:9/completion", 300),
+        ("http://127.0.0.1:9/slots/0?action=save", 300),
+        ("http://127.0.0.1:9/slots/0?action=restore", 300),
+    ]
