@@ -1,0 +1,172 @@
+"""Issue 23, session 5 on ``stack/loadtest.py``: what the survivors of seeds 81 and 91 showed no test read — the
+figure's SLO line, the millisecond rounding of the reported times, a guidellm report without an error count, the
+stack file's key order after ``--write-stack``, the printed recommendation, and a plot of a saved report."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+import yaml
+
+from stack.cli import main as cli_main
+from stack.loadtest import LevelResult, levels_from_guidellm, plot_levels, recommend, stream_chat, write_back
+from tests.conftest import ROOT
+from tests.stub_http import serving
+from tests.test_loadtest_driver import _body, _Chat
+
+DATA = ROOT / "tests" / "data"
+
+
+def _lv(c: int, tps: float, p95: float) -> LevelResult:
+    return LevelResult(c, 8, 0, 10.0, 0.5, tps, p95 / 2, p95, 5.0, 6.0, 100.0, 150.0, 160.0, 32.0)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Each figure ``plot_levels`` draws, kept when it closes it (the saved file is drawn from the same objects)."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn: list[Any] = []
+    close = plt.close
+
+    def keep(fig: Any = None) -> None:
+        drawn.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return drawn
+
+
+def test_the_slo_is_a_thin_faint_red_line_under_the_ttft_curve(tmp_path: Path, figures: list[Any]) -> None:
+    """The p95 TTFT target is drawn on the TTFT axis as a thin (1 pt), faint (alpha 0.3) red line at the SLO, so the
+    curve that crosses it stays the thing the eye follows; the grid is as faint."""
+    levels = [_lv(1, 10, 0.2), _lv(2, 19, 0.3), _lv(4, 30, 0.5), _lv(8, 32, 1.9)]
+    plot_levels(levels, 4, tmp_path / "curve.svg", "title", 1.5)
+    [fig] = figures
+    ax, ax2 = fig.axes
+    curve, slo = ax2.lines
+    assert list(curve.get_ydata()) == [0.2, 0.3, 0.5, 1.9]
+    assert list(slo.get_ydata()) == [1.5, 1.5]
+    assert (slo.get_alpha(), slo.get_linewidth(), matplotlib.colors.to_hex(slo.get_color())) == (0.3, 1, "#d62728")
+    assert matplotlib.colors.to_hex(curve.get_color()) == "#d62728" and curve.get_alpha() is None
+    for line in ax.xaxis.get_gridlines() + ax.yaxis.get_gridlines():
+        assert line.get_visible() and line.get_alpha() == 0.3
+
+
+def test_a_saved_json_reports_recommendation_is_marked_when_it_is_plotted_again(
+    tmp_path: Path, figures: list[Any]
+) -> None:
+    """``plot_levels`` takes the recommended level by its number: the levels and ``recommended_concurrency`` of a
+    saved ``--json`` report, read back (every number a fresh object, also above CPython's small-int cache), put
+    the star on that level's throughput."""
+    levels = [_lv(256, 900, 0.4), _lv(512, 1700, 0.9), _lv(1000, 1750, 2.5)]
+    pick, _ = recommend(levels, 2.0)
+    saved = json.loads(json.dumps({"levels": [asdict(lv) for lv in levels], "recommended_concurrency": pick}))
+    again = [LevelResult(**lv) for lv in saved["levels"]]
+    assert saved["recommended_concurrency"] == 512 and saved["recommended_concurrency"] is not again[1].concurrency
+    plot_levels(again, saved["recommended_concurrency"], tmp_path / "again.svg", "title", 2.0)
+    [fig] = figures
+    [star] = [line for line in fig.axes[0].lines if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([512], [1700])
+
+
+@pytest.fixture
+def chat_server() -> Iterator[str]:
+    _Chat.seen = []
+    with serving(_Chat) as base:
+        yield base
+
+
+STEP = 0.0123456
+"""The fake clock's step: a time of one or four steps differs when rounded to 2, 3 or 4 decimals."""
+
+
+def _stepping_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``time.perf_counter`` reading ``100 + n × STEP`` at its n-th call: every time the driver measures is a whole
+    number of steps, whatever the machine's load (no timed assert)."""
+    readings = iter(range(1_000_000))
+    monkeypatch.setattr(time, "perf_counter", lambda: 100 + next(readings) * STEP)
+
+
+def test_the_reported_times_are_the_requests_rounded_to_the_millisecond(
+    chat_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One request at concurrency 1: the level's TTFT and latency percentiles, as ``--json`` prints them, are that
+    request's own times rounded to the millisecond (3 decimals) and its inter-token latency to 0.01 ms."""
+    _stepping_clock(monkeypatch)
+    alone = stream_chat(chat_server, _body("hello"), {}, 30)  # the same request, measured on its own
+    assert alone.ok and alone.tokens == 3
+    ttft, latency, itl_ms = round(alone.ttft_s, 3), round(alone.latency_s, 3), round(alone.itl_s * 1000, 2)
+    for value, digits in ((alone.ttft_s, 3), (alone.latency_s, 3), (alone.itl_s * 1000, 2)):  # the test can tell
+        assert len({round(value, digits - 1), round(value, digits), round(value, digits + 1)}) == 3
+
+    args = ["loadtest", chat_server, "--concurrency", "1", "--requests", "1", "--prompt", "hello", "--json"]
+    assert cli_main(args) == 0
+    [level] = json.loads(capsys.readouterr().out)["levels"]
+    assert (level["requests"], level["errors"]) == (1, 0)
+    assert (level["ttft_p50_s"], level["ttft_p95_s"]) == (ttft, ttft)
+    assert (level["latency_p50_s"], level["latency_p95_s"]) == (latency, latency)
+    assert (level["itl_p50_ms"], level["itl_p95_ms"]) == (itl_ms, itl_ms)
+
+
+def test_a_guidellm_report_without_an_error_count_counts_no_errors(tmp_path: Path) -> None:
+    """A benchmark whose ``request_totals`` name only its successful requests (a trimmed or older report) had no
+    errors: its level counts them all and stays eligible for the recommendation."""
+    doc = json.loads((DATA / "guidellm-sweep.json").read_text())
+    for bench in doc["benchmarks"]:
+        bench["metrics"]["request_totals"] = {"successful": bench["metrics"]["request_totals"]["successful"]}
+    report = tmp_path / "benchmarks.json"
+    report.write_text(json.dumps(doc))
+    levels = levels_from_guidellm(report)
+    assert [(lv.requests, lv.errors) for lv in levels] == [
+        (b["metrics"]["request_totals"]["successful"], 0) for b in doc["benchmarks"]
+    ]
+    assert "keeping the lowest" not in recommend(levels, 60.0)[1]
+
+
+def _keys(node: Any, path: str = "") -> list[str]:
+    """Every mapping key of a YAML document, depth first, in the order the file lists them."""
+    if not isinstance(node, dict):
+        return []
+    return [k for key, value in node.items() for k in (f"{path}/{key}", *_keys(value, f"{path}/{key}"))]
+
+
+def test_write_stack_keeps_the_stack_files_order(tmp_path: Path) -> None:
+    """``--write-stack`` rewrites the user's ``Pulumi.<stack>.yaml``: its settings stay in the order they were written
+    (region, environment, gpu, model, … and inside each section), only the recommendation added or changed, so the
+    diff the user reviews is the recommendation, not a reshuffled file."""
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    before = _keys(yaml.safe_load(stack.read_text()))
+    assert before != sorted(before)  # the dev stack is not in alphabetical order
+    write_back(stack, 12)
+    after = _keys(yaml.safe_load(stack.read_text()))
+    assert [k for k in after if k in before] == before
+    assert stack.read_text().splitlines()[:3] == [
+        "config:",
+        "  gcp:region: europe-west1",
+        "  cloudrun-gpu:environment: dev",
+    ]
+
+
+def test_the_recommendation_is_printed_with_its_reason_and_the_command_to_apply_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Below the table, after a blank line: the recommended concurrency and why, then the ``pulumi config set``
+    command that applies it, word for word."""
+    report = DATA / "guidellm-sweep.json"
+    pick, why = recommend(levels_from_guidellm(report), 60.0)
+    assert cli_main(["loadtest", "--from-guidellm", str(report), "--ttft-slo", "60"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"\n\nrecommended max_instance_request_concurrency: {pick} ({why})\n"
+        f"  pulumi config set --path 'cloudrun-gpu:scaling.max_concurrency' {pick}\n"
+    )
