@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import FrozenInstanceError, asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,16 @@ import pytest
 import yaml
 
 from stack.cli import main as cli_main
-from stack.loadtest import LevelResult, levels_from_guidellm, plot_levels, recommend, stream_chat, write_back
+from stack.loadtest import (
+    LevelResult,
+    Shape,
+    levels_from_guidellm,
+    plot_levels,
+    recommend,
+    run_level,
+    stream_chat,
+    write_back,
+)
 from tests.conftest import ROOT
 from tests.stub_http import serving
 from tests.test_loadtest_driver import _body, _Chat
@@ -170,3 +179,91 @@ def test_the_recommendation_is_printed_with_its_reason_and_the_command_to_apply_
         f"\n\nrecommended max_instance_request_concurrency: {pick} ({why})\n"
         f"  pulumi config set --path 'cloudrun-gpu:scaling.max_concurrency' {pick}\n"
     )
+
+
+# Seed 101's survivors (blind run of 2026-12-07 with the tests above).
+
+
+def test_the_figure_is_7_by_4_2_inches_at_110_dpi(tmp_path: Path, figures: list[Any]) -> None:
+    """The saved PNG is 770 × 462 pixels (7 × 4.2 inches at 110 dpi): wide enough for the log-2 concurrency axis
+    and the wrapped title."""
+    levels = [_lv(1, 10, 0.2), _lv(2, 19, 0.3), _lv(4, 30, 0.5)]
+    png = plot_levels(levels, 2, tmp_path / "curve.png", "title", 2.0).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (770, 462)
+    [fig] = figures
+    assert (tuple(fig.get_size_inches()), fig.dpi) == ((7, 4.2), 110)
+
+
+def test_the_recommended_label_sits_below_left_of_its_star(tmp_path: Path, figures: list[Any]) -> None:
+    """ "recommended: N" points at the star on the throughput curve and is written 40 points to its left and 22
+    below, under the curve, so it does not cover the curve's higher levels to the right."""
+    levels = [_lv(1, 10, 0.2), _lv(2, 19, 0.3), _lv(4, 30, 0.5), _lv(8, 32, 1.9)]
+    plot_levels(levels, 4, tmp_path / "curve.svg", "title", 2.0)
+    [fig] = figures
+    [label] = fig.axes[0].texts
+    assert (label.get_text(), label.xy, label.xyann, label.anncoords) == (
+        "recommended: 4",
+        (4, 30),
+        (-40, -22),
+        "offset points",
+    )
+    assert label.get_fontsize() == 9
+
+
+def test_a_guidellm_levels_wall_time_is_its_benchmarks_duration(tmp_path: Path) -> None:
+    """The wall time of a level read from guidellm is the benchmark's ``duration`` (seconds, 3 decimals); a benchmark
+    that does not give one has no known wall time, 0.0, not a made-up second."""
+    doc = json.loads((DATA / "guidellm-sweep.json").read_text())
+    levels = levels_from_guidellm(DATA / "guidellm-sweep.json")
+    assert [lv.wall_s for lv in levels] == [round(b["duration"], 3) for b in doc["benchmarks"]]
+    assert all(lv.wall_s > 1 for lv in levels)
+    del doc["benchmarks"][0]["duration"]
+    report = tmp_path / "benchmarks.json"
+    report.write_text(json.dumps(doc))
+    assert levels_from_guidellm(report)[0].wall_s == 0.0
+
+
+class _Counted:
+    """``time.perf_counter`` as a counter from ``origin`` by ``step``: it knows how many readings were taken."""
+
+    def __init__(self, origin: float, step: float) -> None:
+        self.origin, self.step, self.readings = origin, step, 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.origin + (self.readings - 1) * self.step
+
+
+def test_a_levels_wall_time_runs_from_its_start_on_a_clock_with_a_recent_origin(
+    chat_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``perf_counter``'s origin is unspecified (the Python docs: only differences between readings are valid): on
+    a clock that read 1.0 when the level started, the wall time is still its last reading minus its first, and the
+    rates are the counts over it."""
+    clock = _Counted(1.0, 1.0)
+    monkeypatch.setattr(time, "perf_counter", clock)
+    lv = run_level(chat_server, 1, requests=2, max_seconds=1e9, body=_body("hello"), headers={}, timeout_s=30)
+    assert (lv.requests, lv.errors) == (2, 0)
+    assert lv.wall_s == clock.readings - 1 > 2  # the first reading is the level's start, the last its end
+    assert (lv.requests_per_s, lv.tokens_per_s) == (round(2 / lv.wall_s, 3), round(2 * 3 / lv.wall_s, 2))
+
+
+def test_a_level_of_more_than_256_requests_sends_exactly_that_many(
+    chat_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--requests 300``: the server gets 300 requests, then the level ends (on a clock that moves 10 ms a reading,
+    so the 60 s ``--max-seconds`` never ends it first)."""
+    monkeypatch.setattr(time, "perf_counter", _Counted(100.0, 0.01))
+    lv = run_level(chat_server, 4, requests=300, max_seconds=60, body=_body("hello"), headers={}, timeout_s=30)
+    assert (lv.requests, lv.errors, len(_Chat.seen)) == (300, 0, 300)
+
+
+def test_a_workload_shape_is_a_fixed_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A :class:`Shape` is shared by every worker thread of a level and every level of a sweep
+    (scripts/engine_report.py keeps one as a module constant): it cannot be changed once made, and equal shapes are
+    one value (hashable, equal hashes), so a sweep can key its results by shape."""
+    shape = Shape(128, 32, 32, 8, seed=42)
+    with pytest.raises(FrozenInstanceError):
+        shape.seed = 7  # type: ignore[misc]
+    assert {shape: "sweep"}[Shape(128, 32, 32, 8)] == "sweep"
