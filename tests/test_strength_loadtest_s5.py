@@ -267,3 +267,68 @@ def test_a_workload_shape_is_a_fixed_value(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(FrozenInstanceError):
         shape.seed = 7  # type: ignore[misc]
     assert {shape: "sweep"}[Shape(128, 32, 32, 8)] == "sweep"
+
+
+# Seed 111's survivors.
+
+HEADER = " conc   req  err   req/s    tok/s  TTFT p50  TTFT p95 ITL p50 ms ITL p95 ms  lat p50  lat p95  in tok out tok"
+NAMES = [
+    "conc",
+    "req",
+    "err",
+    "req/s",
+    "tok/s",
+    "TTFT p50",
+    "TTFT p95",
+    "ITL p50 ms",
+    "ITL p95 ms",
+    "lat p50",
+    "lat p95",
+    "in tok",
+    "out tok",
+]
+"""The 13 column names, as the header spells them."""
+
+
+def test_the_table_has_its_header_and_every_value_under_its_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's table: the header word for word, and each level's 13 values right-aligned under their names."""
+    assert cli_main(["loadtest", "--from-guidellm", str(DATA / "guidellm-sweep.json"), "--ttft-slo", "60"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == HEADER
+    ends, at = [], 0
+    for name in NAMES:
+        at = HEADER.index(name, at) + len(name)
+        ends.append(at)
+    rows = lines[2:6]
+    assert [row.split()[0] for row in rows] == ["1", "2", "4", "8"]
+    for row in rows:  # each value ends where its name does
+        assert [i + 1 for i, c in enumerate(row) if c != " " and row[i + 1 : i + 2] in ("", " ")] == ends
+
+
+def test_each_level_shows_its_progress_on_stderr(chat_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """While a level runs, each answered request prints a dot on stderr (an ``x`` for a failed one) after the
+    level's name, then the level's summary on the same line."""
+    args = ["loadtest", chat_server, "--concurrency", "1", "--requests", "2", "--prompt", "hello"]
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    [level] = [line for line in err if line.startswith("concurrency")]
+    assert level.startswith("concurrency    1: .. 2 req, 0 err, ")
+
+
+def test_a_level_with_no_measurable_wall_time_reports_zero_rates(
+    chat_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a clock too coarse to see the level pass (it reads the same before and after), the level's rates are 0.0,
+    not a division by zero and not a negative number a reader would take for a measurement."""
+    monkeypatch.setattr(time, "perf_counter", lambda: 5.0)
+    lv = run_level(chat_server, 1, requests=1, max_seconds=60, body=_body("hello"), headers={}, timeout_s=30)
+    assert (lv.requests, lv.errors, lv.wall_s) == (1, 0, 0.0)
+    assert (lv.requests_per_s, lv.tokens_per_s) == (0.0, 0.0)
+
+
+def test_an_svg_plot_carries_no_date(tmp_path: Path) -> None:
+    """The SVG is written without matplotlib's ``<dc:date>`` (``metadata={"Date": None}``), so plotting the same
+    numbers again gives the same file, and a committed plot only changes with its data."""
+    levels = [_lv(1, 10, 0.2), _lv(2, 19, 0.3), _lv(4, 30, 0.5)]
+    svg = plot_levels(levels, 2, tmp_path / "curve.svg", "title", 2.0).read_text()
+    assert "<dc:date>" not in svg
