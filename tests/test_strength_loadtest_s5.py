@@ -15,6 +15,7 @@ import matplotlib
 import pytest
 import yaml
 
+from harness.llamacpp import free_port
 from stack.cli import main as cli_main
 from stack.loadtest import (
     LevelResult,
@@ -332,3 +333,78 @@ def test_an_svg_plot_carries_no_date(tmp_path: Path) -> None:
     levels = [_lv(1, 10, 0.2), _lv(2, 19, 0.3), _lv(4, 30, 0.5)]
     svg = plot_levels(levels, 2, tmp_path / "curve.svg", "title", 2.0).read_text()
     assert "<dc:date>" not in svg
+
+
+# Seed 121's survivors.
+
+
+def test_a_guidellm_benchmark_without_a_success_count_had_none(tmp_path: Path) -> None:
+    """A benchmark whose ``request_totals`` name only errored requests had no successful one: its level counts the
+    errors alone, and with no healthy level the recommendation keeps the lowest."""
+    doc = json.loads((DATA / "guidellm-sweep.json").read_text())
+    for bench in doc["benchmarks"]:
+        bench["metrics"]["request_totals"] = {"errored": 3}
+    report = tmp_path / "benchmarks.json"
+    report.write_text(json.dumps(doc))
+    levels = levels_from_guidellm(report)
+    assert [(lv.requests, lv.errors) for lv in levels] == [(3, 3)] * 4
+    assert recommend(levels, 60.0) == (1, "no level met p95 TTFT ≤ 60.0s without errors; keeping the lowest")
+
+
+def test_every_real_shape_request_is_greedy() -> None:
+    """Each real-shape request asks for ``temperature`` 0 (greedy decoding), so a re-run with the same seed asks the
+    server for the same tokens, and the body is otherwise the documented one (OpenAI chat completions)."""
+    shape = Shape(64, 16, 16, 4, seed=3)
+    for i in range(5):
+        body = shape.body(i, "m")
+        assert body["temperature"] == 0 and isinstance(body["temperature"], int)
+        assert set(body) == {"model", "stream", "stream_options", "max_tokens", "temperature", "messages", "ignore_eos"}
+
+
+def test_a_failed_requests_latency_runs_from_its_start_on_a_clock_with_a_recent_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request refused at once (nothing listens) on a clock that read 1.0 at its start and moves 1 s a reading
+    took one reading's time, 1.0 s: the difference of the two readings, whatever the clock's origin."""
+    clock = _Counted(1.0, 1.0)
+    monkeypatch.setattr(time, "perf_counter", clock)
+    r = stream_chat(f"http://127.0.0.1:{free_port()}", _body("x"), {}, 30)
+    assert not r.ok and r.error
+    assert (clock.readings, r.latency_s) == (2, 1.0)
+
+
+def test_a_plot_is_written_where_asked_making_the_folders(tmp_path: Path) -> None:
+    """``--plot out/loadtest/dev/curve.png``: the folders that do not exist yet are made."""
+    path = tmp_path / "out" / "loadtest" / "dev" / "curve.png"
+    assert plot_levels([_lv(1, 10, 0.2), _lv(2, 19, 0.3)], 2, path, "title", 2.0) == path
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+NINE = " ".join(["a" * 9] * 9)
+"""Nine 9-letter words: 89 characters."""
+
+
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [
+        (f"{NINE} b and the rest", f"{NINE}\nb and the rest"),  # "… b" would make a first line of 91
+        ("u" * 90 + " and the rest", "u" * 90 + "\nand the rest"),  # a 90-character word fits its line
+    ],
+)
+def test_the_title_is_wrapped_at_90_characters_in_8_point(
+    tmp_path: Path, figures: list[Any], title: str, shown: str
+) -> None:
+    """The title (the URL and the workload, often long) is wrapped into lines of at most 90 characters, in 8 pt."""
+    plot_levels([_lv(1, 10, 0.2), _lv(2, 19, 0.3)], 2, tmp_path / "curve.svg", title, 2.0)
+    [fig] = figures
+    assert (fig.axes[0].get_title(), fig.axes[0].title.get_fontsize()) == (shown, 8)
+
+
+def test_the_recommended_star_is_gold_with_a_black_edge(tmp_path: Path, figures: list[Any]) -> None:
+    """The recommended level is a large gold star with a black edge (visible on the blue throughput line), above
+    the curves."""
+    plot_levels([_lv(1, 10, 0.2), _lv(2, 19, 0.3)], 2, tmp_path / "curve.svg", "title", 2.0)
+    [fig] = figures
+    [star] = [line for line in fig.axes[0].lines if line.get_marker() == "*"]
+    style = (star.get_markersize(), star.get_color(), star.get_markeredgecolor(), star.get_zorder())
+    assert style == (18, "gold", "black", 5)
