@@ -226,6 +226,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_storage.py",
     ],
     "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s5.py",
         "tests/test_strength_loadtest_s4b.py",
         "tests/test_strength_loadtest_s4.py",
         "tests/test_loadtest_driver.py",
@@ -308,6 +309,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "container/cache/semcache/store.py": ["tests/test_cov_store.py", *CACHE_TESTS],
     "container/prompt_cache.py": [
+        "tests/test_strength_prompt_cache_s5.py",
         "tests/test_strength_prompt_cache_s4b.py",
         "tests/test_strength_prompt_cache_s4.py",
         "tests/test_prompt_cache.py",
@@ -672,6 +674,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "exactly when they do under `False` (only the hash values differ, and nothing outside one process "
             "compares them to another version's: tests/test_strength_cache_keys_s4.py::"
             "test_non_ascii_parameters_key_as_written checks both directions)",
+        ),
+    ],
+    "container/prompt_cache.py": [
+        Equivalent(
+            'if a.cmd == "build":',
+            "ReplaceComparisonOperator_Eq_LtE",
+            "`a.cmd` is the subcommand argparse chose: `_SubParsersAction.__call__` stores `values[0]` in `dest` and "
+            "refuses (exit 2) any name not in its parser map (Lib/argparse.py, Python 3.11), which holds exactly "
+            "'build' and 'restore' (no aliases), and `required=True` rules out None; 'restore' sorts after 'build', "
+            "so `<= \"build\"` is true for 'build' alone, as `==` is",
         ),
     ],
     "container/cache/semcache/app.py": [
