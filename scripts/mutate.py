@@ -117,7 +117,12 @@ MODULES: dict[str, list[str]] = {
         *SIZING_TESTS,
         *READER_TESTS,
     ],
-    "sizing/spec.py": ["tests/test_strength_spec.py", *SIZING_TESTS, *READER_TESTS],
+    "sizing/spec.py": [
+        "tests/test_strength_spec_s5.py",
+        "tests/test_strength_spec.py",
+        *SIZING_TESTS,
+        *READER_TESTS,
+    ],
     "sizing/startup.py": ["tests/test_startup_evidence.py", "tests/test_sizing.py", "tests/test_strength_plan.py"],
     "sizing/settings.py": [
         "tests/test_strength_sizing_settings.py",
