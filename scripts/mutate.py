@@ -805,6 +805,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "and CPython keeps one object per int from -5 to 256, so `is not` is `!=` for them",
         ),
     ],
+    "sizing/readers.py": [
+        Equivalent(
+            'n_layers = whole("block_count", 1, MAX_LAYERS, "transformer layers", required=True) or 0',
+            "NumberReplacer",
+            "the `or 0` fallback (→ `or -1`, `or 1`) is never taken: `_Source.whole` with `required=True` and low 1 "
+            "returns an int in 1..4096 or raises (a missing key `has no …`, a non-int or out-of-range value "
+            "refused), and such an int is truthy. The bound's own replacements (1 → 0, 1 → 2) are not excused in "
+            "practice: test_strength_readers_s5.py::test_block_count_is_refused_below_one_by_its_own_key_and_one_"
+            "layer_is_a_model kills both",
+        ),
+    ],
     "sizing/spec.py": [
         Equivalent(
             "is_global = (i % pattern == 0) if full_first else (i % pattern == pattern - 1)",
