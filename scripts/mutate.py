@@ -112,6 +112,7 @@ MODULES: dict[str, list[str]] = {
     "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
     "frontdoor/settings.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
     "sizing/catalogue.py": [
+        "tests/test_strength_catalogue_s5.py",
         "tests/test_strength_catalogue.py",
         "tests/test_catalogue.py",
         *SIZING_TESTS,
