@@ -296,3 +296,287 @@ def test_a_bad_mlp_or_routing_value_names_what_the_number_means(
         read_hf(cfg)
     high = 65_536 if key == "num_experts_per_tok" else 1_048_576
     assert err.value.allowed == f"a whole number 0..{high} ({meaning})"
+
+
+# ------------------------------------------------------- every refusal of a bad key, as the user reads it (seed 121)
+# Written before seed 121 ran, without seeing its sample: the reader's refusals were its weakest part in seeds 101
+# and 111 (tests checked a substring, so a changed meaning or message survived). Each case is one bad key in an
+# otherwise valid file; the whole problem and allowed text are pinned, the fix is the reader's.
+
+GGUF_REFUSALS = [
+    (
+        {"attention.head_count_kv": (VT.ARRAY, [2, 2, 2])},
+        "llama.attention.head_count_kv lists 3 layers but llama.block_count = 2",
+        "",
+    ),
+    (
+        {"attention.key_length": (VT.STRING, "x")},
+        "llama.attention.key_length = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (elements per K head)",
+    ),
+    (
+        {"attention.value_length": (VT.UINT64, 1099511627776)},
+        "llama.attention.value_length = 1099511627776 is out of range (elements per V head)",
+        "a whole number 0..1048576 (elements per V head)",
+    ),
+    (
+        {"attention.key_length_swa": (VT.STRING, "x")},
+        "llama.attention.key_length_swa = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (elements per K head on sliding layers)",
+    ),
+    (
+        {"attention.value_length_swa": (VT.INT32, -1)},
+        "llama.attention.value_length_swa = -1 is out of range (elements per V head on sliding layers)",
+        "a whole number 0..1048576 (elements per V head on sliding layers)",
+    ),
+    (
+        {"attention.sliding_window_pattern": (VT.STRING, "x")},
+        "llama.attention.sliding_window_pattern = 'x' is a string, not a whole number",
+        "a whole number 0..4096 (layers per group)",
+    ),
+    (
+        {"attention.shared_kv_layers": (VT.UINT32, 5000)},
+        "llama.attention.shared_kv_layers = 5000 is out of range (trailing layers that reuse KV)",
+        "a whole number 0..4096 (trailing layers that reuse KV)",
+    ),
+    (
+        {"expert_count": (VT.STRING, "x")},
+        "llama.expert_count = 'x' is a string, not a whole number",
+        "a whole number 0..65536 (routed experts per layer)",
+    ),
+    (
+        {
+            "expert_count": (VT.UINT32, 4),
+            "expert_shared_count": (VT.UINT32, 1),
+            "expert_shared_feed_forward_length": (VT.STRING, "x"),
+        },
+        "llama.expert_shared_feed_forward_length = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (a shared expert's MLP width)",
+    ),
+    (
+        {"attention.head_count": (VT.STRING, "x")},
+        "llama.attention.head_count = 'x' is a string, not a whole number",
+        "a whole number 0..65536 (query heads)",
+    ),
+    (
+        {"attention.head_count": (VT.ARRAY, [4, -1])},
+        "llama.attention.head_count[] = -1 is out of range (query heads)",
+        "a whole number 0..65536 (query heads)",
+    ),
+    (
+        {"attention.head_count": (VT.UINT32, 0)},
+        "llama.attention.head_count = 0: attention needs at least one head",
+        "1..65536",
+    ),
+    (
+        {"attention.head_count_kv": (VT.ARRAY, [2, -3])},
+        "llama.attention.head_count_kv[] = -3 is out of range (KV heads)",
+        "a whole number 0..65536 (KV heads)",
+    ),
+    (
+        {"feed_forward_length": (VT.ARRAY, [64, -1])},
+        "llama.feed_forward_length[] = -1 is out of range (MLP width)",
+        "a whole number 0..1048576 (MLP width)",
+    ),
+    (
+        {"attention.sliding_window": (VT.STRING, "x")},
+        "llama.attention.sliding_window = 'x' is a string, not a whole number",
+        "a whole number 0..1073741824 (tokens a sliding layer sees)",
+    ),
+    (
+        {"vocab_size": (VT.INT32, -1)},
+        "llama.vocab_size = -1 is out of range (tokens in the vocabulary)",
+        "a whole number 0..16777216 (tokens in the vocabulary)",
+    ),
+    (
+        {"attention.kv_lora_rank": (VT.STRING, "x")},
+        "llama.attention.kv_lora_rank = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (MLA latent rank)",
+    ),
+    (
+        {"rope.dimension_count": (VT.STRING, "x")},
+        "llama.rope.dimension_count = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (rotary dimensions)",
+    ),
+    (
+        {"expert_count": (VT.UINT32, 4), "expert_used_count": (VT.UINT32, 9)},
+        "gives experts_per_token = 9 (from llama.expert_used_count): is out of range (experts each token is "
+        "routed to: 1..n_experts for a mixture of experts, 0 for a dense model)",
+        "1..4 (experts each token is routed to: 1..n_experts for a mixture of experts, 0 for a dense model)",
+    ),
+    (
+        {
+            "attention.sliding_window": (VT.UINT32, 8),
+            "attention.sliding_window_pattern": (VT.ARRAY, [True, False, True]),
+        },
+        "llama.attention.sliding_window_pattern lists 3 layers but llama.block_count = 2",
+        "",
+    ),
+]
+HF_REFUSALS = [
+    ({"text_config": [1]}, "text_config is a list, not a JSON object", ""),
+    ({"quantization_config": [1]}, "quantization_config is a list, not a JSON object", ""),
+    ({"tie_word_embeddings": "false"}, "tie_word_embeddings = 'false' is a string, not true/false", "true or false"),
+    ({"model_type": 5}, "model_type = 5 is a number, not a string", "a JSON string"),
+    (
+        {"num_hidden_layers": 2.0},
+        "num_hidden_layers = 2.0 is a float, not a whole number",
+        "a whole number 1..4096 (transformer layers)",
+    ),
+    ({"num_hidden_layers": None}, "has no 'num_hidden_layers'", "a whole number 1..4096 (transformer layers)"),
+    (
+        {"num_local_experts": "x"},
+        "num_local_experts = 'x' is a string, not a whole number",
+        "a whole number 0..65536 (routed experts per layer)",
+    ),
+    (
+        {"sliding_window": 8, "layer_types": ["full_attention", "full_attention", "full_attention"]},
+        "layer_types lists 3 layers but num_hidden_layers = 2",
+        "",
+    ),
+    (
+        {"num_kv_shared_layers": 5000},
+        "num_kv_shared_layers = 5000 is out of range (trailing layers that reuse KV)",
+        "a whole number 0..4096 (trailing layers that reuse KV)",
+    ),
+    (
+        {"global_head_dim": "x"},
+        "global_head_dim = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (elements per head on full-attention layers)",
+    ),
+    (
+        {"num_global_key_value_heads": "x"},
+        "num_global_key_value_heads = 'x' is a string, not a whole number",
+        "a whole number 0..65536 (KV heads on full-attention layers)",
+    ),
+    (
+        {"sliding_window": 8, "use_sliding_window": "yes"},
+        "use_sliding_window = 'yes' is a string, not true/false",
+        "true or false",
+    ),
+    (
+        {"kv_lora_rank": -1},
+        "kv_lora_rank = -1 is out of range (MLA latent rank)",
+        "a whole number 0..1048576 (MLA latent rank)",
+    ),
+    (
+        {"num_local_experts": 4, "shared_expert_intermediate_size": "x"},
+        "shared_expert_intermediate_size = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (the shared expert's MLP width)",
+    ),
+    (
+        {"num_local_experts": 4, "n_shared_experts": "x"},
+        "n_shared_experts = 'x' is a string, not a whole number",
+        "a whole number 0..65536 (shared experts)",
+    ),
+    (
+        {"num_local_experts": 4, "moe_intermediate_size": "x"},
+        "moe_intermediate_size = 'x' is a string, not a whole number",
+        "a whole number 0..1048576 (one expert's MLP width)",
+    ),
+]
+HF_FIX = "point model.hf_config at the model's own config.json, as published with it"
+
+
+@pytest.mark.parametrize(("keys", "problem", "allowed"), GGUF_REFUSALS)
+def test_each_bad_gguf_key_is_refused_by_name_with_its_meaning(
+    tmp_path: Path, keys: dict[str, tuple[gguf.GGUFValueType, Any]], problem: str, allowed: str
+) -> None:
+    err = _gguf_refusal(_gguf(tmp_path / "m.gguf", "llama", keys))
+    assert (err.problem, err.allowed, err.fix) == (problem, allowed, GGUF_FIX)
+
+
+@pytest.mark.parametrize(("cfg", "problem", "allowed"), HF_REFUSALS)
+def test_each_bad_config_json_key_is_refused_by_name_with_its_meaning(
+    tmp_path: Path, cfg: dict[str, Any], problem: str, allowed: str
+) -> None:
+    written = {k: v for k, v in {**CONFIG, **cfg}.items() if v is not None}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(written))
+    with pytest.raises(ConfigError) as err:
+        read_hf(path)
+    assert (err.value.field, err.value.value) == ("model.hf_config", str(path))
+    assert (err.value.problem, err.value.allowed, err.value.fix) == (problem, allowed, HF_FIX)
+
+
+def test_a_mixture_of_experts_without_safetensors_is_refused_saying_why_and_what_to_add(tmp_path: Path) -> None:
+    path = _config(tmp_path, num_local_experts=4, num_experts_per_tok=2)
+    with pytest.raises(ConfigError) as err:
+        read_hf(path)
+    assert err.value.problem == (
+        "declares a mixture of experts (num_local_experts = 4) but no *.safetensors file is beside it, and all "
+        "experts stay resident, so a dense parameter estimate would undercount the weights"
+    )
+    assert err.value.fix == (
+        f"put the model's *.safetensors files (their headers are enough) in the folder of {path}, or size the model "
+        "from its GGUF (model.gguf) or a catalogue name"
+    )
+
+
+def _header(obj: Any) -> bytes:
+    raw = json.dumps(obj).encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+ST_FIX = "re-download model.safetensors from the model's repository"
+ST_WHOLE_FIX = ST_FIX + " (or remove it to estimate from config.json)"
+SAFETENSORS_REFUSALS = [
+    (b"\x01\x02", "safetensors file model.safetensors is 2 bytes, shorter than its 8-byte header length", ST_WHOLE_FIX),
+    (
+        struct.pack("<Q", 500) + b"{}",
+        "safetensors file model.safetensors declares a 500-byte header but the file has 2 bytes after it",
+        ST_WHOLE_FIX,
+    ),
+    (
+        struct.pack("<Q", 4) + b"\xff\xfe{}",
+        "safetensors file model.safetensors has a header that is not UTF-8 JSON (UnicodeDecodeError)",
+        ST_WHOLE_FIX,
+    ),
+    (
+        _header([1, 2]),
+        "safetensors file model.safetensors has a header that is a list, not a JSON object",
+        ST_WHOLE_FIX,
+    ),
+    (_header({"w": 5}), "safetensors file model.safetensors, tensor 'w': entry is a number, not an object", ST_FIX),
+    (
+        _header({"w": {"dtype": "F16", "shape": [2, -1], "data_offsets": [0, 4]}}),
+        "safetensors file model.safetensors, tensor 'w': shape [2, -1] is not a list of whole numbers ≥ 0",
+        ST_FIX,
+    ),
+    (
+        _header({"w": {"dtype": "F16", "shape": [2], "data_offsets": [4]}}),
+        "safetensors file model.safetensors, tensor 'w': data_offsets [4] is not [begin, end]",
+        ST_FIX,
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "problem", "fix"), SAFETENSORS_REFUSALS)
+def test_each_broken_safetensors_header_is_refused_naming_the_shard_and_tensor(
+    tmp_path: Path, data: bytes, problem: str, fix: str
+) -> None:
+    cfg = _config(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(data)
+    with pytest.raises(ConfigError) as err:
+        read_hf(cfg)
+    assert (err.value.field, err.value.problem, err.value.allowed, err.value.fix) == (
+        "model.hf_config",
+        problem,
+        "",
+        fix,
+    )
+
+
+def test_an_unknown_safetensors_dtype_is_refused_listing_every_dtype_the_format_defines(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(
+        _header({"w": {"dtype": "F12", "shape": [2], "data_offsets": [0, 4]}}) + b"\0" * 4
+    )
+    with pytest.raises(ConfigError) as err:
+        read_hf(cfg)
+    assert err.value.problem == "safetensors file model.safetensors, tensor 'w': dtype 'F12' is not a safetensors dtype"
+    assert err.value.allowed == (
+        "BOOL, F4, F6_E2M3, F6_E3M2, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, C64, F64, "
+        "I64, U64"
+    )
+    assert err.value.fix == ST_FIX
