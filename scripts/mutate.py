@@ -126,6 +126,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "sizing/startup.py": ["tests/test_startup_evidence.py", "tests/test_sizing.py", "tests/test_strength_plan.py"],
     "sizing/settings.py": [
+        "tests/test_strength_sizing_settings_s5.py",
         "tests/test_strength_sizing_settings.py",
         *SERVICE_TESTS,
         "tests/test_build.py",
