@@ -580,3 +580,26 @@ def test_an_unknown_safetensors_dtype_is_refused_listing_every_dtype_the_format_
         "I64, U64"
     )
     assert err.value.fix == ST_FIX
+
+
+# ------------------------------------------------------------------ seed 121's survivor
+
+
+@pytest.mark.parametrize(("offsets", "span"), [([4, 10], 6), ([10, 4], -6)])
+def test_a_tensor_whose_offsets_disagree_with_its_shape_is_refused_with_the_bytes_it_spans(
+    tmp_path: Path, offsets: list[int], span: int
+) -> None:
+    """The span is ``end - begin`` of that tensor, wherever it starts in the shard (a second tensor here)."""
+    cfg = _config(tmp_path)
+    header = {
+        "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+        "b": {"dtype": "F16", "shape": [4], "data_offsets": offsets},
+    }
+    (tmp_path / "model.safetensors").write_bytes(_header(header) + b"\0" * 12)
+    with pytest.raises(ConfigError) as err:
+        read_hf(cfg)
+    assert err.value.problem == (
+        f"safetensors file model.safetensors, tensor 'b': data_offsets {offsets} span {span} bytes but shape × F16 "
+        "needs 8"
+    )
+    assert err.value.fix == ST_FIX
