@@ -817,6 +817,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "practice: test_strength_readers_s5.py::test_block_count_is_refused_below_one_by_its_own_key_and_one_"
             "layer_is_a_model kills both",
         ),
+        Equivalent(
+            '"expert_intermediate_size": pre + "moe_intermediate_size or intermediate_size",',
+            "own/ChangeMessage",
+            "an `origin` entry is printed only when ModelSpec refuses that field, and ModelSpec's check of "
+            "`expert_intermediate_size` (a whole number 0..MAX_DIM) can never fail for read_hf's value: it is "
+            "`moe_intermediate_size` or else `intermediate_size`, each already read by `_Source.whole` as a whole "
+            "number 0..MAX_DIM (`_hf_mlp`), so a changed text here is never shown",
+        ),
     ],
     "sizing/spec.py": [
         Equivalent(

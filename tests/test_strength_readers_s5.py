@@ -603,3 +603,22 @@ def test_a_tensor_whose_offsets_disagree_with_its_shape_is_refused_with_the_byte
         "needs 8"
     )
     assert err.value.fix == ST_FIX
+
+
+def test_a_ggufs_input_tables_are_counted_as_host_memory_by_their_tensor_name(tmp_path: Path) -> None:
+    """``token_embd.weight`` (with its own ``output.weight`` beside it) is an input table llama.cpp and Ollama keep on
+    the CPU; ``per_layer_token_embd.weight`` is counted apart; the ``.weight`` suffix names no table."""
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch="llama")
+    for key, value in (("block_count", 1), ("embedding_length", 64), ("attention.head_count", 4)):
+        w.add_key_value(f"llama.{key}", value, VT.UINT32)
+    w.add_tensor("token_embd.weight", np.zeros((32, 64), np.float16))  # 4096 bytes
+    w.add_tensor("output.weight", np.zeros((32, 64), np.float16))  # 4096 bytes, on the GPU
+    w.add_tensor("per_layer_token_embd.weight", np.zeros((16, 64), np.float16))  # 2048 bytes
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), np.float16))  # 8192 bytes
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    spec = read_gguf(tmp_path / "m.gguf")
+    assert (spec.host_input_bytes, spec.per_layer_embedding_bytes) == (4096, 2048)
+    assert spec.weights_bytes == 4096 + 4096 + 2048 + 8192
