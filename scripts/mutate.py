@@ -132,7 +132,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_build.py",
         "tests/test_streamer.py",
     ],
-    "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
+    "sizing/data/__init__.py": [
+        "tests/test_strength_evidence_s5.py",
+        "tests/test_strength_evidence.py",
+        "tests/test_vllm_evidence.py",
+    ],
     "cache/__init__.py": [
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
