@@ -129,13 +129,22 @@ def _gguf(path: Path, arch: str, keys: dict[str, tuple[gguf.GGUFValueType, Any]]
         w.add_key_value(f"{arch}.{key}", value, vtype)
     if no_arch:
         w.kv_data[0].pop("general.architecture")
-    w.add_tensor("token_embd.weight", np.zeros((32, 64), np.float16))
-    w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), np.float16))
+    tensors = {
+        "token_embd.weight": np.zeros((32, 64), np.float16),
+        "blk.0.attn_q.weight": np.zeros((64, 64), np.float16),
+    }
+    _written(w, tensors)
+    return path
+
+
+def _written(w: gguf.GGUFWriter, tensors: dict[str, Any]) -> None:
+    """Add ``tensors`` and write the file: header, metadata, tensor data (gguf-py's order)."""
+    for name, array in tensors.items():
+        w.add_tensor(name, array)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return path
 
 
 def _gguf_refusal(path: Path) -> ConfigError:
@@ -167,9 +176,7 @@ def test_an_empty_per_layer_head_count_and_a_non_boolean_swa_pattern_are_refused
     w.add_key_value("openelm.block_count", 2, VT.UINT32)
     w.add_key_value("openelm.embedding_length", 64, VT.UINT32)
     w.add_key_value("openelm.attention.head_count", [7], VT.ARRAY)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+    _written(w, {})
     data = (tmp_path / "a.gguf").read_bytes()
     at = data.index(b"openelm.attention.head_count") + len("openelm.attention.head_count")
     item_type = struct.unpack("<I", data[at + 4 : at + 8])[0]
@@ -611,14 +618,13 @@ def test_a_ggufs_input_tables_are_counted_as_host_memory_by_their_tensor_name(tm
     w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch="llama")
     for key, value in (("block_count", 1), ("embedding_length", 64), ("attention.head_count", 4)):
         w.add_key_value(f"llama.{key}", value, VT.UINT32)
-    w.add_tensor("token_embd.weight", np.zeros((32, 64), np.float16))  # 4096 bytes
-    w.add_tensor("output.weight", np.zeros((32, 64), np.float16))  # 4096 bytes, on the GPU
-    w.add_tensor("per_layer_token_embd.weight", np.zeros((16, 64), np.float16))  # 2048 bytes
-    w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), np.float16))  # 8192 bytes
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    tables = {
+        "token_embd.weight": np.zeros((32, 64), np.float16),  # 4096 bytes
+        "output.weight": np.zeros((32, 64), np.float16),  # 4096 bytes, on the GPU
+        "per_layer_token_embd.weight": np.zeros((16, 64), np.float16),  # 2048 bytes
+        "blk.0.attn_q.weight": np.zeros((64, 64), np.float16),  # 8192 bytes
+    }
+    _written(w, tables)
     spec = read_gguf(tmp_path / "m.gguf")
     assert (spec.host_input_bytes, spec.per_layer_embedding_bytes) == (4096, 2048)
     assert spec.weights_bytes == 4096 + 4096 + 2048 + 8192

@@ -3,32 +3,24 @@ the engine setting a user writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from cloudrun_gpu.engines import PROFILES, register
-from cloudrun_gpu.engines.base import EngineProfile
 from cloudrun_gpu.errors import ConfigErrors
 from cloudrun_gpu.sizing.settings import EngineName, EngineSettings
 
 from .test_extra_engine import TinyProfile
 
 
-@pytest.fixture
-def tiny() -> Iterator[EngineProfile]:
-    profile = register(TinyProfile())
-    try:
-        yield profile
-    finally:
-        PROFILES.pop("tiny")
-
-
-def test_an_engine_registered_after_import_is_a_valid_engine_name(tiny: EngineProfile) -> None:
+def test_an_engine_registered_after_import_is_a_valid_engine_name() -> None:
     """``EngineName._missing_`` (a classmethod, as ``enum`` calls it) asks the registry: ``engine.name: tiny`` is
     accepted once a ``tiny`` profile is registered, with no edit to the enum."""
-    settings = EngineSettings(name="tiny")  # type: ignore[arg-type]  # a registered name, not a built-in member
-    assert settings.name == "tiny" and isinstance(settings.name, EngineName)
-    assert (EngineName("tiny").name, EngineName("tiny").value) == ("TINY", "tiny")
+    register(TinyProfile())
+    try:
+        settings = EngineSettings(name="tiny")  # type: ignore[arg-type]  # a registered name, not a built-in member
+        assert settings.name == "tiny" and isinstance(settings.name, EngineName)
+        assert (EngineName("tiny").name, EngineName("tiny").value) == ("TINY", "tiny")
+    finally:
+        PROFILES.pop("tiny")
 
 
 def test_an_engine_name_nobody_registered_is_refused_by_field() -> None:
