@@ -830,6 +830,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "number 0..MAX_DIM (`_hf_mlp`), so a changed text here is never shown",
         ),
     ],
+    "sizing/data/__init__.py": [
+        Equivalent(
+            "if version is not None and version >= (0, 21, 0):",
+            "NumberReplacer",
+            "only the patch 0 → -1 survives: `parse_vllm_version` builds the tuple from `\\d+` groups, so no version "
+            "lies between (0, 21, -1) and (0, 21, 0) and both bounds split the releases alike; every other "
+            "replacement on the line ((0, 21, 1), (0, 22, 0), (0, 20, 0), (1, 21, 0), (-1, 21, 0)) is killed by "
+            "test_strength_evidence_s5.py::test_a_rows_version_band_changes_at_0_21_0_and_0_30_0",
+        ),
+    ],
     "sizing/spec.py": [
         Equivalent(
             "is_global = (i % pattern == 0) if full_first else (i % pattern == pattern - 1)",

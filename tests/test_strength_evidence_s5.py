@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from cloudrun_gpu.sizing.data import VllmEvidence, load_vllm_evidence
+from cloudrun_gpu.sizing.data import VllmEvidence, check_row, evidence_table, load_vllm_evidence
 from cloudrun_gpu.sizing.engines import MlpShape
 
 
@@ -48,3 +48,38 @@ def test_a_one_expert_row_is_dense_and_a_two_expert_row_a_mixture() -> None:
     two = replace(base, n_experts=2, experts_per_token=1)
     assert two.mlp() == MlpShape(0, 1, 2880)
     assert (two.spec().is_moe, two.spec().expert_intermediate_size, two.spec().experts_per_token) == (True, 2880, 1)
+
+
+# ------------------------------------------------------------------ seed 111's survivors (blind to the tests above)
+
+
+@pytest.mark.parametrize(
+    ("version", "band"),
+    [
+        ("0.7.3", "V1<0.8"),
+        ("0.8.0", "0.8-0.20"),
+        ("0.20.2", "0.8-0.20"),
+        ("0.21.0", "0.21-0.29"),
+        ("0.29.9", "0.21-0.29"),
+        ("0.30.0", ">=0.30"),
+        ("", "0.8-0.20"),
+    ],
+)
+def test_a_rows_version_band_changes_at_0_21_0_and_0_30_0(version: str, band: str) -> None:
+    assert replace(_row("v1-h100-gptoss20b-16k"), engine_version=version, profile_band="").band == band
+
+
+def test_the_triton_mxfp4_workspace_rule_applies_to_mxfp4_rows_only() -> None:
+    """A row whose MoE ran the Triton MXFP4 kernel gets that kernel's overhead; the same row with other weights
+    (here W8A8) does not, whatever its ``moe_kernel`` says."""
+    mxfp4 = _row("v1-h100-gptoss20b-16k")
+    assert (mxfp4.weights_quant, mxfp4.moe_kernel) == ("mxfp4", "triton")
+    assert check_row(mxfp4).overhead_gib < check_row(replace(mxfp4, moe_kernel="")).overhead_gib
+    w8a8 = replace(mxfp4, weights_quant="w8a8-int8")
+    assert check_row(w8a8).overhead_gib == check_row(replace(w8a8, moe_kernel="")).overhead_gib
+
+
+def test_the_evidence_table_prints_each_rows_kv_error_in_percent() -> None:
+    check = check_row(_row("v1-h100-gptoss20b-16k"))
+    percent = (check.kv_predicted_gib - check.row.kv_gib) / check.row.kv_gib * 100
+    assert evidence_table([check]).splitlines()[-1].endswith(f"| {percent:+.1f} % |")
