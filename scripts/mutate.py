@@ -73,8 +73,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_properties.py",
         "tests/test_golden.py",
     ],
-    "sizing/quant.py": SIZING_TESTS + READER_TESTS,
-    "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
+    "sizing/quant.py": ["tests/test_strength_quant_s5.py", *SIZING_TESTS, *READER_TESTS],
+    "sizing/readers.py": ["tests/test_strength_readers_s5.py", *READER_TESTS, "tests/test_sizing.py"],
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
@@ -112,20 +112,31 @@ MODULES: dict[str, list[str]] = {
     "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
     "frontdoor/settings.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
     "sizing/catalogue.py": [
+        "tests/test_strength_catalogue_s5.py",
         "tests/test_strength_catalogue.py",
         "tests/test_catalogue.py",
         *SIZING_TESTS,
         *READER_TESTS,
     ],
-    "sizing/spec.py": ["tests/test_strength_spec.py", *SIZING_TESTS, *READER_TESTS],
+    "sizing/spec.py": [
+        "tests/test_strength_spec_s5.py",
+        "tests/test_strength_spec.py",
+        *SIZING_TESTS,
+        *READER_TESTS,
+    ],
     "sizing/startup.py": ["tests/test_startup_evidence.py", "tests/test_sizing.py", "tests/test_strength_plan.py"],
     "sizing/settings.py": [
+        "tests/test_strength_sizing_settings_s5.py",
         "tests/test_strength_sizing_settings.py",
         *SERVICE_TESTS,
         "tests/test_build.py",
         "tests/test_streamer.py",
     ],
-    "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
+    "sizing/data/__init__.py": [
+        "tests/test_strength_evidence_s5.py",
+        "tests/test_strength_evidence.py",
+        "tests/test_vllm_evidence.py",
+    ],
     "cache/__init__.py": [
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
@@ -835,6 +846,35 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Lt_IsNot",
             "`kept` is a sublist of the other list, so `<` is `!=`; both lengths count a union's members (a handful), "
             "and CPython keeps one object per int from -5 to 256, so `is not` is `!=` for them",
+        ),
+    ],
+    "sizing/readers.py": [
+        Equivalent(
+            'n_layers = whole("block_count", 1, MAX_LAYERS, "transformer layers", required=True) or 0',
+            "NumberReplacer",
+            "the `or 0` fallback (→ `or -1`, `or 1`) is never taken: `_Source.whole` with `required=True` and low 1 "
+            "returns an int in 1..4096 or raises (a missing key `has no …`, a non-int or out-of-range value "
+            "refused), and such an int is truthy. The bound's own replacements (1 → 0, 1 → 2) are not excused in "
+            "practice: test_strength_readers_s5.py::test_block_count_is_refused_below_one_by_its_own_key_and_one_"
+            "layer_is_a_model kills both",
+        ),
+        Equivalent(
+            '"expert_intermediate_size": pre + "moe_intermediate_size or intermediate_size",',
+            "own/ChangeMessage",
+            "an `origin` entry is printed only when ModelSpec refuses that field, and ModelSpec's check of "
+            "`expert_intermediate_size` (a whole number 0..MAX_DIM) can never fail for read_hf's value: it is "
+            "`moe_intermediate_size` or else `intermediate_size`, each already read by `_Source.whole` as a whole "
+            "number 0..MAX_DIM (`_hf_mlp`), so a changed text here is never shown",
+        ),
+    ],
+    "sizing/data/__init__.py": [
+        Equivalent(
+            "if version is not None and version >= (0, 21, 0):",
+            "NumberReplacer",
+            "only the patch 0 → -1 survives: `parse_vllm_version` builds the tuple from `\\d+` groups, so no version "
+            "lies between (0, 21, -1) and (0, 21, 0) and both bounds split the releases alike; every other "
+            "replacement on the line ((0, 21, 1), (0, 22, 0), (0, 20, 0), (1, 21, 0), (-1, 21, 0)) is killed by "
+            "test_strength_evidence_s5.py::test_a_rows_version_band_changes_at_0_21_0_and_0_30_0",
         ),
     ],
     "sizing/spec.py": [
