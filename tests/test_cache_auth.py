@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -193,12 +194,22 @@ def test_no_token_from_the_metadata_server_passes_through(
 
 
 def test_token_refresh_new_connections_use_the_new_token(
-    stub: tuple[StubUpstream, str], store: StoreServer, tls: Tls, token: str, metadata: tuple[FakeMetadata, str]
+    stub: tuple[StubUpstream, str],
+    store: StoreServer,
+    tls: Tls,
+    token: str,
+    metadata: tuple[FakeMetadata, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A short-lived token is fetched again once due; an authenticated connection survives the rotation, and a
-    connection opened afterwards authenticates with the new token (the old one is refused by then)."""
+    """A token is fetched again once due; an authenticated connection survives the rotation, and a connection
+    opened afterwards authenticates with the new token (the old one is refused by then). The provider's clock is
+    a settable one: "due" is a second the test picks, not a sleep that a loaded machine can overrun."""
+    from semcache import iam
+
+    now = [1000.0]
+    monkeypatch.setattr(iam, "time", SimpleNamespace(monotonic=lambda: now[0]))
     fake, url = metadata
-    fake.expires_in = 2  # refresh after 1 s (half its lifetime)
+    fake.expires_in = 3599  # due 3599 - 300 s after the first fetch
     admin = store_client(store, token, tls)
     upstream, _ = stub
     with cache_for(stub, store, url, tls.ca_pem) as base:
@@ -213,7 +224,7 @@ def test_token_refresh_new_connections_use_the_new_token(
         # the connection authenticated with the old token keeps working (Google: it "continues to work")
         kept = ask(base, q)
         assert kept.headers["x-cache"] == "hit", kept.headers
-        time.sleep(1.2)  # the cached token is now due for refresh
+        now[0] += 3599 - 300  # the cached token is now due for refresh
         assert kill_cache_connections(admin) >= 1
         calls = len(upstream.calls)
         fresh = ask(base, q)
