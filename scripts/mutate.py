@@ -288,7 +288,11 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_cache_component.py",
     ],
     "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
-    "container/cache/semcache/guard.py": ["tests/test_strength_cache_guard_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/guard.py": [
+        "tests/test_strength_cache_guard_s5.py",
+        "tests/test_strength_cache_guard_s4.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/iam.py": [
         "tests/test_strength_cache_iam_s5.py",
         "tests/test_strength_cache_iam_s4.py",
