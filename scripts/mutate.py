@@ -306,14 +306,20 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_cache_component.py",
     ],
     "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
-    "container/cache/semcache/guard.py": ["tests/test_strength_cache_guard_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/guard.py": [
+        "tests/test_strength_cache_guard_s5.py",
+        "tests/test_strength_cache_guard_s4.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/iam.py": [
+        "tests/test_strength_cache_iam_s5.py",
         "tests/test_strength_cache_iam_s4.py",
         "tests/test_cache_auth.py",
         *CACHE_TESTS,
     ],
     "container/cache/semcache/identity.py": ["tests/test_strength_cache_identity_s4.py", *CACHE_TESTS],
     "container/cache/semcache/keys.py": [
+        "tests/test_strength_cache_keys_s5.py",
         "tests/test_strength_cache_keys_s4.py",
         "tests/test_cov_cache.py",
         *CACHE_TESTS,
@@ -685,6 +691,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "exactly when they do under `False` (only the hash values differ, and nothing outside one process "
             "compares them to another version's: tests/test_strength_cache_keys_s4.py::"
             "test_non_ascii_parameters_key_as_written checks both directions)",
+        ),
+        Equivalent(
+            "prompt = prompt[0]",
+            "NumberReplacer",
+            "the line runs only under `len(prompt) == 1` (the `if` above), and in a one-item list `prompt[-1]` is "
+            "`prompt[0]`; the other number mutant, `prompt[1]`, raises IndexError and is killed by test_cov_cache.py::"
+            "test_a_one_string_prompt_list_is_the_same_completion_as_the_string",
+        ),
+        Equivalent(
+            'raise NotCacheable(f"{name} > 1" if name == "n" else f"{name} is not 1")',
+            "ReplaceComparisonOperator_Eq_GtE",
+            "`name` only takes the loop's two literals, 'n' and 'best_of': 'n' >= 'n' and 'best_of' < 'n' ('b' sorts "
+            "before 'n'), so `name >= 'n'` is true for 'n' alone, exactly as `== 'n'` is",
         ),
     ],
     "container/prompt_cache.py": [
