@@ -110,7 +110,11 @@ MODULES: dict[str, list[str]] = {
     "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
     "capacity.py": ["tests/test_strength_capacity.py", "tests/test_capacity.py"],
     "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
-    "frontdoor/settings.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
+    "frontdoor/settings.py": [
+        "tests/test_strength_frontdoor_s5.py",
+        "tests/test_strength_frontdoor.py",
+        "tests/test_frontdoor.py",
+    ],
     "sizing/catalogue.py": [
         "tests/test_strength_catalogue.py",
         "tests/test_catalogue.py",
