@@ -136,6 +136,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_cache_component.py",
     ],
     "cache/settings.py": [
+        "tests/test_strength_cache_settings_s5.py",
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
         "tests/test_cache_component.py",
@@ -866,6 +867,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "so `<name>-valkey` has at most 49 and neither comparison can be true",
         )
         for op, sym in (("ReplaceComparisonOperator_Gt_Eq", "=="), ("ReplaceComparisonOperator_Gt_GtE", ">="))
+    ]
+    + [
+        Equivalent(
+            'ConfigError("service_name", self.service_name, "makes an invalid Valkey instance id", "shorten it")',
+            "own/ChangeMessage",
+            "this refusal is never raised, so its words are never read: `service_name`'s field pattern "
+            "(`^SERVICE_NAME_PATTERN$`: a lowercase letter, then at most 41 of `[-a-z0-9]`) is checked by pydantic "
+            "before `problems()` runs (settings.py: `settings`' `__init__` and `parse` raise the ValidationError "
+            "first; the type is frozen), so `<name>-valkey` has at most 49 characters and the name matches "
+            "`[a-z][-a-z0-9]*`: neither half of the condition above can hold (the pattern itself is pinned by "
+            "test_strength_cache_settings_s5.py::test_a_service_name_cloud_run_refuses_is_refused_with_the_pattern)",
+        )
     ],
     "sizing/engines.py": [
         Equivalent(
