@@ -76,7 +76,12 @@ MODULES: dict[str, list[str]] = {
     "sizing/quant.py": SIZING_TESTS + READER_TESTS,
     "sizing/readers.py": [*READER_TESTS, "tests/test_sizing.py"],
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
-    "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
+    "network/settings.py": [
+        "tests/test_strength_network_s5.py",
+        "tests/test_strength_network_s4.py",
+        *NETWORK_TESTS,
+        "tests/test_config.py",
+    ],
     # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
     "loading.py": [
         "tests/test_strength_storage_s4.py",
@@ -704,7 +709,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "if (self.existing_network is None) != (self.existing_subnetwork is None):",
             "ReplaceComparisonOperator_NotEq_IsNot",
             "both sides are bools (`x is None`): `is not` and `!=` agree on the True/False singletons",
-        )
+        ),
+        Equivalent(
+            "if v & (v - 1):",
+            "NumberReplacer",
+            "`v & (v - 1)` → `v & (v - 2)`: `v` is a port count the fields bound below (min_ports_per_vm ge=32, "
+            "max_ports_per_vm ge=64, checked before `problems()` runs), and for every v ≥ 2 the two are zero together: "
+            "a power of two 2^k shares no bit with 2^k - 1 or 2^k - 2; any other v ≥ 2^k + 2 shares its top bit with "
+            "both, and v = 2^k + 1 shares bit 0 with v - 2 (checked for every v in 2..2^20); the other replacement, "
+            "`v & (v - 0)`, refuses every value and is killed by test_strength_network_s5.py",
+        ),
     ],
     "sizing/plan.py": [
         Equivalent(
