@@ -100,7 +100,13 @@ MODULES: dict[str, list[str]] = {
     "bucket/__init__.py": ["tests/test_strength_bucket_s4.py", *STORAGE_TESTS],
     "registry/__init__.py": ["tests/test_strength_registry_s4.py", *STORAGE_TESTS],
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
-    "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
+    "limits.py": [
+        "tests/test_strength_limits_s5.py",
+        "tests/test_strength_limits.py",
+        *SIZING_TESTS,
+        "tests/test_quota.py",
+        "tests/test_service.py",
+    ],
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
     "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
     "apis/__init__.py": ["tests/test_strength_apis_s4.py", "tests/test_strength_apis.py", "tests/test_apis.py"],
@@ -739,6 +745,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`period - 1` → `period * 1`: the period is 10 or 30 s and `PROBE_TIMEOUT_S` is 5, so the minimum is 5 "
             "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
         ),
+    ],
+    "limits.py": [
+        Equivalent(
+            code,
+            "own/ChangeMessage",
+            "a `NameRule`'s `source` is where the rule was read, kept for the reader: no code reads the field "
+            "(stack/compose.py's name check reads `what`, `pattern`, `min_len`, `max_len` and `unique_in`; no error, "
+            "output or doc is built from `source`), so a changed text changes no check, message or resource",
+        )
+        for code in sorted(set(keyword_lines("limits.py", "NameRule", "source")))
     ],
     "images.py": [
         Equivalent(
