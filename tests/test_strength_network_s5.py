@@ -104,3 +104,47 @@ def test_at_most_64_network_tags() -> None:
         "fix": "keep at most 64",
         "allowed": "",
     }
+
+
+@pytest.mark.parametrize("field", ["min_ports_per_vm", "max_ports_per_vm"])
+def test_at_most_65536_ports_per_vm_even_without_dynamic_allocation(field: str) -> None:
+    """network/settings.py:94 (seed 111, `le=65536` → 65537 survived): a VM has 65,536 ports at most; without
+    dynamic allocation the power-of-two rule does not run, so only the field's bound refuses 65,537."""
+    assert getattr(NatSettings(dynamic_port_allocation=False, **{field: 65536}), field) == 65536
+    e = the_error(NatSettings, dynamic_port_allocation=False, **{field: 65537})
+    assert vars(e) == {
+        "field": f"NatSettings.{field}",
+        "value": 65537,
+        "problem": "is out of range",
+        "fix": f"set NatSettings.{field} to ≤ 65536",
+        "allowed": "≤ 65536",
+    }
+
+
+@pytest.mark.parametrize(
+    "given", [{"existing_network": "projects/p/global/networks/vpc"}, {"existing_subnetwork": SUB}]
+)
+def test_bring_your_own_needs_both_ids(given: dict[str, str]) -> None:
+    """network/settings.py:161 (seed 111, ChangeMessage of the problem survived)."""
+    e = the_error(NetworkSettings, **given)
+    assert vars(e) == {
+        "field": "NetworkSettings.existing_subnetwork",
+        "value": given.get("existing_subnetwork"),
+        "problem": "bring-your-own needs both existing_network and existing_subnetwork",
+        "fix": "set both, or neither to let the stack create them",
+        "allowed": "",
+    }
+
+
+def test_the_psc_endpoint_may_not_lie_inside_the_subnet() -> None:
+    """network/settings.py:173 (seed 111, ChangeMessage of the problem survived): the default endpoint address
+    10.255.255.254 inside a subnet the user chose."""
+    e = the_error(NetworkSettings, subnet_cidr="10.255.255.192/26")
+    assert vars(e) == {
+        "field": "NetworkSettings.psc.address",
+        "value": "10.255.255.254",
+        "problem": "lies inside subnet_cidr (10.255.255.192/26)",
+        "fix": "choose an address outside 10.255.255.192/26",
+        "allowed": "",
+    }
+    assert NetworkSettings(subnet_cidr="10.255.255.0/26").subnet_cidr == "10.255.255.0/26"
