@@ -120,7 +120,11 @@ MODULES: dict[str, list[str]] = {
     "network/__init__.py": NETWORK_TESTS,
     "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
     "capacity.py": ["tests/test_strength_capacity.py", "tests/test_capacity.py"],
-    "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
+    "frontdoor/__init__.py": [
+        "tests/test_strength_frontdoor_s5.py",
+        "tests/test_strength_frontdoor.py",
+        "tests/test_frontdoor.py",
+    ],
     "frontdoor/settings.py": [
         "tests/test_strength_frontdoor_s5.py",
         "tests/test_strength_frontdoor.py",

@@ -1,14 +1,21 @@
-"""Session-5 mutation-strength tests for the front door (seed 101's survivors): the whole fix a user reads for each
-refused combination, and which domain a duplicate-domain error names."""
+"""Session-5 mutation-strength tests for the front door, ``frontdoor/settings.py`` and ``frontdoor/__init__.py``
+(seed 101's survivors): the whole error a user reads for each refused input, which domain a duplicate-domain error
+names, and the Cloud Armor policy's descriptions as registered (under Pulumi mocks)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cloudrun_gpu.errors import ConfigErrors
-from cloudrun_gpu.frontdoor.settings import FrontDoorSettings, IapSettings
+from cloudrun_gpu.frontdoor import REGION_PATTERN, FrontDoorArgs, FrontDoorBackend
+from cloudrun_gpu.frontdoor.settings import ArmorAction, ArmorSettings, FrontDoorScheme, FrontDoorSettings, IapSettings
 
 CID = "1234-abc.apps.googleusercontent.com"
 REF = "projects/p/secrets/iap-client"
+NET = "projects/p/global/networks/vpc"
+SUB = "projects/p/regions/europe-west1/subnetworks/run"
+EXTERNAL = FrontDoorSettings(domains=["llm.example.com"])
 
 
 def test_no_certificate_source_names_both_ways_to_get_one() -> None:
@@ -44,3 +51,78 @@ def test_a_duplicate_domain_is_named_even_when_it_is_not_the_first() -> None:
         "lists b.example.com twice",
         "keep one b.example.com",
     )
+
+
+# ------------------------------------------------------------------------- frontdoor/__init__.py
+
+
+def args_error(**kw: Any) -> dict[str, Any]:
+    with pytest.raises(ConfigErrors) as err:
+        FrontDoorArgs(**kw)
+    (e,) = err.value.errors
+    return vars(e)
+
+
+def test_a_backend_keyed_by_something_else_than_a_region_says_how_to_key_it() -> None:
+    """frontdoor/__init__.py:109 (seed 101, ChangeMessage of the fix survived)."""
+    assert args_error(backends={"Europe": FrontDoorBackend(service_name="llm")}, settings=EXTERNAL) == {
+        "field": "FrontDoorArgs.backends.Europe",
+        "value": "Europe",
+        "problem": "is not a region name",
+        "fix": "key each backend by its Cloud Run region, e.g. europe-west1",
+        "allowed": REGION_PATTERN,
+    }
+
+
+def test_a_backend_that_is_not_one_says_what_to_pass() -> None:
+    """frontdoor/__init__.py:123 (seed 101, ChangeMessage survived)."""
+    assert args_error(backends={"europe-west1": "llm"}, settings=EXTERNAL) == {
+        "field": "FrontDoorArgs.backends.europe-west1",
+        "value": "llm",
+        "problem": "is not a backend",
+        "fix": "pass FrontDoorBackend(service_name=…)",
+        "allowed": "",
+    }
+
+
+def test_a_backend_without_a_service_name_says_to_set_it() -> None:
+    """frontdoor/__init__.py:128 (seed 101, ChangeMessage survived)."""
+    assert args_error(backends={"europe-west1": FrontDoorBackend(service_name=" ")}, settings=EXTERNAL) == {
+        "field": "FrontDoorArgs.backends.europe-west1.service_name",
+        "value": " ",
+        "problem": "is empty",
+        "fix": "set the Cloud Run service's name",
+        "allowed": "",
+    }
+
+
+def test_an_internal_front_doors_certificate_from_another_region_names_the_backends_region() -> None:
+    """frontdoor/__init__.py:176 (seed 101, ChangeMessage survived): a regional certificate must be in the one
+    backend's region."""
+    settings = FrontDoorSettings(
+        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/us-central1/sslCertificates/llm"
+    )
+    backends = {"europe-west1": FrontDoorBackend(service_name="llm")}
+    assert args_error(backends=backends, settings=settings, network=NET, subnetwork=SUB) == {
+        "field": "FrontDoorArgs.settings.certificate",
+        "value": "projects/p/regions/us-central1/sslCertificates/llm",
+        "problem": "is not in the backend's region (europe-west1)",
+        "fix": "use a regional SSL certificate in europe-west1",
+        "allowed": "",
+    }
+
+
+@pytest.mark.parametrize(("action", "limit"), [(ArmorAction.THROTTLE, 120), (ArmorAction.BAN, 30)])
+def test_the_armor_policy_and_its_rules_say_what_they_do(action: ArmorAction, limit: int) -> None:
+    """frontdoor/__init__.py:447 and :463 (seed 101, the policy's description dropped and the rate rule's
+    description changed survived): what an operator reads in the Cloud Armor console for the policy and each
+    rule."""
+    from .test_frontdoor import ARMOR, backends, build
+
+    armor = ArmorSettings(enabled=True, rate_limit_per_minute=limit, action=action)
+    settings = FrontDoorSettings(domains=["llm.example.com"], armor=armor)
+    policy = build(lambda: FrontDoorArgs(backends=backends(), settings=settings)).one(ARMOR)
+    assert policy.inputs["type"] == "CLOUD_ARMOR"
+    assert policy.inputs["description"] == f"Per-client-IP rate limit: {limit}/min ({action.value})"
+    rules = {rule["priority"]: rule["description"] for rule in policy.inputs["rules"]}
+    assert rules == {1000: "Rate limit per client IP", 2147483647: "Default: allow"}
