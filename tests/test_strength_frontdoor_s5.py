@@ -126,3 +126,109 @@ def test_the_armor_policy_and_its_rules_say_what_they_do(action: ArmorAction, li
     assert policy.inputs["description"] == f"Per-client-IP rate limit: {limit}/min ({action.value})"
     rules = {rule["priority"]: rule["description"] for rule in policy.inputs["rules"]}
     assert rules == {1000: "Rate limit per client IP", 2147483647: "Default: allow"}
+
+
+# Written after seed 101's survivors and before seed 111 was drawn: the rest of the component's words a user reads,
+# pinned the same way (every resource description in both chains, every refusal of FrontDoorArgs in full).
+
+
+def descriptions(args: Any) -> dict[str, str | None]:
+    from .test_frontdoor import build
+
+    return {x.name: x.inputs.get("description") for x in build(args).resources if x.name != "door"}
+
+
+def test_every_external_resource_says_what_it_is_in_the_console() -> None:
+    from .test_frontdoor import backends
+
+    armor = ArmorSettings(enabled=True)
+    settings = FrontDoorSettings(domains=["llm.example.com"], armor=armor)
+    assert descriptions(lambda: FrontDoorArgs(backends=backends(), settings=settings)) == {
+        "door-neg-asia-southeast1": "Serverless NEG for the Cloud Run service in asia-southeast1",
+        "door-neg-europe-west1": "Serverless NEG for the Cloud Run service in europe-west1",
+        "door-neg-us-central1": "Serverless NEG for the Cloud Run service in us-central1",
+        "door-armor": "Per-client-IP rate limit: 60/min (throttle)",
+        "door-cert": "Google-managed certificate for the front door's domains",
+        "door-ip": "The front door's anycast IP",
+        "door-backend": "Cloud Run GPU services, one serverless NEG per region",
+        "door-urlmap": "Every path to the inference backend service",
+        "door-https": None,
+        "door-https-rule": None,
+    }
+
+
+def test_every_internal_resource_says_what_it_is_in_the_console() -> None:
+    from .test_frontdoor import _internal
+
+    assert descriptions(_internal) == {
+        "door-neg-europe-west1": "Serverless NEG for the Cloud Run service in europe-west1",
+        "door-proxy-only-europe-west1": "Proxy-only subnet for the front door's regional internal load balancer",
+        "door-ip": "The front door's internal IP",
+        "door-backend": "Cloud Run GPU service behind the internal front door",
+        "door-urlmap": "Every path to the inference backend service",
+        "door-https": None,
+        "door-https-rule": None,
+    }
+
+
+FIX_BACKENDS = 'set backends to {"<region>": FrontDoorBackend(service_name=…)}'
+
+
+@pytest.mark.parametrize(
+    ("backends", "problem"),
+    [
+        ({}, "is empty: the front door needs at least one Cloud Run service"),
+        (["llm-eu"], "must be a mapping of region to backend"),
+    ],
+)
+def test_backends_that_are_no_mapping_of_regions_are_refused_in_full(backends: Any, problem: str) -> None:
+    assert args_error(backends=backends, settings=EXTERNAL) == {
+        "field": "FrontDoorArgs.backends",
+        "value": backends,
+        "problem": problem,
+        "fix": FIX_BACKENDS,
+        "allowed": "",
+    }
+
+
+def test_a_backend_bag_with_an_unknown_key_names_it() -> None:
+    """From another Pulumi language a backend is a plain bag: an unknown key is refused with the TypeError's words."""
+    assert args_error(backends={"europe-west1": {"name": "x"}}, settings=EXTERNAL) == {
+        "field": "FrontDoorArgs.backends.europe-west1",
+        "value": {"name": "x"},
+        "problem": "is not a backend (FrontDoorBackend.__init__() got an unexpected keyword argument 'name')",
+        "fix": "set service_name (and project)",
+        "allowed": "",
+    }
+
+
+def test_an_internal_front_door_over_two_regions_is_refused_in_full() -> None:
+    internal = FrontDoorSettings(
+        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
+    )
+    two = {r: FrontDoorBackend(service_name="llm") for r in ("europe-west1", "us-central1")}
+    assert args_error(backends=two, settings=internal, network=NET, subnetwork=SUB) == {
+        "field": "FrontDoorArgs.backends",
+        "value": ["europe-west1", "us-central1"],
+        "problem": "scheme INTERNAL_MANAGED is a regional internal load balancer: one region only",
+        "fix": "keep one region in backends, or use scheme EXTERNAL_MANAGED for several regions",
+        "allowed": "",
+    }
+
+
+def test_an_internal_front_door_without_its_vpc_names_both_missing_ids() -> None:
+    internal = FrontDoorSettings(
+        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
+    )
+    with pytest.raises(ConfigErrors) as err:
+        FrontDoorArgs(backends={"europe-west1": FrontDoorBackend(service_name="llm")}, settings=internal)
+    assert [vars(e) for e in err.value.errors] == [
+        {
+            "field": f"FrontDoorArgs.{name}",
+            "value": None,
+            "problem": f"scheme INTERNAL_MANAGED puts the load balancer in your VPC: it needs the {name}",
+            "fix": f"pass {name} (e.g. InferenceNetwork(...).{name}_id)",
+            "allowed": "",
+        }
+        for name in ("network", "subnetwork")
+    ]
