@@ -108,9 +108,11 @@ def test_at_most_64_network_tags() -> None:
 
 @pytest.mark.parametrize("field", ["min_ports_per_vm", "max_ports_per_vm"])
 def test_at_most_65536_ports_per_vm_even_without_dynamic_allocation(field: str) -> None:
-    """network/settings.py:94 (seed 111, `le=65536` → 65537 survived): a VM has 65,536 ports at most; without
-    dynamic allocation the power-of-two rule does not run, so only the field's bound refuses 65,537."""
-    assert getattr(NatSettings(dynamic_port_allocation=False, **{field: 65536}), field) == 65536
+    """network/settings.py:94 (seed 111, `le=65536` → 65537 survived): the fields' upper bound is 65,536 ports
+    (the size of a port number's range); without dynamic allocation the power-of-two rule does not run, so only the
+    field's bound refuses 65,537."""
+    most: dict[str, Any] = {field: 65536}
+    assert getattr(NatSettings(dynamic_port_allocation=False, **most), field) == 65536
     e = the_error(NatSettings, dynamic_port_allocation=False, **{field: 65537})
     assert vars(e) == {
         "field": f"NatSettings.{field}",
