@@ -146,6 +146,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "sizing/data/__init__.py": ["tests/test_strength_evidence.py", "tests/test_vllm_evidence.py"],
     "cache/__init__.py": [
+        "tests/test_strength_cache_s5.py",
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
         "tests/test_cache_component.py",
@@ -891,6 +892,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`CacheSettings` is a frozen, validating pydantic settings type whose `valkey_auth` is typed "
             "`ValkeyAuth`: any input ('iam', ValkeyAuth.IAM) is stored as the enum member itself, and an enum has "
             "exactly one object per member, so `is ValkeyAuth.IAM` holds exactly when `== ValkeyAuth.IAM` does",
+        ),
+        Equivalent(
+            'else self.identity.email.apply(lambda e: e.split("@", 1)[1].split(".", 1)[0])',
+            "NumberReplacer",
+            "a maxsplit 1 → 2 of either split: the e-mail of a service account (`<id>@<project>.iam.gserviceaccount"
+            ".com`) has one '@', so `split('@', 2)[1]` is the same domain, and `str.split(sep, n)[0]` is the text "
+            "before the first separator for every n ≥ 1; the line's other number mutants (maxsplit 0, an index "
+            "moved) change the binding's project or raise, and are killed by test_cache_component.py::"
+            "test_valkey_is_iam_authenticated_and_encrypted_by_default (its project: test-project; hand-checked)",
         ),
     ],
     "cache/settings.py": [

@@ -1,0 +1,97 @@
+"""Session-5 mutation-strength tests for the cache component, ``cloudrun_gpu/cache/__init__.py`` (seed 101's
+survivors): a region that is not text, the connection policy's project, the cache service's CPU allocation, and the
+component's registered outputs, each as a user or a Pulumi program sees it (resources under Pulumi mocks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from cloudrun_gpu.cache import TOKEN, CacheSettings, ResponseCache, ResponseCacheArgs
+from cloudrun_gpu.errors import ConfigErrors
+
+from .conftest import render
+from .test_cache_component import GPU_URL, NETWORK, POLICY, SERVICE, SUBNET, VALKEY_IP, build
+from .test_cache_component import memorystore_endpoints as memorystore_endpoints  # autouse: the endpoint IP
+
+
+def args(**kw: Any) -> ResponseCacheArgs:
+    return ResponseCacheArgs(
+        **{
+            "region": "europe-west1",
+            "image": "europe-west1-docker.pkg.dev/p/llm-serving/llm-cache:1",
+            "upstream_url": GPU_URL,
+            "upstream_service_name": "llm",
+            "network": NETWORK,
+            "subnetwork": SUBNET,
+            "settings": CacheSettings(enabled=True),
+            **kw,
+        }
+    )
+
+
+@pytest.mark.parametrize("region", [None, 5, ["europe-west1"]])
+def test_a_region_that_is_not_text_is_refused_as_a_region_name(region: Any) -> None:
+    """cache/__init__.py:144 (seed 101, `skip=["settings", "region"]` dropped survived): the region has its own
+    rule, so a region from another Pulumi language that is not text reads as the region rule (with its example),
+    together with the other argument problems, not as a bare type error."""
+    with pytest.raises(ConfigErrors) as err:
+        args(region=region, settings=CacheSettings(enabled=False))
+    assert [vars(e) for e in err.value.errors] == [
+        {
+            "field": "ResponseCacheArgs.region",
+            "value": region,
+            "problem": "is not a region name",
+            "fix": "use e.g. europe-west1",
+            "allowed": "",
+        },
+        {
+            "field": "ResponseCacheArgs.settings.enabled",
+            "value": False,
+            "problem": "is false, so there is nothing to create",
+            "fix": "set settings.enabled true, or do not construct ResponseCache",
+            "allowed": "",
+        },
+    ]
+
+
+def test_an_explicit_project_holds_the_memorystore_connection_policy_too() -> None:
+    """cache/__init__.py:262 (seed 101, the policy's `project=` dropped survived): with an explicit project the
+    policy goes there like the instance, not into the provider's project."""
+    r = build(project="svc-project")
+    assert r.one(POLICY).inputs["project"] == "svc-project"
+    assert r.one(SERVICE).inputs["project"] == "svc-project"
+
+
+def test_the_cache_service_gets_cpu_only_while_it_serves() -> None:
+    """cache/__init__.py:366 (seed 101, `cpu_idle=True` dropped survived): once `resources` is set, CPU stays
+    allocated between requests unless cpu_idle is set true explicitly (pulumi_gcp 10.2.0,
+    cloudrunv2 ServiceTemplateContainerResourcesArgs.cpu_idle: "if `resources` is set, this field must be explicitly
+    set to true to preserve the default behavior"): an idle cache would be billed as always-on."""
+    container = build().one(SERVICE).inputs["template"]["containers"][0]
+    assert container["resources"] == {"limits": {"cpu": "1", "memory": "2Gi"}, "cpuIdle": True, "startupCpuBoost": True}
+
+
+def test_the_component_registers_its_url_valkey_host_and_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cache/__init__.py:404 (seed 101, `service_account_member` dropped from register_outputs survived): a Pulumi
+    program in another language reads the component's outputs from what it registers."""
+    registered: list[Any] = []
+    original = pulumi.ComponentResource.register_outputs
+
+    def record(self: pulumi.ComponentResource, outputs: Any) -> None:
+        if getattr(self, "_type", "") == TOKEN:
+            registered.append(outputs)
+        original(self, outputs)
+
+    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", record)
+
+    def program() -> Any:
+        cache = ResponseCache("cache", args())
+        (outputs,) = registered
+        return {"registered": outputs, "url": cache.service.uri}
+
+    r = render(program)
+    member = "serviceAccount:llm-cache@test-project.iam.gserviceaccount.com"
+    assert r.one(SERVICE).inputs["template"]["serviceAccount"] == member.removeprefix("serviceAccount:")
+    assert r.value["registered"] == {"url": r.value["url"], "valkey_host": VALKEY_IP, "service_account_member": member}
