@@ -11,6 +11,8 @@ from cloudrun_gpu.errors import ConfigErrors
 from cloudrun_gpu.frontdoor import REGION_PATTERN, FrontDoorArgs, FrontDoorBackend
 from cloudrun_gpu.frontdoor.settings import ArmorAction, ArmorSettings, FrontDoorScheme, FrontDoorSettings, IapSettings
 
+from .test_frontdoor import secret_manager as secret_manager  # a fixture: answers the IAP secret's invoke
+
 CID = "1234-abc.apps.googleusercontent.com"
 REF = "projects/p/secrets/iap-client"
 NET = "projects/p/global/networks/vpc"
@@ -232,3 +234,182 @@ def test_an_internal_front_door_without_its_vpc_names_both_missing_ids() -> None
         }
         for name in ("network", "subnetwork")
     ]
+
+
+# Seed 111's survivors (frontdoor/__init__.py, blind to the tests above).
+
+
+def registered_outputs(monkeypatch: pytest.MonkeyPatch, args: Any) -> dict[str, Any]:
+    """What the component handed to ``register_outputs``, resolved, beside its own attributes of the same names."""
+    import pulumi
+    from cloudrun_gpu.frontdoor import TOKEN, FrontDoor
+
+    from .conftest import render
+
+    registered: list[Any] = []
+    original = pulumi.ComponentResource.register_outputs
+
+    def record(self: pulumi.ComponentResource, outputs: Any) -> None:
+        if getattr(self, "_type", "") == TOKEN:
+            registered.append(outputs)
+        original(self, outputs)
+
+    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", record)
+
+    def program() -> Any:
+        door = FrontDoor("door", args())
+        (outputs,) = registered
+        own = {"ip_address": door.ip_address, "url": door.url, "backend_service_id": door.backend_service_id}
+        return {"registered": outputs, "own": own}
+
+    value: dict[str, Any] = render(program).value
+    return value
+
+
+@pytest.mark.parametrize("scheme", ["external", "internal"])
+def test_the_front_door_registers_its_ip_url_and_backend_service(monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+    """frontdoor/__init__.py:230 (seed 111, each key dropped from register_outputs survived): another Pulumi
+    language reads the component's outputs from what it registers."""
+    from .test_frontdoor import _internal, backends
+
+    def external() -> FrontDoorArgs:
+        return FrontDoorArgs(backends=backends(), settings=EXTERNAL)
+
+    value = registered_outputs(monkeypatch, external if scheme == "external" else _internal)
+    assert value["registered"] == value["own"]
+    assert set(value["registered"]) == {"ip_address", "url", "backend_service_id"}
+    assert value["registered"]["backend_service_id"] == "door-backend-id"
+    assert value["registered"]["url"] == (
+        "https://llm.example.com" if scheme == "external" else f"https://{value['registered']['ip_address']}"
+    )
+
+
+def test_every_external_resource_goes_into_the_front_doors_project_under_the_component() -> None:
+    """frontdoor/__init__.py:315 and :470 (seed 111, the global forwarding rule's `project=` and the Cloud Armor
+    policy's `opts=child` dropped survived)."""
+    from .test_frontdoor import TOKEN, build
+
+    armor = ArmorSettings(enabled=True)
+    r = build(
+        lambda: FrontDoorArgs(
+            backends={"europe-west1": FrontDoorBackend(service_name="llm")},
+            settings=FrontDoorSettings(domains=["llm.example.com"], armor=armor),
+            project="main",
+        )
+    )
+    custom = [x for x in r.resources if x.custom]
+    assert len(custom) == 8  # NEG, armor, backend, URL map, certificate, proxy, address, forwarding rule
+    for x in custom:
+        assert x.inputs.get("project") == "main", x.name
+        assert x.registration is not None and x.registration.parent.endswith(f"{TOKEN}::door"), x.name
+
+
+def test_every_internal_resource_goes_into_the_front_doors_project_under_the_component() -> None:
+    """frontdoor/__init__.py:403 and :363 (seed 111, the forwarding rule's `parent=self` and the regional backend
+    service's `opts=child` dropped survived): the internal
+    chain's resources are the component's children (a stack's `pulumi destroy` of the component takes them) and sit
+    in its project."""
+    from .test_frontdoor import TOKEN, build
+
+    settings = FrontDoorSettings(
+        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
+    )
+    r = build(
+        lambda: FrontDoorArgs(
+            backends={"europe-west1": FrontDoorBackend(service_name="llm")},
+            settings=settings,
+            network=NET,
+            subnetwork=SUB,
+            project="main",
+        )
+    )
+    custom = [x for x in r.resources if x.custom]
+    assert len(custom) == 7  # NEG, proxy-only subnet, backend, URL map, proxy, address, forwarding rule
+    for x in custom:
+        assert x.inputs.get("project") == "main", x.name
+        assert x.registration is not None and x.registration.parent.endswith(f"{TOKEN}::door"), x.name
+
+
+def test_an_internal_front_door_turns_iap_on_with_the_client_and_its_secret(secret_manager: Any) -> None:
+    """frontdoor/__init__.py:356 (seed 111, a keyword of the regional backend service's IAP block dropped
+    survived): the internal scheme's IAP block is the external one's."""
+    from .test_frontdoor import CLIENT_ID, RBS, SECRET_REF, SECRET_VALUE, _internal, build, unwrap
+
+    iap = IapSettings(enabled=True, oauth2_client_id=CLIENT_ID, oauth2_client_secret_secret=SECRET_REF)
+    r = build(lambda: _internal(iap=iap))
+    raw = r.one(RBS).inputs["iap"]
+    assert raw != unwrap(raw), "the IAP block must travel as a Pulumi secret"
+    assert unwrap(raw) == {"enabled": True, "oauth2ClientId": CLIENT_ID, "oauth2ClientSecret": SECRET_VALUE}
+
+
+def test_child_names_lists_every_name_the_component_gives() -> None:
+    """frontdoor/__init__.py:485 (seed 111, `+` → `>>` in child_names survived: no test of this module called it):
+    a stack checks these names' lengths before it registers anything (issue 21), so they must be exactly the
+    component's."""
+    from cloudrun_gpu.frontdoor import child_names
+
+    from .test_frontdoor import _internal, backends, build
+
+    names = child_names("door", ["europe-west1", "us-central1"])
+    assert names == [
+        "door-backend",
+        "door-urlmap",
+        "door-cert",
+        "door-https",
+        "door-ip",
+        "door-https-rule",
+        "door-armor",
+        "door-neg-europe-west1",
+        "door-neg-us-central1",
+        "door-proxy-only-europe-west1",
+        "door-proxy-only-us-central1",
+    ]
+    armor = ArmorSettings(enabled=True)
+    external = build(
+        lambda: FrontDoorArgs(
+            backends=backends({"europe-west1": "a", "us-central1": "b"}),
+            settings=FrontDoorSettings(domains=["llm.example.com"], armor=armor),
+        )
+    )
+    internal = build(_internal)
+    used = {x.name for r in (external, internal) for x in r.resources if x.custom}
+    assert used == set(names) - {"door-proxy-only-us-central1"}  # the internal scheme takes one region
+
+
+def test_the_iap_secret_is_read_through_the_front_doors_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """frontdoor/__init__.py:425 (seed 111, the invoke's `parent=` dropped survived): given an explicit provider
+    (another project's credentials), the Secret Manager read goes through it like the component's resources, not
+    through the default provider."""
+    import pulumi
+    import pulumi_gcp as gcp
+    from cloudrun_gpu.frontdoor import SECRET_VERSION_TOKEN, FrontDoor
+    from pulumi.runtime import MockCallArgs
+
+    from stack.render import RecordingMocks
+
+    from .conftest import render
+    from .test_frontdoor import CLIENT_ID, SECRET_REF, backends
+
+    providers: list[str] = []
+    original = RecordingMocks.call
+
+    def call(self: RecordingMocks, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == SECRET_VERSION_TOKEN:
+            providers.append(args.provider)
+            return {"secretData": "s", "secret": args.args["secret"], "version": "3"}, []
+        return original(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    iap = IapSettings(enabled=True, oauth2_client_id=CLIENT_ID, oauth2_client_secret_secret=SECRET_REF)
+
+    def program() -> Any:
+        other = gcp.Provider("other-project", project="other")
+        door = FrontDoor(
+            "door",
+            FrontDoorArgs(backends=backends(), settings=FrontDoorSettings(domains=["llm.example.com"], iap=iap)),
+            opts=pulumi.ResourceOptions(providers={"gcp": other}),
+        )
+        return door.url
+
+    render(program)
+    assert len(providers) == 1 and "other-project" in providers[0], providers
