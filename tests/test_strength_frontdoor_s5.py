@@ -413,3 +413,70 @@ def test_the_iap_secret_is_read_through_the_front_doors_provider(monkeypatch: py
 
     render(program)
     assert len(providers) == 1 and "other-project" in providers[0], providers
+
+
+# Written after seed 111's survivors and before seed 121 was drawn: the load balancers' front ends as whole inputs.
+
+
+def test_the_external_front_end_is_an_ipv4_anycast_address_taking_tcp_443() -> None:
+    from .test_frontdoor import GADDR, GRULE, PROXY, URLMAP, backends, build
+
+    r = build(lambda: FrontDoorArgs(backends=backends(), settings=EXTERNAL))
+    assert r.one(GADDR).inputs == {
+        "ipVersion": "IPV4",
+        "description": "The front door's anycast IP",
+        "addressType": "EXTERNAL",
+    }
+    assert r.one(GRULE).inputs == {
+        "target": "door-https-id",
+        "ipAddress": "projects/test-project/global/addresses/door-ip",
+        "portRange": "443",
+        "ipProtocol": "TCP",
+        "loadBalancingScheme": "EXTERNAL_MANAGED",
+    }
+    assert r.one(PROXY).inputs == {"sslCertificates": ["door-cert-id"], "urlMap": "door-urlmap-id"}
+    assert r.one(URLMAP).inputs == {
+        "description": "Every path to the inference backend service",
+        "defaultService": "door-backend-id",
+    }
+
+
+def test_the_internal_front_end_is_a_premium_tier_address_in_the_subnet_taking_tcp_443() -> None:
+    from .test_frontdoor import ADDR, RBS, RPROXY, RULE, RURLMAP, _internal, build
+
+    r = build(_internal)
+    assert r.one(ADDR).inputs == {
+        "description": "The front door's internal IP",
+        "region": "europe-west1",
+        "addressType": "INTERNAL",
+        "subnetwork": SUB,
+    }
+    assert r.one(RULE).inputs == {
+        "portRange": "443",
+        "ipProtocol": "TCP",
+        "network": NET,
+        "loadBalancingScheme": "INTERNAL_MANAGED",
+        "target": "door-https-id",
+        "ipAddress": "door-ip-id",
+        "region": "europe-west1",
+        "subnetwork": SUB,
+        "networkTier": "PREMIUM",
+    }
+    assert r.one(RPROXY).inputs == {
+        "sslCertificates": ["projects/p/regions/europe-west1/sslCertificates/llm"],
+        "urlMap": "door-urlmap-id",
+        "region": "europe-west1",
+    }
+    assert r.one(RURLMAP).inputs == {
+        "description": "Every path to the inference backend service",
+        "region": "europe-west1",
+        "defaultService": "door-backend-id",
+    }
+    assert r.one(RBS).inputs == {
+        "protocol": "HTTPS",
+        "logConfig": {"sampleRate": 1, "enable": True},
+        "region": "europe-west1",
+        "description": "Cloud Run GPU service behind the internal front door",
+        "backends": [{"group": "door-neg-europe-west1-id"}],
+        "loadBalancingScheme": "INTERNAL_MANAGED",
+    }
