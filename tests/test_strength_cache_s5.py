@@ -95,3 +95,84 @@ def test_the_component_registers_its_url_valkey_host_and_identity(monkeypatch: p
     member = "serviceAccount:llm-cache@test-project.iam.gserviceaccount.com"
     assert r.one(SERVICE).inputs["template"]["serviceAccount"] == member.removeprefix("serviceAccount:")
     assert r.value["registered"] == {"url": r.value["url"], "valkey_host": VALKEY_IP, "service_account_member": member}
+
+
+# Seed 111's survivors (cache/__init__.py, blind to the tests above).
+
+
+def test_the_cache_service_as_registered() -> None:
+    """cache/__init__.py:343, :347, :348 (seed 111: the service's `labels=`, `scaling=` and one of its instance
+    counts dropped survived): the whole service but its environment (pinned by test_cache_component.py), with
+    labels and scaling that are not the defaults so each must come from the settings."""
+    settings = CacheSettings(enabled=True, min_instances=1, max_instances=3)
+    svc = build(labels={"team": "ml"}, settings=settings).one(SERVICE).inputs
+    template = dict(svc["template"])
+    container = dict(template["containers"][0])
+    assert container.pop("envs")
+    assert {**svc, "template": {**template, "containers": [container]}} == {
+        "deletionProtection": False,
+        "ingress": "INGRESS_TRAFFIC_ALL",
+        "invokerIamDisabled": False,
+        "labels": {"component": "llm-cache", "team": "ml"},
+        "location": "europe-west1",
+        "name": "llm-cache",
+        "template": {
+            "containers": [
+                {
+                    "image": "europe-west1-docker.pkg.dev/p/llm-serving/llm-cache:1",
+                    "name": "cache",
+                    "ports": {"containerPort": 8080, "name": "http1"},
+                    "resources": {"cpuIdle": True, "limits": {"cpu": "1", "memory": "2Gi"}, "startupCpuBoost": True},
+                    "startupProbe": {
+                        "failureThreshold": 30,
+                        "httpGet": {"path": "/cache/ready", "port": 8080},
+                        "initialDelaySeconds": 0,
+                        "periodSeconds": 2,
+                        "timeoutSeconds": 1,
+                    },
+                }
+            ],
+            "maxInstanceRequestConcurrency": 40,
+            "scaling": {"maxInstanceCount": 3, "minInstanceCount": 1},
+            "serviceAccount": "llm-cache@test-project.iam.gserviceaccount.com",
+            "vpcAccess": {
+                "egress": "PRIVATE_RANGES_ONLY",
+                "networkInterfaces": [{"network": NETWORK, "subnetwork": SUBNET}],
+            },
+        },
+    }
+
+
+def test_the_caches_identity_is_named_and_lives_in_the_explicit_project() -> None:
+    """cache/__init__.py:162 (seed 111, a keyword of the identity's arguments dropped survived): the cache's own
+    service account, in the project the cache was given, says what it is in the console."""
+    from .test_cache_component import ACCOUNT
+
+    account = build(project="svc-project").one(ACCOUNT).inputs
+    assert (account["accountId"], account["displayName"], account["project"]) == (
+        "llm-cache",
+        "LLM response cache",
+        "svc-project",
+    )
+
+
+@pytest.mark.parametrize(("invokers", "warned"), [(["allUsers"], True), (["user:a@example.com"], False), ([], False)])
+def test_a_public_cache_is_warned_about_and_only_then(
+    monkeypatch: pytest.MonkeyPatch, invokers: list[str], warned: bool
+) -> None:
+    """cache/__init__.py:397, :398 (seed 111, the condition negated and the warning's words changed survived): the
+    warning a `pulumi up` prints when anyone may call the cache (and so the model behind it)."""
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warnings.append(msg))
+    build(settings=CacheSettings(enabled=True, invokers=invokers))
+    expected = "cache: invokers include a public member; anyone can call the cache and, through it, the model"
+    assert warnings == ([expected] if warned else [])
+
+
+def test_every_cache_resource_goes_into_the_explicit_project() -> None:
+    """cache/__init__.py:392 (seed 111, an invoker binding's `project=` dropped survived): with an explicit project
+    every resource of the cache goes there, not into the provider's project."""
+    r = build(project="svc-project", settings=CacheSettings(enabled=True, invokers=["user:a@example.com"]))
+    projects = {x.name: x.inputs.get("project") for x in r.resources if x.custom}
+    assert len(projects) == 9 and "cache-invoker-user:a@example.com" in projects
+    assert projects == dict.fromkeys(projects, "svc-project")
