@@ -176,3 +176,41 @@ def test_every_cache_resource_goes_into_the_explicit_project() -> None:
     projects = {x.name: x.inputs.get("project") for x in r.resources if x.custom}
     assert len(projects) == 9 and "cache-invoker-user:a@example.com" in projects
     assert projects == dict.fromkeys(projects, "svc-project")
+
+
+# Written after seed 111's survivors and before seed 121 was drawn: the cache's other resources as whole inputs.
+
+
+def test_the_memorystore_policy_instance_and_upstream_grant_as_registered() -> None:
+    from .test_cache_component import IAM, INSTANCE
+
+    r = build(labels={"team": "ml"})
+    assert r.one(POLICY).inputs == {
+        "description": "Lets Memorystore create the Valkey endpoint of the LLM response cache in this network",
+        "location": "europe-west1",
+        "name": "llm-cache-memorystore",
+        "network": NETWORK,
+        "pscConfig": {"subnetworks": [SUBNET]},
+        "serviceClass": "gcp-memorystore",
+    }
+    assert r.one(INSTANCE).inputs == {
+        "authorizationMode": "IAM_AUTH",
+        "deletionProtectionEnabled": False,
+        "desiredAutoCreatedEndpoints": [{"network": NETWORK, "projectId": "net-project"}],
+        "engineConfigs": {"maxmemory-policy": "volatile-lru"},
+        "engineVersion": "VALKEY_8_0",
+        "instanceId": "llm-cache-valkey",
+        "labels": {"component": "llm-cache", "team": "ml"},
+        "location": "europe-west1",
+        "mode": "CLUSTER_DISABLED",
+        "nodeType": "STANDARD_SMALL",
+        "replicaCount": 0,
+        "shardCount": 1,
+        "transitEncryptionMode": "SERVER_AUTHENTICATION",
+    }
+    assert r.one(IAM, "cache-upstream-invoker").inputs == {
+        "role": "roles/run.invoker",
+        "member": "serviceAccount:llm-cache@test-project.iam.gserviceaccount.com",
+        "location": "europe-west1",
+        "name": "llm",
+    }
