@@ -876,6 +876,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "an empty `backends` is refused just before (`is empty: the front door needs at least one Cloud Run "
             "service`), so `len ≥ 1` here and `!= 1` is `> 1`",
         ),
+        Equivalent(
+            "ban = armor.action is ArmorAction.BAN",
+            "ReplaceComparisonOperator_Is_LtE",
+            "`armor` is a validated `ArmorSettings`, whose `action` pydantic stores as an `ArmorAction` member, a "
+            "`StrEnum` with two members, 'ban' and 'throttle': `action <= 'ban'` holds for 'ban' alone ('throttle' "
+            "sorts after it), exactly when `action is ArmorAction.BAN` does (the same proof as frontdoor/settings.py's "
+            "entry)",
+        ),
     ],
     "frontdoor/settings.py": [
         Equivalent(
