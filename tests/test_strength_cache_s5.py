@@ -73,25 +73,20 @@ def test_the_cache_service_gets_cpu_only_while_it_serves() -> None:
     assert container["resources"] == {"limits": {"cpu": "1", "memory": "2Gi"}, "cpuIdle": True, "startupCpuBoost": True}
 
 
-def test_the_component_registers_its_url_valkey_host_and_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_component_registers_its_url_valkey_host_and_identity() -> None:
     """cache/__init__.py:404 (seed 101, `service_account_member` dropped from register_outputs survived): a Pulumi
     program in another language reads the component's outputs from what it registers."""
-    registered: list[Any] = []
-    original = pulumi.ComponentResource.register_outputs
+    from .test_strength_outputs import _recording_outputs
 
-    def record(self: pulumi.ComponentResource, outputs: Any) -> None:
-        if getattr(self, "_type", "") == TOKEN:
-            registered.append(outputs)
-        original(self, outputs)
-
-    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", record)
+    captured: list[tuple[str, str, Any]] = []
 
     def program() -> Any:
         cache = ResponseCache("cache", args())
-        (outputs,) = registered
+        (outputs,) = [o for t, _, o in captured if t == TOKEN]
         return {"registered": outputs, "url": cache.service.uri}
 
-    r = render(program)
+    with _recording_outputs(captured):
+        r = render(program)
     member = "serviceAccount:llm-cache@test-project.iam.gserviceaccount.com"
     assert r.one(SERVICE).inputs["template"]["serviceAccount"] == member.removeprefix("serviceAccount:")
     assert r.value["registered"] == {"url": r.value["url"], "valkey_host": VALKEY_IP, "service_account_member": member}

@@ -18,6 +18,9 @@ REF = "projects/p/secrets/iap-client"
 NET = "projects/p/global/networks/vpc"
 SUB = "projects/p/regions/europe-west1/subnetworks/run"
 EXTERNAL = FrontDoorSettings(domains=["llm.example.com"])
+INTERNAL = FrontDoorSettings(
+    scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
+)
 
 
 def test_no_certificate_source_names_both_ways_to_get_one() -> None:
@@ -65,36 +68,71 @@ def args_error(**kw: Any) -> dict[str, Any]:
     return vars(e)
 
 
-def test_a_backend_keyed_by_something_else_than_a_region_says_how_to_key_it() -> None:
-    """frontdoor/__init__.py:109 (seed 101, ChangeMessage of the fix survived)."""
-    assert args_error(backends={"Europe": FrontDoorBackend(service_name="llm")}, settings=EXTERNAL) == {
-        "field": "FrontDoorArgs.backends.Europe",
-        "value": "Europe",
-        "problem": "is not a region name",
-        "fix": "key each backend by its Cloud Run region, e.g. europe-west1",
-        "allowed": REGION_PATTERN,
-    }
+BACKEND_REFUSALS: list[tuple[Any, str, Any, str, str, str]] = [
+    # frontdoor/__init__.py:109 (seed 101, ChangeMessage of the fix survived)
+    (
+        {"Europe": FrontDoorBackend(service_name="llm")},
+        "FrontDoorArgs.backends.Europe",
+        "Europe",
+        "is not a region name",
+        "key each backend by its Cloud Run region, e.g. europe-west1",
+        REGION_PATTERN,
+    ),
+    # :123 (seed 101, ChangeMessage survived)
+    (
+        {"europe-west1": "llm"},
+        "FrontDoorArgs.backends.europe-west1",
+        "llm",
+        "is not a backend",
+        "pass FrontDoorBackend(service_name=…)",
+        "",
+    ),
+    # :128 (seed 101, ChangeMessage survived)
+    (
+        {"europe-west1": FrontDoorBackend(service_name=" ")},
+        "FrontDoorArgs.backends.europe-west1.service_name",
+        " ",
+        "is empty",
+        "set the Cloud Run service's name",
+        "",
+    ),
+]
 
 
-def test_a_backend_that_is_not_one_says_what_to_pass() -> None:
-    """frontdoor/__init__.py:123 (seed 101, ChangeMessage survived)."""
-    assert args_error(backends={"europe-west1": "llm"}, settings=EXTERNAL) == {
-        "field": "FrontDoorArgs.backends.europe-west1",
-        "value": "llm",
-        "problem": "is not a backend",
-        "fix": "pass FrontDoorBackend(service_name=…)",
-        "allowed": "",
-    }
+FIX_BACKENDS = 'set backends to {"<region>": FrontDoorBackend(service_name=…)}'
+BACKEND_REFUSALS += [
+    # written before seed 111 was drawn
+    (
+        {},
+        "FrontDoorArgs.backends",
+        {},
+        "is empty: the front door needs at least one Cloud Run service",
+        FIX_BACKENDS,
+        "",
+    ),
+    (["llm-eu"], "FrontDoorArgs.backends", ["llm-eu"], "must be a mapping of region to backend", FIX_BACKENDS, ""),
+    # from another Pulumi language a backend is a plain bag: an unknown key is refused with the TypeError's words
+    (
+        {"europe-west1": {"name": "x"}},
+        "FrontDoorArgs.backends.europe-west1",
+        {"name": "x"},
+        "is not a backend (FrontDoorBackend.__init__() got an unexpected keyword argument 'name')",
+        "set service_name (and project)",
+        "",
+    ),
+]
 
 
-def test_a_backend_without_a_service_name_says_to_set_it() -> None:
-    """frontdoor/__init__.py:128 (seed 101, ChangeMessage survived)."""
-    assert args_error(backends={"europe-west1": FrontDoorBackend(service_name=" ")}, settings=EXTERNAL) == {
-        "field": "FrontDoorArgs.backends.europe-west1.service_name",
-        "value": " ",
-        "problem": "is empty",
-        "fix": "set the Cloud Run service's name",
-        "allowed": "",
+@pytest.mark.parametrize(("backends", "field", "value", "problem", "fix", "allowed"), BACKEND_REFUSALS)
+def test_a_bad_backend_is_refused_in_full(
+    backends: Any, field: str, value: Any, problem: str, fix: str, allowed: str
+) -> None:
+    assert args_error(backends=backends, settings=EXTERNAL) == {
+        "field": field,
+        "value": value,
+        "problem": problem,
+        "fix": fix,
+        "allowed": allowed,
     }
 
 
@@ -173,43 +211,9 @@ def test_every_internal_resource_says_what_it_is_in_the_console() -> None:
     }
 
 
-FIX_BACKENDS = 'set backends to {"<region>": FrontDoorBackend(service_name=…)}'
-
-
-@pytest.mark.parametrize(
-    ("backends", "problem"),
-    [
-        ({}, "is empty: the front door needs at least one Cloud Run service"),
-        (["llm-eu"], "must be a mapping of region to backend"),
-    ],
-)
-def test_backends_that_are_no_mapping_of_regions_are_refused_in_full(backends: Any, problem: str) -> None:
-    assert args_error(backends=backends, settings=EXTERNAL) == {
-        "field": "FrontDoorArgs.backends",
-        "value": backends,
-        "problem": problem,
-        "fix": FIX_BACKENDS,
-        "allowed": "",
-    }
-
-
-def test_a_backend_bag_with_an_unknown_key_names_it() -> None:
-    """From another Pulumi language a backend is a plain bag: an unknown key is refused with the TypeError's words."""
-    assert args_error(backends={"europe-west1": {"name": "x"}}, settings=EXTERNAL) == {
-        "field": "FrontDoorArgs.backends.europe-west1",
-        "value": {"name": "x"},
-        "problem": "is not a backend (FrontDoorBackend.__init__() got an unexpected keyword argument 'name')",
-        "fix": "set service_name (and project)",
-        "allowed": "",
-    }
-
-
 def test_an_internal_front_door_over_two_regions_is_refused_in_full() -> None:
-    internal = FrontDoorSettings(
-        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
-    )
     two = {r: FrontDoorBackend(service_name="llm") for r in ("europe-west1", "us-central1")}
-    assert args_error(backends=two, settings=internal, network=NET, subnetwork=SUB) == {
+    assert args_error(backends=two, settings=INTERNAL, network=NET, subnetwork=SUB) == {
         "field": "FrontDoorArgs.backends",
         "value": ["europe-west1", "us-central1"],
         "problem": "scheme INTERNAL_MANAGED is a regional internal load balancer: one region only",
@@ -219,11 +223,8 @@ def test_an_internal_front_door_over_two_regions_is_refused_in_full() -> None:
 
 
 def test_an_internal_front_door_without_its_vpc_names_both_missing_ids() -> None:
-    internal = FrontDoorSettings(
-        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
-    )
     with pytest.raises(ConfigErrors) as err:
-        FrontDoorArgs(backends={"europe-west1": FrontDoorBackend(service_name="llm")}, settings=internal)
+        FrontDoorArgs(backends={"europe-west1": FrontDoorBackend(service_name="llm")}, settings=INTERNAL)
     assert [vars(e) for e in err.value.errors] == [
         {
             "field": f"FrontDoorArgs.{name}",
@@ -239,35 +240,28 @@ def test_an_internal_front_door_without_its_vpc_names_both_missing_ids() -> None
 # Seed 111's survivors (frontdoor/__init__.py, blind to the tests above).
 
 
-def registered_outputs(monkeypatch: pytest.MonkeyPatch, args: Any) -> dict[str, Any]:
+def registered_outputs(args: Any) -> dict[str, Any]:
     """What the component handed to ``register_outputs``, resolved, beside its own attributes of the same names."""
-    import pulumi
     from cloudrun_gpu.frontdoor import TOKEN, FrontDoor
 
     from .conftest import render
+    from .test_strength_outputs import _recording_outputs
 
-    registered: list[Any] = []
-    original = pulumi.ComponentResource.register_outputs
-
-    def record(self: pulumi.ComponentResource, outputs: Any) -> None:
-        if getattr(self, "_type", "") == TOKEN:
-            registered.append(outputs)
-        original(self, outputs)
-
-    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", record)
+    captured: list[tuple[str, str, Any]] = []
 
     def program() -> Any:
         door = FrontDoor("door", args())
-        (outputs,) = registered
+        (outputs,) = [o for t, _, o in captured if t == TOKEN]
         own = {"ip_address": door.ip_address, "url": door.url, "backend_service_id": door.backend_service_id}
         return {"registered": outputs, "own": own}
 
-    value: dict[str, Any] = render(program).value
+    with _recording_outputs(captured):
+        value: dict[str, Any] = render(program).value
     return value
 
 
 @pytest.mark.parametrize("scheme", ["external", "internal"])
-def test_the_front_door_registers_its_ip_url_and_backend_service(monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+def test_the_front_door_registers_its_ip_url_and_backend_service(scheme: str) -> None:
     """frontdoor/__init__.py:230 (seed 111, each key dropped from register_outputs survived): another Pulumi
     language reads the component's outputs from what it registers."""
     from .test_frontdoor import _internal, backends
@@ -275,7 +269,7 @@ def test_the_front_door_registers_its_ip_url_and_backend_service(monkeypatch: py
     def external() -> FrontDoorArgs:
         return FrontDoorArgs(backends=backends(), settings=EXTERNAL)
 
-    value = registered_outputs(monkeypatch, external if scheme == "external" else _internal)
+    value = registered_outputs(external if scheme == "external" else _internal)
     assert value["registered"] == value["own"]
     assert set(value["registered"]) == {"ip_address", "url", "backend_service_id"}
     assert value["registered"]["backend_service_id"] == "door-backend-id"
@@ -311,13 +305,10 @@ def test_every_internal_resource_goes_into_the_front_doors_project_under_the_com
     in its project."""
     from .test_frontdoor import TOKEN, build
 
-    settings = FrontDoorSettings(
-        scheme=FrontDoorScheme.INTERNAL_MANAGED, certificate="projects/p/regions/europe-west1/sslCertificates/llm"
-    )
     r = build(
         lambda: FrontDoorArgs(
             backends={"europe-west1": FrontDoorBackend(service_name="llm")},
-            settings=settings,
+            settings=INTERNAL,
             network=NET,
             subnetwork=SUB,
             project="main",
