@@ -780,6 +780,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`_LLAMA_SRC` is only the llama.cpp pins' `source`, a field no code reads",
         )
     ],
+    "build/__init__.py": [
+        Equivalent(
+            "digest = last[0].strip()",
+            "NumberReplacer",
+            "`last` is `stdout.strip().splitlines()[-1:] or ['']` on the line above, a list of exactly one item, so "
+            "`last[-1]` is `last[0]`; the other replacement, `last[1]`, raises IndexError for every output and is "
+            "killed (seed 101 drew it too)",
+        ),
+    ],
     "registry/__init__.py": [
         Equivalent(
             'if upstream == "DOCKER_HUB"',
