@@ -76,7 +76,12 @@ MODULES: dict[str, list[str]] = {
     "sizing/quant.py": ["tests/test_strength_quant_s5.py", *SIZING_TESTS, *READER_TESTS],
     "sizing/readers.py": ["tests/test_strength_readers_s5.py", *READER_TESTS, "tests/test_sizing.py"],
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
-    "network/settings.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
+    "network/settings.py": [
+        "tests/test_strength_network_s5.py",
+        "tests/test_strength_network_s4.py",
+        *NETWORK_TESTS,
+        "tests/test_config.py",
+    ],
     # test_startup.py pins method_for_model_path and the rendered --no-mmap per method (R7)
     "loading.py": [
         "tests/test_strength_storage_s4.py",
@@ -95,7 +100,13 @@ MODULES: dict[str, list[str]] = {
     "bucket/__init__.py": ["tests/test_strength_bucket_s4.py", *STORAGE_TESTS],
     "registry/__init__.py": ["tests/test_strength_registry_s4.py", *STORAGE_TESTS],
     "errors.py": ["tests/test_strength_errors.py", "tests/test_config.py", "tests/test_strength_settings.py"],
-    "limits.py": ["tests/test_strength_limits.py", *SIZING_TESTS, "tests/test_quota.py", "tests/test_service.py"],
+    "limits.py": [
+        "tests/test_strength_limits_s5.py",
+        "tests/test_strength_limits.py",
+        *SIZING_TESTS,
+        "tests/test_quota.py",
+        "tests/test_service.py",
+    ],
     "images.py": ["tests/test_strength_images.py", "tests/test_build.py", "tests/test_container.py"],
     "quota.py": ["tests/test_strength_quota.py", "tests/test_quota.py"],
     "apis/__init__.py": ["tests/test_strength_apis_s4.py", "tests/test_strength_apis.py", "tests/test_apis.py"],
@@ -105,12 +116,20 @@ MODULES: dict[str, list[str]] = {
         "tests/test_service.py",
         "tests/test_build.py",
     ],
-    "build/__init__.py": ["tests/test_strength_build.py", "tests/test_build.py"],
-    "network/__init__.py": NETWORK_TESTS,
+    "build/__init__.py": ["tests/test_strength_build_s5.py", "tests/test_strength_build.py", "tests/test_build.py"],
+    "network/__init__.py": ["tests/test_strength_network_component_s5.py", *NETWORK_TESTS],
     "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
     "capacity.py": ["tests/test_strength_capacity.py", "tests/test_capacity.py"],
-    "frontdoor/__init__.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
-    "frontdoor/settings.py": ["tests/test_strength_frontdoor.py", "tests/test_frontdoor.py"],
+    "frontdoor/__init__.py": [
+        "tests/test_strength_frontdoor_s5.py",
+        "tests/test_strength_frontdoor.py",
+        "tests/test_frontdoor.py",
+    ],
+    "frontdoor/settings.py": [
+        "tests/test_strength_frontdoor_s5.py",
+        "tests/test_strength_frontdoor.py",
+        "tests/test_frontdoor.py",
+    ],
     "sizing/catalogue.py": [
         "tests/test_strength_catalogue_s5.py",
         "tests/test_strength_catalogue.py",
@@ -138,11 +157,13 @@ MODULES: dict[str, list[str]] = {
         "tests/test_vllm_evidence.py",
     ],
     "cache/__init__.py": [
+        "tests/test_strength_cache_s5.py",
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
         "tests/test_cache_component.py",
     ],
     "cache/settings.py": [
+        "tests/test_strength_cache_settings_s5.py",
         "tests/test_strength_cache_settings_s4.py",
         "tests/test_strength_cache.py",
         "tests/test_cache_component.py",
@@ -766,7 +787,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "if (self.existing_network is None) != (self.existing_subnetwork is None):",
             "ReplaceComparisonOperator_NotEq_IsNot",
             "both sides are bools (`x is None`): `is not` and `!=` agree on the True/False singletons",
-        )
+        ),
+        Equivalent(
+            "if v & (v - 1):",
+            "NumberReplacer",
+            "`v & (v - 1)` → `v & (v - 2)`: `v` is a port count the fields bound below (min_ports_per_vm ge=32, "
+            "max_ports_per_vm ge=64, checked before `problems()` runs), and for every v ≥ 2 the two are zero together: "
+            "a power of two 2^k shares no bit with 2^k - 1 or 2^k - 2; any other v ≥ 2^k + 2 shares its top bit with "
+            "both, and v = 2^k + 1 shares bit 0 with v - 2 (checked for every v in 2..2^20); the other replacement, "
+            "`v & (v - 0)`, refuses every value and is killed by test_strength_network_s5.py",
+        ),
     ],
     "sizing/plan.py": [
         Equivalent(
@@ -788,6 +818,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
         ),
     ],
+    "limits.py": [
+        Equivalent(
+            code,
+            "own/ChangeMessage",
+            "a `NameRule`'s `source` is where the rule was read, kept for the reader: no code reads the field "
+            "(stack/compose.py's name check reads `what`, `pattern`, `min_len`, `max_len` and `unique_in`; no error, "
+            "output or doc is built from `source`), so a changed text changes no check, message or resource",
+        )
+        for code in sorted(set(keyword_lines("limits.py", "NameRule", "source")))
+    ],
     "images.py": [
         Equivalent(
             code,
@@ -806,6 +846,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "own/ChangeMessage",
             "`_LLAMA_SRC` is only the llama.cpp pins' `source`, a field no code reads",
         )
+    ],
+    "build/__init__.py": [
+        Equivalent(
+            "digest = last[0].strip()",
+            "NumberReplacer",
+            "`last` is `stdout.strip().splitlines()[-1:] or ['']` on the line above, a list of exactly one item, so "
+            "`last[-1]` is `last[0]`; the other replacement, `last[1]`, raises IndexError for every output and is "
+            "killed (seed 101 drew it too)",
+        ),
     ],
     "registry/__init__.py": [
         Equivalent(
@@ -932,6 +981,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "an empty `backends` is refused just before (`is empty: the front door needs at least one Cloud Run "
             "service`), so `len ≥ 1` here and `!= 1` is `> 1`",
         ),
+        Equivalent(
+            "ban = armor.action is ArmorAction.BAN",
+            "ReplaceComparisonOperator_Is_LtE",
+            "`armor` is a validated `ArmorSettings`, whose `action` pydantic stores as an `ArmorAction` member, a "
+            "`StrEnum` with two members, 'ban' and 'throttle': `action <= 'ban'` holds for 'ban' alone ('throttle' "
+            "sorts after it), exactly when `action is ArmorAction.BAN` does (the same proof as frontdoor/settings.py's "
+            "entry)",
+        ),
     ],
     "frontdoor/settings.py": [
         Equivalent(
@@ -949,6 +1006,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "`ValkeyAuth`: any input ('iam', ValkeyAuth.IAM) is stored as the enum member itself, and an enum has "
             "exactly one object per member, so `is ValkeyAuth.IAM` holds exactly when `== ValkeyAuth.IAM` does",
         ),
+        Equivalent(
+            'else self.identity.email.apply(lambda e: e.split("@", 1)[1].split(".", 1)[0])',
+            "NumberReplacer",
+            "a maxsplit 1 → 2 of either split: the e-mail of a service account (`<id>@<project>.iam.gserviceaccount"
+            ".com`) has one '@', so `split('@', 2)[1]` is the same domain, and `str.split(sep, n)[0]` is the text "
+            "before the first separator for every n ≥ 1; the line's other number mutants (maxsplit 0, an index "
+            "moved) change the binding's project or raise, and are killed by test_cache_component.py::"
+            "test_valkey_is_iam_authenticated_and_encrypted_by_default (its project: test-project; hand-checked)",
+        ),
     ],
     "cache/settings.py": [
         Equivalent(
@@ -958,6 +1024,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "so `<name>-valkey` has at most 49 and neither comparison can be true",
         )
         for op, sym in (("ReplaceComparisonOperator_Gt_Eq", "=="), ("ReplaceComparisonOperator_Gt_GtE", ">="))
+    ]
+    + [
+        Equivalent(
+            'ConfigError("service_name", self.service_name, "makes an invalid Valkey instance id", "shorten it")',
+            "own/ChangeMessage",
+            "this refusal is never raised, so its words are never read: `service_name`'s field pattern "
+            "(`^SERVICE_NAME_PATTERN$`: a lowercase letter, then at most 41 of `[-a-z0-9]`) is checked by pydantic "
+            "before `problems()` runs (settings.py: `settings`' `__init__` and `parse` raise the ValidationError "
+            "first; the type is frozen), so `<name>-valkey` has at most 49 characters and the name matches "
+            "`[a-z][-a-z0-9]*`: neither half of the condition above can hold (the pattern itself is pinned by "
+            "test_strength_cache_settings_s5.py::test_a_service_name_cloud_run_refuses_is_refused_with_the_pattern)",
+        )
     ],
     "sizing/engines.py": [
         Equivalent(
