@@ -242,6 +242,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cli.py": [
+        "tests/test_strength_cli_s5.py",
         "tests/test_strength_cli_2.py",
         "tests/test_strength_cli_text.py",
         "tests/test_strength_cli.py",
@@ -463,6 +464,16 @@ PROMPT_CACHE_ONLY_LLAMA_CPP = (
 
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
+    "stack/cli.py": [
+        Equivalent(
+            "if isinstance(d, list) and part.isdigit() and int(part) < len(d):",
+            "ReplaceComparisonOperator_Lt_IsNot",
+            "`_dig` walks KEY_SETTINGS' dotted paths only, and their one list index is `0` "
+            "(`template.containers.0...`): `0 < len(d)` holds exactly when `len(d) != 0`, and `int('0')` and a "
+            "`len()` of 0 are the same cached small-int object in CPython, so `0 is not len(d)` gives the same "
+            "answer for every list (an index above 0 would differ: there is none)",
+        ),
+    ],
     "container/download_gcs.py": [
         Equivalent(
             code,
