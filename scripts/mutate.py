@@ -118,7 +118,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "build/__init__.py": ["tests/test_strength_build_s5.py", "tests/test_strength_build.py", "tests/test_build.py"],
     "network/__init__.py": ["tests/test_strength_network_component_s5.py", *NETWORK_TESTS],
-    "service/__init__.py": [*SERVICE_TESTS, "tests/test_streamer.py"],
+    "service/__init__.py": ["tests/test_strength_service_s5.py", *SERVICE_TESTS, "tests/test_streamer.py"],
     "capacity.py": ["tests/test_strength_capacity.py", "tests/test_capacity.py"],
     "frontdoor/__init__.py": [
         "tests/test_strength_frontdoor_s5.py",
