@@ -1562,7 +1562,8 @@ def run_module(module: str, work: Path, sample: int, seed: int) -> list[Outcome]
 def score_line(module: str, outcomes: list[Outcome], population: int, run: str) -> str:
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("killed", "survived", "equivalent")}
     scored = count["killed"] + count["survived"]
-    pct = f"{100 * count['killed'] / scored:.0f} %" if scored else "n/a"
+    # rounded down: the bar is "at least 90 %", and 26 / 29 (89.7 %) must not print as 90 %
+    pct = f"{100 * count['killed'] // scored} %" if scored else "n/a"
     other = len(outcomes) - scored - count["equivalent"]
     return (
         f"| `{module}` | {population} | {len(outcomes)} | {count['killed']} / {scored} | {pct} "

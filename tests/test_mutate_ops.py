@@ -92,3 +92,22 @@ def test_a_covering_tests_judge_runs_the_way_cosmic_ray_runs_it(tmp_path: Path, 
     judge = selector.command(range(1, 2))
     assert run_tests(judge, 120)[0] == TestOutcome.KILLED
     assert subprocess.run(judge, shell=True, capture_output=True).returncode == 1
+
+
+def test_a_score_just_under_the_bar_is_not_printed_as_reaching_it() -> None:
+    """The table's percent is rounded down: issue 23's bar is "at least 90 %", and 26 of 29 (89.7 %) once printed
+    as "90 %" in two rows that did not meet it."""
+    m = _mutate()
+
+    def row(killed: int, survived: int, equivalent: int = 0) -> str:
+        outcomes = [
+            m.Outcome("x.py", i, "op", 0, outcome, "")
+            for i, outcome in enumerate(["killed"] * killed + ["survived"] * survived + ["equivalent"] * equivalent)
+        ]
+        line: str = m.score_line("x.py", outcomes, 100, "30, 1, d")
+        return line
+
+    assert row(26, 3) == "| `x.py` | 100 | 29 | 26 / 29 | 89 % | 0 | 0 | 30, 1, d |"
+    assert row(27, 3) == "| `x.py` | 100 | 30 | 27 / 30 | 90 % | 0 | 0 | 30, 1, d |"
+    assert row(28, 1, 1) == "| `x.py` | 100 | 30 | 28 / 29 | 96 % | 1 | 0 | 30, 1, d |"
+    assert row(0, 0, 2).split(" | ")[4] == "n/a"
