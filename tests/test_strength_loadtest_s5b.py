@@ -1,6 +1,7 @@
-"""Issue 23, session 5 on ``stack/loadtest.py``, seed 131's survivors: the concurrency axis's base, the prompt-token
-mean's rounding, a request budget below one, the per-request timeout reaching the connection, and ``--prompt``
-asking the server to stream."""
+"""Issue 23, session 5 on ``stack/loadtest.py``, seeds 131 and 141's survivors: the concurrency axis's base and
+label, the prompt-token mean's rounding, a request budget below one, the per-request timeout reaching the
+connection, ``--prompt`` asking the server to stream the stack's model, the nearest-rank percentiles, and
+``--write-stack`` above the engine's parallel."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from stack import loadtest
 from stack.cli import main as cli_main
-from stack.loadtest import RequestResult, plot_levels, run_level, stream_chat
+from stack.loadtest import RequestResult, percentile, plot_levels, run_level, stream_chat, write_back
+from tests.conftest import ROOT
 from tests.test_loadtest_driver import _body, _Chat
 from tests.test_strength_loadtest_s5 import _lv, chat_server, figures
 
@@ -29,6 +32,7 @@ def test_the_concurrency_axis_marks_only_the_levels_on_a_base_2_log_scale(tmp_pa
     [fig] = figures
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.xaxis.get_transform().base == 2
+    assert ax.get_xlabel() == "concurrency (requests in flight)"
     assert list(ax.get_xticks()) == [1, 2, 4, 8, 32]
     assert list(ax.xaxis.get_minorticklocs()) == []
 
@@ -87,8 +91,47 @@ def test_a_fixed_prompt_asks_the_server_to_stream(chat_server: str, capsys: pyte
     """``--prompt`` sends ``"stream": true``: time to first token is read off the stream's first content chunk, and
     an OpenAI-compatible server sends one answer at the end otherwise."""
     args = ["loadtest", chat_server, "--concurrency", "1", "--requests", "2", "--prompt", "hello", "--json"]
+    args += ["--model", "llama-3.2-3b"]
     assert cli_main(args) == 0
     [level] = json.loads(capsys.readouterr().out)["levels"]
     assert level["requests"] == 2
     assert [seen["body"]["stream"] for seen in _Chat.seen] == [True, True]
+    assert [seen["body"]["model"] for seen in _Chat.seen] == ["llama-3.2-3b"] * 2  # the name the engine serves
     assert {seen["body"]["messages"][0]["content"] for seen in _Chat.seen} == {"hello"}
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    """The p-th percentile is the value at rank ceil(p × n / 100) of the sorted values (the nearest-rank
+    method, https://en.wikipedia.org/wiki/Percentile#The_nearest-rank_method): of 1..1000, p95 is 950 and p50
+    500; of 1..101, p100 is the largest."""
+    thousand = [float(v) for v in range(1000, 0, -1)]
+    assert (percentile(thousand, 50), percentile(thousand, 95), percentile(thousand, 1)) == (500.0, 950.0, 10.0)
+    assert percentile([float(v) for v in range(1, 102)], 100) == 101.0
+
+
+def test_a_levels_median_ttft_is_the_fiftieth_percentile_of_its_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 requests whose first tokens came after 1, 2, ..., 100 ms: the level's median TTFT is the 50th (0.05 s),
+    not the 49th; p95 the 95th."""
+    ttfts = iter(range(1, 101))
+    lock = threading.Lock()
+
+    def fake(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> RequestResult:
+        with lock:
+            ms = next(ttfts)
+        return RequestResult(True, ms / 1000, 0.2, 3)
+
+    monkeypatch.setattr(loadtest, "stream_chat", fake)
+    level = run_level("http://x", 4, requests=100, max_seconds=60, body={}, headers={}, timeout_s=5)
+    assert level.requests == 100 and (level.ttft_p50_s, level.ttft_p95_s) == (0.05, 0.095)
+
+
+def test_a_recommendation_above_the_engines_parallel_leaves_the_engine_alone(tmp_path: Path) -> None:
+    """The dev stack's engine runs 32 sequences; a recommended concurrency of 40 is stored as the service's
+    ``scaling.max_concurrency`` only: ``engine.parallel`` is lowered to meet a smaller concurrency, never raised
+    (more sequences than the sizing fitted would not fit the GPU's memory)."""
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    assert write_back(stack, 40) == ["scaling.max_concurrency = 40"]
+    config = yaml.safe_load(stack.read_text())["config"]
+    assert config["cloudrun-gpu:scaling"]["max_concurrency"] == 40
+    assert "parallel" not in config.get("cloudrun-gpu:engine", {})
