@@ -68,6 +68,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "sizing/plan.py": [
+        "tests/test_strength_plan_s5.py",
         "tests/test_strength_plan.py",
         *SIZING_TESTS,
         "tests/test_properties.py",
@@ -818,6 +819,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "sizing/plan.py": [
+        Equivalent(
+            "timeout = min(PROBE_TIMEOUT_S, period - 1)",
+            "ReplaceBinaryOperator_Sub_FloorDiv",
+            "`period` is 10 or 30 (the line above) and PROBE_TIMEOUT_S is 5: min(5, period - 1) and "
+            "min(5, period // 1) are both 5 (the `- 1` only matters for a period of 5 or less, which this code never "
+            "picks)",
+        ),
         Equivalent(
             'assert back["max_num_batched_tokens"] == vfit.batched_tokens',
             "ReplaceComparisonOperator_Eq_IsNot",
