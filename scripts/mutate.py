@@ -292,6 +292,7 @@ SHIPPED: dict[str, list[str]] = {
     "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
     # the policy pack
     "policy/cloudrun_gpu_policy/rules.py": [
+        "tests/test_strength_policy_s5b.py",
         "tests/test_strength_policy_s5.py",
         "tests/test_strength_policy_2.py",
         "tests/test_strength_policy_units.py",
