@@ -260,6 +260,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_storage.py",
     ],
     "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s5c.py",
         "tests/test_strength_loadtest_s5b.py",
         "tests/test_strength_loadtest_s5.py",
         "tests/test_strength_loadtest_s4b.py",
