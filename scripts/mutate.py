@@ -260,6 +260,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_storage.py",
     ],
     "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s5c.py",
         "tests/test_strength_loadtest_s5b.py",
         "tests/test_strength_loadtest_s5.py",
         "tests/test_strength_loadtest_s4b.py",
@@ -292,6 +293,7 @@ SHIPPED: dict[str, list[str]] = {
     "__main__.py": ["tests/test_stacks.py", "tests/test_strength_outputs.py"],
     # the policy pack
     "policy/cloudrun_gpu_policy/rules.py": [
+        "tests/test_strength_policy_s5b.py",
         "tests/test_strength_policy_s5.py",
         "tests/test_strength_policy_2.py",
         "tests/test_strength_policy_units.py",
