@@ -579,6 +579,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     ],
     "stack/loadtest.py": [
         Equivalent(
+            "last = 0.0",
+            "NumberReplacer",
+            "`last` is only read in `gaps.append(now - last)`, the branch taken once `ttft` is set, and the chunk that "
+            "sets `ttft` also sets `last = now` in the same iteration: the initial value is never read",
+        ),
+        Equivalent(
+            "if len(parts) not in (1, 2) or parts[0] < 1 or (len(parts) == 2 and parts[1] < 0):",
+            "ReplaceComparisonOperator_Eq_GtE",
+            "the `or` reaches `len(parts) == 2` only when `len(parts) not in (1, 2)` was false, so the length is 1 "
+            "or 2 there, and `>= 2` is `== 2` for those",
+        ),
+        Equivalent(
             "itl_p50_ms=round(percentile(itls := [r.itl_s * 1000 for r in ok if r.itl_s == r.itl_s], 50), 2),",
             "ReplaceComparisonOperator_Eq_LtE",
             "`itl_s` is always a float (`statistics.fmean(gaps)` or `float('nan')` in `stream_chat`, the dataclass "
