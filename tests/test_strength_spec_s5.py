@@ -8,24 +8,18 @@ from typing import Any
 from cloudrun_gpu.sizing.engines import MlpShape, intermediate_size_estimate, mlp_shape
 from cloudrun_gpu.sizing.spec import ModelSpec
 
+from .test_strength_spec import base
+
 
 def _spec(**kw: Any) -> ModelSpec:
+    """test_strength_spec's model, as a mixture-of-experts architecture with full attention on every layer."""
     fields: dict[str, Any] = {
-        "name": "m",
         "architecture": "mixtral",
-        "n_layers": 4,
-        "hidden_size": 64,
-        "n_heads": 8,
-        "kv_heads": (2, 2, 2, 2),
         "head_dim_k": 8,
-        "head_dim_v": 8,
-        "vocab_size": 100,
-        "max_context": 4096,
         "n_params": 10_000_000,
         "layer_windows": (None, None, None, None),
     }
-    fields.update(kw)
-    return ModelSpec(**fields)
+    return base(**{**fields, **kw})
 
 
 def test_a_two_expert_model_is_a_mixture_and_a_token_runs_through_its_routed_expert_only() -> None:
