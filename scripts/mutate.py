@@ -740,15 +740,6 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "for 'chat' alone, exactly as `== CHAT` is",
         ),
         Equivalent(
-            'canon = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)',
-            "ReplaceFalseWithTrue",
-            "`canon` is only hashed into the keys and compared through them; JSON with `\\uXXXX` escapes is as "
-            "injective as JSON with the characters themselves, so two requests share a key under `ensure_ascii=True` "
-            "exactly when they do under `False` (only the hash values differ, and nothing outside one process "
-            "compares them to another version's: tests/test_strength_cache_keys_s4.py::"
-            "test_non_ascii_parameters_key_as_written checks both directions)",
-        ),
-        Equivalent(
             "prompt = prompt[0]",
             "NumberReplacer",
             "the line runs only under `len(prompt) == 1` (the `if` above), and in a one-item list `prompt[-1]` is "

@@ -36,6 +36,15 @@ def test_a_requests_keys_are_the_same_in_every_release() -> None:
         "bc0396d2892051dd27c8991ef42d4355",
         "39f9292913304aa677e50314b76130cd",
     )
+    # Characters outside ASCII, in a parameter and in the question, are hashed as written (UTF-8), not as JSON
+    # `\uXXXX` escapes: a release that switched (`ensure_ascii`) would change these keys and flush every entry whose
+    # request is not plain ASCII.
+    spanish = key_request(
+        CHAT,
+        {"model": "m", "temperature": 0, "stop": ["。"],
+         "messages": [{"role": "user", "content": "¿Cuál es la capital de Francia?"}]},
+    )  # fmt: skip
+    assert (spanish.exact, spanish.scope) == ("3017516955883f030e176acab85c729a", "17076b0f54a04099d64f2c399fbf7323")
 
 
 @pytest.mark.parametrize("role", ["assistant", "system", "developer", "", "User", "usr", "users", "visitor"])
