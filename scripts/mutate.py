@@ -75,7 +75,12 @@ MODULES: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "sizing/quant.py": ["tests/test_strength_quant_s5.py", *SIZING_TESTS, *READER_TESTS],
-    "sizing/readers.py": ["tests/test_strength_readers_s5.py", *READER_TESTS, "tests/test_sizing.py"],
+    "sizing/readers.py": [
+        "tests/test_strength_readers_s6.py",
+        "tests/test_strength_readers_s5.py",
+        *READER_TESTS,
+        "tests/test_sizing.py",
+    ],
     "netcalc.py": ["tests/test_strength_network_s4.py", *NETWORK_TESTS, "tests/test_config.py"],
     "network/settings.py": [
         "tests/test_strength_network_s5.py",

@@ -394,6 +394,9 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
         "kv_shared_layers": f"{arch}.attention.shared_kv_layers",
         "experts_per_token": f"{arch}.expert_used_count",
     }
+    # read before the ModelSpec call: a refusal raised inside its try would be re-wrapped by spec_error as if
+    # ModelSpec had refused a field it was given
+    max_context = whole("context_length", 0, MAX_CONTEXT, "trained context in tokens") or 0
     try:
         return ModelSpec(
             **mlp,
@@ -406,7 +409,7 @@ def _gguf_spec(src: _Source, reader: GGUFReader) -> ModelSpec:
             head_dim_k=head_k,
             head_dim_v=head_v,
             vocab_size=vocab,
-            max_context=whole("context_length", 0, MAX_CONTEXT, "trained context in tokens") or 0,
+            max_context=max_context,
             n_params=n_params,
             layer_windows=windows,
             mla_latent_dim=mla,
@@ -582,7 +585,9 @@ def _hf_windows(src: _Source, cfg: dict[str, Any], n_layers: int, prefix: str) -
     if not window:
         return windows_from_pattern(n_layers, None, 1)
     if model_type.startswith("gemma3"):
-        pattern = src.whole(f"{prefix}sliding_window_pattern", cfg.get("sliding_window_pattern"), 0, MAX_LAYERS, "")
+        pattern = src.whole(
+            f"{prefix}sliding_window_pattern", cfg.get("sliding_window_pattern"), 0, MAX_LAYERS, "layers per group"
+        )
         return windows_from_pattern(n_layers, window, pattern or 6)
     if model_type == "gemma2":
         return windows_from_pattern(n_layers, window, 2)
