@@ -878,6 +878,15 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "here, by test_strength_plan_s6.py::test_a_vllm_plan_charges_no_share_of_ollamas_caches and "
             "test_strength_vllm.py::test_sliding_windows_need_the_hybrid_kv_cache_manager",
         ),
+        Equivalent(
+            "hybrid: bool = True,",
+            "ReplaceTrueWithFalse",
+            "the default of `_largest_context` (l.356) and of `_raise_context` (l.498), the two lines with this text. "
+            "`_largest_context`'s one caller, `_raise_context`, always passes `hybrid`; `_raise_context`'s vLLM caller "
+            'passes it, its other caller (size(), the `else` of `req.engine == "vllm"`) passes engine llama.cpp or '
+            'ollama, and `hybrid` only reaches `kv_bytes_per_sequence`, which reads it under `engine == "vllm"` '
+            "alone (sizing/engines.py)",
+        ),
     ],
     "limits.py": [
         Equivalent(

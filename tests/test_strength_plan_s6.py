@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing import ModelSpec, SizingRequest, catalogue_model, size
-from cloudrun_gpu.sizing.engines import OLLAMA_PINNED_VERSION
+from cloudrun_gpu.sizing.engines import OLLAMA_PINNED_VERSION, kv_bytes_per_sequence
 from cloudrun_gpu.sizing.plan import NO_KV_FIT, sequences_that_fit, weights_from_quant
 from cloudrun_gpu.sizing.quant import WEIGHT_QUANTS, WeightQuant
 
@@ -105,6 +106,31 @@ def test_weights_are_summed_over_their_parts_before_rounding_down_to_bytes() -> 
     assert weights_from_quant(spec, WEIGHT_QUANTS["mxfp4"])[0] == 96
 
 
+def test_weights_with_higher_precision_embeddings_are_summed_before_rounding_down_to_bytes() -> None:
+    """The same for a format that stores only the embeddings at their own width (the AWQ/GPTQ/FP8 branch of
+    ``weights_from_quant``), here a caller's own 4-bit format with 4.5-bit embeddings: 5 × 3 untied embeddings (30
+    parameters, 16.875 bytes) and 71 other parameters (35.5 bytes) are 52.375 bytes, 52 whole; flooring the 35.5
+    first would give 51 (seed 171's l.229 ``(params − embeddings) × bits / 8`` → ``//``)."""
+    spec = ModelSpec(
+        name="odd-embeddings",
+        architecture="llama",
+        n_layers=1,
+        hidden_size=3,
+        n_heads=1,
+        kv_heads=(1,),
+        head_dim_k=3,
+        head_dim_v=3,
+        vocab_size=5,
+        max_context=256,
+        n_params=101,
+        layer_windows=(None,),
+    )
+    quant = WeightQuant("q4-emb4.5", 4.0, embeddings_bits=4.5)
+    total, how = weights_from_quant(spec, quant)
+    assert total == 52
+    assert how == "(params − embeddings) × 4.0 bit + embeddings × 4.5 bit"
+
+
 def test_a_sequence_that_costs_one_kv_byte_is_counted_not_taken_for_free() -> None:
     """``sequences_that_fit``: whole sequences of ``per_seq`` bytes in ``room``; only a sequence that costs nothing
     means "no KV limit" (:data:`NO_KV_FIT`). One byte a sequence is the smallest cost: 7 bytes hold 7 (seed 111's
@@ -126,3 +152,40 @@ def test_a_vllm_plan_charges_no_share_of_ollamas_caches() -> None:
     assert (plan.kv_cache_type, plan.max_parallel_sequences) == ("fp8", 4)
     assert plan.kv_cache_bytes_per_sequence == 34 * 2 * 4 * 256 * 8192
     assert not [line for line in plan.explain if "share each layer's cache" in line]
+
+
+LLAMA8 = catalogue_model("llama-3.1-8b")
+
+
+def _llama8_on_l4(parallel: int | None = None) -> SizingRequest:
+    return SizingRequest(model=LLAMA8, engine="llama.cpp", gpu="nvidia-l4", context_length=8192, parallel=parallel)
+
+
+def _sequences_that_fit() -> int:
+    """Llama 3.1 8B (Q4_K_M) on an L4 under llama.cpp at 8,192 tokens: the room the budget leaves after weights and
+    overhead, in whole sequences of llama.cpp's KV bytes (Q8_0 cache). 30 on today's numbers."""
+    plan = size(_llama8_on_l4())
+    room = plan.budget_bytes - plan.weights_bytes - plan.runtime_overhead_bytes
+    return room // kv_bytes_per_sequence("llama.cpp", LLAMA8, 8192, plan.kv_cache_type)
+
+
+def test_a_configured_parallel_is_named_in_the_plan_with_the_count_that_fits() -> None:
+    """engine.parallel set by the user: the plan keeps it and says how many would fit (seed 171's l.784 note)."""
+    fit = _sequences_that_fit()
+    assert fit == 30
+    plan = size(_llama8_on_l4(parallel=4))
+    assert plan.max_parallel_sequences == 4
+    assert [n for n in plan.explain if n.startswith("parallel: ")] == [f"parallel: 4 as configured (≤ {fit} that fit)"]
+
+
+def test_a_configured_parallel_above_what_fits_is_refused_with_the_count_and_the_fix() -> None:
+    """One more sequence than fits: refused under ``engine.parallel`` with how many of that length fit, the bound to
+    set and the other fix (a shorter context, R1) (seed 171's l.779 message)."""
+    fit = _sequences_that_fit()
+    with pytest.raises(ConfigError) as err:
+        size(_llama8_on_l4(parallel=fit + 1))
+    e = err.value
+    assert (e.field, e.value) == ("engine.parallel", fit + 1)
+    assert e.problem == f"only {fit} sequences of 8,192 tokens fit in GPU memory"
+    assert e.fix == f"set engine.parallel ≤ {fit}, or lower engine.context_length (R1)"
+    assert e.allowed == f"1..{fit}"
