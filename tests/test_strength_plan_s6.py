@@ -79,25 +79,30 @@ def test_the_mxfp4_note_counts_non_expert_params_in_billions_rounded_down_below_
     assert "= 2.34 B non-expert params × 16 bit + 32 × 24 MXFP4 experts in vLLM's " in note
 
 
+ODD = ModelSpec(
+    name="odd",
+    architecture="llama",
+    n_layers=1,
+    hidden_size=3,
+    n_heads=2,
+    kv_heads=(1,),
+    head_dim_k=1,
+    head_dim_v=2,
+    vocab_size=0,
+    max_context=256,
+    n_params=100,
+    layer_windows=(None,),
+)
+"""A model of odd parameter counts: 3 × (2 + 1) heads × (1 + 2) = 27 attention parameters, 73 others, no
+embeddings (``attention_params``)."""
+
+
 def test_weights_are_summed_over_their_parts_before_rounding_down_to_bytes() -> None:
     """``weights_from_quant`` adds every part's bits / 8 and truncates the sum once: a format that keeps attention
     at 4 bit (a caller's own :class:`WeightQuant`) on a model whose 73 other parameters and 27 attention parameters
     are odd counts is 36.5 + 13.5 = 50 bytes, not 36.5 + 13 (each half byte is half of one shared byte; seed 111's
     l.220 ``attention * att_bits / 8`` → ``//``)."""
-    spec = ModelSpec(
-        name="odd",
-        architecture="llama",
-        n_layers=1,
-        hidden_size=3,
-        n_heads=2,
-        kv_heads=(1,),
-        head_dim_k=1,
-        head_dim_v=2,
-        vocab_size=0,
-        max_context=256,
-        n_params=100,
-        layer_windows=(None,),
-    )
+    spec = ODD
     quant = WeightQuant("q4-attn4", 4.0, attention_bits=4.0)
     total, how = weights_from_quant(spec, quant)
     assert total == 50
@@ -111,20 +116,7 @@ def test_weights_with_higher_precision_embeddings_are_summed_before_rounding_dow
     ``weights_from_quant``), here a caller's own 4-bit format with 4.5-bit embeddings: 5 × 3 untied embeddings (30
     parameters, 16.875 bytes) and 71 other parameters (35.5 bytes) are 52.375 bytes, 52 whole; flooring the 35.5
     first would give 51 (seed 171's l.229 ``(params − embeddings) × bits / 8`` → ``//``)."""
-    spec = ModelSpec(
-        name="odd-embeddings",
-        architecture="llama",
-        n_layers=1,
-        hidden_size=3,
-        n_heads=1,
-        kv_heads=(1,),
-        head_dim_k=3,
-        head_dim_v=3,
-        vocab_size=5,
-        max_context=256,
-        n_params=101,
-        layer_windows=(None,),
-    )
+    spec = replace(ODD, name="odd-embeddings", vocab_size=5, n_params=101)  # the attention plays no part here
     quant = WeightQuant("q4-emb4.5", 4.0, embeddings_bits=4.5)
     total, how = weights_from_quant(spec, quant)
     assert total == 52
