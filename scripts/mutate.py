@@ -68,6 +68,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "sizing/plan.py": [
+        "tests/test_strength_plan_s6.py",
         "tests/test_strength_plan_s5.py",
         "tests/test_strength_plan.py",
         *SIZING_TESTS,
@@ -854,6 +855,33 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceBinaryOperator_Sub_Mul",
             "`period - 1` → `period * 1`: the period is 10 or 30 s and `PROBE_TIMEOUT_S` is 5, so the minimum is 5 "
             "either way (the `- 1` only matters for a period ≤ 5, which this code never picks)",
+        ),
+        Equivalent(
+            'if swa and engine == "vllm" and not hybrid:',
+            "ReplaceComparisonOperator_Eq_GtE",
+            '`_kv_layers_note`\'s two callers pass the literal "vllm" (`_fit_vllm`) or `kv_engine`, which is '
+            '"llama.cpp" or `req.engine`, checked against ENGINES (llama.cpp, ollama, vllm) at the top of `size`; '
+            '"llama.cpp" and "ollama" sort before "vllm" (\'l\', \'o\' < \'v\'), so `engine >= "vllm"` holds for '
+            '"vllm" alone, as `==` does',
+        ),
+        Equivalent(
+            'if req.engine == "ollama" and not ollama_server:',
+            "ReplaceComparisonOperator_Eq_GtE",
+            "two lines have this text. The first (Ollama's scheduler check) is in the `else` of `if req.engine == "
+            '"vllm"`, so the engine there is llama.cpp or ollama (ENGINES, checked at the top of `size`), and '
+            "\"llama.cpp\" >= \"ollama\" is False ('l' < 'o'): `>=` is `==`. The second (each sequence's share of "
+            'Ollama\'s caches) is not equivalent ("vllm" >= "ollama"): its `>=` mutant is killed, never judged '
+            "here, by test_strength_plan_s6.py::test_a_vllm_plan_charges_no_share_of_ollamas_caches and "
+            "test_strength_vllm.py::test_sliding_windows_need_the_hybrid_kv_cache_manager",
+        ),
+        Equivalent(
+            "hybrid: bool = True,",
+            "ReplaceTrueWithFalse",
+            "the default of `_largest_context` (l.356) and of `_raise_context` (l.498), the two lines with this text. "
+            "`_largest_context`'s one caller, `_raise_context`, always passes `hybrid`; `_raise_context`'s vLLM caller "
+            'passes it, its other caller (size(), the `else` of `req.engine == "vllm"`) passes engine llama.cpp or '
+            'ollama, and `hybrid` only reaches `kv_bytes_per_sequence`, which reads it under `engine == "vllm"` '
+            "alone (sizing/engines.py)",
         ),
     ],
     "limits.py": [
