@@ -328,6 +328,7 @@ SHIPPED: dict[str, list[str]] = {
         *CACHE_TESTS,
     ],
     "container/cache/semcache/config.py": [
+        "tests/test_strength_cache_config_s6.py",
         "tests/test_strength_cache_config_s4.py",
         *CACHE_TESTS,
         "tests/test_cache_component.py",
