@@ -30,5 +30,5 @@ def test_a_started_services_settings_cannot_be_changed_while_it_serves(monkeypat
     monkeypatch.setenv(ENV["threshold"], "0.95")
     config = app_from_env().state.cache.config
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'threshold'"):
-        config.threshold = 0.5  # type: ignore[misc]
+        config.threshold = 0.5
     assert (config.threshold, config.upstream_url) == (0.95, "http://127.0.0.1:8080")
