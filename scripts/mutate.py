@@ -333,7 +333,11 @@ SHIPPED: dict[str, list[str]] = {
         *CACHE_TESTS,
         "tests/test_cache_component.py",
     ],
-    "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/embed.py": [
+        "tests/test_strength_cache_embed_s6.py",
+        "tests/test_strength_cache_embed_s4.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/guard.py": [
         "tests/test_strength_cache_guard_s5.py",
         "tests/test_strength_cache_guard_s4.py",
