@@ -334,11 +334,16 @@ SHIPPED: dict[str, list[str]] = {
         *CACHE_TESTS,
     ],
     "container/cache/semcache/config.py": [
+        "tests/test_strength_cache_config_s6.py",
         "tests/test_strength_cache_config_s4.py",
         *CACHE_TESTS,
         "tests/test_cache_component.py",
     ],
-    "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/embed.py": [
+        "tests/test_strength_cache_embed_s6.py",
+        "tests/test_strength_cache_embed_s4.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/guard.py": [
         "tests/test_strength_cache_guard_s5.py",
         "tests/test_strength_cache_guard_s4.py",
@@ -727,6 +732,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "name otherwise ('provider.__main__'; tests run it as 'provider_entry'): those start with a lower-case "
             "letter, which sorts after '_' (0x5F), so `<= '__main__'` holds exactly when `== '__main__'` does",
         ),
+    ],
+    "container/cache/semcache/embed.py": [
+        Equivalent(
+            code,
+            operator,
+            "`_layer_norm` normalises over the last axis of a 2-D `x` only: its three callers are in "
+            "`Embedder.embed`, where `x` is always (tokens, width) (the embedding rows of a 1-D id array plus "
+            "the position and token-type rows, then each layer's `x + lin(...)` of the same shape), so axis "
+            "`+1` or `1` is axis `-1`; the other mutants of these `-1`s (`-2`, `0`, `~1`) pick another axis and "
+            "are not covered",
+        )
+        for code in ("mu = x.mean(-1, keepdims=True)", "var = ((x - mu) ** 2).mean(-1, keepdims=True)")
+        for operator in ("ReplaceUnaryOperator_USub_UAdd", "ReplaceUnaryOperator_Delete_USub")
     ],
     "container/cache/semcache/iam.py": [
         Equivalent(
