@@ -62,6 +62,7 @@ STORAGE_TESTS = ["tests/test_strength_storage.py", "tests/test_storage.py"]
 
 MODULES: dict[str, list[str]] = {
     "sizing/engines.py": [
+        "tests/test_strength_engines_s6.py",
         "tests/test_strength_ollama.py",
         *SIZING_TESTS,
         "tests/test_service.py",
@@ -1085,6 +1086,12 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Eq_LtE",
             "`engine <= 'llama.cpp'` differs only for names sorting before 'llama.cpp'; the engines are "
             "llama.cpp, ollama and vllm (both sort after), and size() refuses any other name first",
+        ),
+        Equivalent(
+            "return 2 + 4 + 4 + 8 + 4 + 8",
+            "ReplaceBinaryOperator_Add_BitOr",
+            "the one-row sort's 30 B a logit: `|` binds looser than `+`, so each of the five replacements ORs two "
+            "partial sums without a common bit (2|28, 6|24, 10|20, 18|12, 22|8), each 30; the line is unique",
         ),
     ],
 }
