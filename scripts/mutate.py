@@ -1093,6 +1093,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "the one-row sort's 30 B a logit: `|` binds looser than `+`, so each of the five replacements ORs two "
             "partial sums without a common bit (2|28, 6|24, 10|20, 18|12, 22|8), each 30; the line is unique",
         ),
+        Equivalent(
+            "*,",
+            "ReplaceBinaryOperator_Mul_Div",
+            "_vllm_band_overhead's keyword-only marker `*` -> positional-only `/` (l.772): the function is private and "
+            "its one caller (vllm_overhead) passes `band` by position and every other argument by name, which both "
+            "signatures bind alike. The text `*,` is on four more lines; their `/` mutants are killed, not excused: "
+            "kv_bytes_per_sequence and render_engine_config by test_strength_engines_s6.py::"
+            "test_the_kv_and_flag_functions_take_every_argument_by_name, runtime_overhead_bytes by "
+            "test_strength_ollama.py::test_runtime_overhead_bytes_takes_its_options_by_keyword_only, and "
+            "vllm_overhead's (its first parameter) is a syntax error",
+        ),
     ],
 }
 """Mutants that cannot change behaviour, per module: left out of the score, listed in the doc."""

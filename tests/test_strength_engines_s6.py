@@ -15,7 +15,13 @@ import pytest
 from cloudrun_gpu import limits
 from cloudrun_gpu.limits import GIB
 from cloudrun_gpu.sizing import ModelSpec, SizingRequest, catalogue_model, size
-from cloudrun_gpu.sizing.engines import MlpShape, mlp_shape, vllm_sort_sampler_bytes_per_logit
+from cloudrun_gpu.sizing.engines import (
+    MlpShape,
+    kv_bytes_per_sequence,
+    mlp_shape,
+    render_engine_config,
+    vllm_sort_sampler_bytes_per_logit,
+)
 
 LLAMA8 = catalogue_model("llama-3.1-8b")
 
@@ -182,3 +188,28 @@ def test_ollamas_scheduler_sees_the_gpu_less_exactly_the_overhead_the_plan_rende
     free = re.search(r"fits in ([0-9.]+) GiB \(GPU less OLLAMA_GPU_OVERHEAD\)", note)
     assert free is not None
     assert free.group(1) == f"{(limits.cuda_total_bytes(gpu) - overhead) / GIB:.2f}"
+
+
+# ------------------------------ the library's sizing functions, called the way a reader calls them (l.606, 983)
+
+
+def test_the_kv_and_flag_functions_take_every_argument_by_name() -> None:
+    """A library caller may name each argument (``engine=``, ``spec=``, …); the options after the bare ``*`` are
+    keyword-only. Llama-3.1-8B at 8,192 tokens of q8_0 KV on llama.cpp: 32 layers × 8 KV heads × 128 elements × 2
+    (K, V) at 34 B a 32-element block, i.e. 69,632 B a token; two slots of 8,192 tokens are ``-c 16384 -np 2``."""
+    by_name = kv_bytes_per_sequence(engine="llama.cpp", spec=LLAMA8, context=8192, kv_type="q8_0", batched_tokens=2048)
+    assert by_name == kv_bytes_per_sequence("llama.cpp", LLAMA8, 8192, "q8_0") == 32 * 8 * 128 * 2 * 34 // 32 * 8192
+    with pytest.raises(TypeError, match="positional argument"):
+        kv_bytes_per_sequence("vllm", LLAMA8, 8192, "auto", 2048, False)  # type: ignore[call-arg]
+    args, _ = render_engine_config(
+        engine="llama.cpp",
+        model_path="/models/model.gguf",
+        context=8192,
+        parallel=2,
+        kv_type="q8_0",
+        memory_fraction=0.95,
+        vram_bytes=limits.GPU_TYPES["nvidia-l4"].vram_bytes,
+    )
+    assert args[args.index("-c") + 1] == "16384" and args[args.index("-np") + 1] == "2"
+    with pytest.raises(TypeError, match="positional argument"):
+        render_engine_config("llama.cpp", "/models/model.gguf")  # type: ignore[call-arg]
