@@ -261,6 +261,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_storage.py",
     ],
     "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s6.py",
         "tests/test_strength_loadtest_s5c.py",
         "tests/test_strength_loadtest_s5b.py",
         "tests/test_strength_loadtest_s5.py",
