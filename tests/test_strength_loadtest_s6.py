@@ -13,7 +13,7 @@ PREFIX = "Continue this text: "
 
 def _prompt_words(shape: Shape, i: int) -> list[str]:
     content = shape.body(i, "m")["messages"][0]["content"]
-    assert content.startswith(PREFIX)
+    assert isinstance(content, str) and content.startswith(PREFIX)
     return content.removeprefix(PREFIX).split()
 
 
