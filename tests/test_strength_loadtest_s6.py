@@ -1,12 +1,20 @@
 """Issue 23, session 6 on ``stack/loadtest.py``: seed 161's survivor (the real-shape prompt's minimum of one word)
-and the survivors of fresh seeds drawn after it, each pinned where an operator sees it (the request body sent to the
-server, the report, the plot)."""
+and the survivors of fresh seed 171, each pinned where an operator sees it (the request body sent to the server,
+the levels read from a guidellm report, the CLI's error, a level's percentiles)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from stack.loadtest import WORDS, Shape
+from stack import loadtest
+from stack.cli import main as cli_main
+from stack.loadtest import WORDS, RequestResult, Shape, levels_from_guidellm, run_level
+from tests.test_strength_loadtest_s4 import DATA
 
 PREFIX = "Continue this text: "
 
@@ -38,3 +46,57 @@ def test_a_spread_shape_whose_draw_is_clipped_to_one_token_sends_one_word() -> N
     assert min(drawn) == 1 and any(n > 9 for n in drawn)
     for i, n in enumerate(drawn):
         assert len(_prompt_words(shape, i)) == (1 if n <= 9 else n - 8), (i, n)
+
+
+# ------------------------------------------------------------------------------ seed 171's survivors
+
+
+def test_an_older_guidellm_report_counts_the_requests_it_lists_beside_the_metrics(tmp_path: Path) -> None:
+    """A guidellm whose metrics do not carry them lists a benchmark's request counts beside ``metrics``, with the
+    strategy under ``args`` (``GenerativeBenchmark.request_totals`` and ``args: BenchmarkArgs``,
+    src/guidellm/benchmark/benchmark.py in vllm-project/guidellm at 47ce292). Such a level of 6 successful and 2
+    errored requests is reported as 8 requests with 2 errors, not as an empty level."""
+    metrics = json.loads((DATA / "guidellm-sweep.json").read_text())["benchmarks"][0]["metrics"]
+    del metrics["request_totals"]
+    benchmark = {
+        "args": {"strategy": {"type_": "concurrent", "streams": 4}},
+        "duration": 12.5,
+        "metrics": metrics,
+        "request_totals": {"successful": 6, "incomplete": 1, "errored": 2, "total": 9},
+    }
+    report = tmp_path / "benchmarks.json"
+    report.write_text(json.dumps({"benchmarks": [benchmark]}))
+    [level] = levels_from_guidellm(report)
+    assert (level.concurrency, level.requests, level.errors, level.wall_s) == (4, 8, 2, 12.5)
+
+
+def test_a_guidellm_report_without_levels_is_refused_with_how_to_run_guidellm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``loadtest --from-guidellm`` on a report with no benchmarks exits 2 and says, whole, which file and how to run
+    guidellm so that it has levels."""
+    report = tmp_path / "benchmarks.json"
+    report.write_text(json.dumps({"benchmarks": []}))
+    assert cli_main(["loadtest", "--from-guidellm", str(report)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --from-guidellm: {report}: no concurrency levels found; run guidellm with --profile kind=concurrent "
+        "and --output kind=json\n"
+    )
+
+
+def test_a_levels_inter_token_latency_percentiles_are_the_50th_and_95th_of_its_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100 requests whose tokens came 1, 2, ..., 100 ms apart: the level's ITL median is 50 ms and its p95 95 ms
+    (nearest rank), the same rule as its TTFT (tests/test_strength_loadtest_s5b.py)."""
+    itls = iter(range(1, 101))
+    lock = threading.Lock()
+
+    def fake(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> RequestResult:
+        with lock:
+            ms = next(itls)
+        return RequestResult(True, 0.1, 0.2, 3, itl_s=ms / 1000)
+
+    monkeypatch.setattr(loadtest, "stream_chat", fake)
+    level = run_level("http://x", 4, requests=100, max_seconds=60, body={}, headers={}, timeout_s=5)
+    assert level.requests == 100 and (level.itl_p50_ms, level.itl_p95_ms) == (50.0, 95.0)
