@@ -10,6 +10,7 @@ back from the code under test.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from cloudrun_gpu import limits
@@ -23,28 +24,12 @@ from cloudrun_gpu.sizing.engines import (
     vllm_sort_sampler_bytes_per_logit,
 )
 
+from tests.test_strength_vllm import swa
+
 LLAMA8 = catalogue_model("llama-3.1-8b")
 
 
 # --------------------------------------------------------------- vLLM: a sliding-window layer's blocks (l.529)
-
-
-def sliding_spec() -> ModelSpec:
-    """Layer 0 slides over 4,096 tokens, layer 1 is full attention; one KV head of K 128 + V 64 elements."""
-    return ModelSpec(
-        name="swa",
-        architecture="test",
-        n_layers=2,
-        hidden_size=256,
-        n_heads=2,
-        kv_heads=(1, 1),
-        head_dim_k=128,
-        head_dim_v=64,
-        vocab_size=1000,
-        max_context=65536,
-        n_params=10_000_000,
-        layer_windows=(4096, None),
-    )
 
 
 @pytest.mark.parametrize(
@@ -63,7 +48,7 @@ def test_a_vllm_sliding_layer_holds_window_minus_one_plus_the_batched_tokens(bat
     tokens — 384 blocks — and a window counted without its ``− 1`` would cost a 385th block per sequence."""
     plan = size(
         SizingRequest(
-            model=sliding_spec(),
+            model=swa(),  # layer 0 slides over 4,096 tokens, layer 1 is full; 1 KV head, K 128 + V 64
             engine="vllm",
             gpu="nvidia-l4",
             context_length=16384,
@@ -131,17 +116,10 @@ def moe_spec(mlp_params_per_layer: int) -> ModelSpec:
     left after the embeddings (1,000 × 256, untied: twice) and attention (256 × (2 + 1) × 256 per layer)."""
     embeddings = 2 * 1000 * 256
     attention = 2 * 256 * (2 * 256 + 1 * 256)
-    return ModelSpec(
+    return replace(
+        swa(),
         name="moe",
-        architecture="test",
-        n_layers=2,
-        hidden_size=256,
-        n_heads=2,
-        kv_heads=(1, 1),
-        head_dim_k=128,
         head_dim_v=128,
-        vocab_size=1000,
-        max_context=8192,
         n_params=embeddings + attention + 2 * mlp_params_per_layer,
         layer_windows=(None, None),
         n_experts=8,
