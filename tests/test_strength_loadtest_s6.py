@@ -1,20 +1,28 @@
 """Issue 23, session 6 on ``stack/loadtest.py``: seed 161's survivor (the real-shape prompt's minimum of one word)
-and the survivors of fresh seed 171, each pinned where an operator sees it (the request body sent to the server,
-the levels read from a guidellm report, the CLI's error, a level's percentiles)."""
+and the survivors of fresh seeds 171 and 181, each pinned where an operator sees it (the request body sent to the
+server, the levels read from a guidellm report, the CLI's output and errors, a request's and a level's times)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.llamacpp import free_port
 from stack import loadtest
 from stack.cli import main as cli_main
-from stack.loadtest import WORDS, RequestResult, Shape, levels_from_guidellm, run_level
+from stack.loadtest import WORDS, RequestResult, Shape, levels_from_guidellm, run_level, stream_chat
+from tests.stub_http import answer, serving
+from tests.test_loadtest_driver import _body, _Chat
 from tests.test_strength_loadtest_s4 import DATA
+from tests.test_strength_loadtest_s5 import _Counted, chat_server
+
+__all__ = ["chat_server"]  # a fixture, used by name
 
 PREFIX = "Continue this text: "
 
@@ -100,3 +108,76 @@ def test_a_levels_inter_token_latency_percentiles_are_the_50th_and_95th_of_its_r
     monkeypatch.setattr(loadtest, "stream_chat", fake)
     level = run_level("http://x", 4, requests=100, max_seconds=60, body={}, headers={}, timeout_s=5)
     assert level.requests == 100 and (level.itl_p50_ms, level.itl_p95_ms) == (50.0, 95.0)
+
+
+# ------------------------------------------------------------------------------ seed 181's survivors
+
+
+class _PastDone(BaseHTTPRequestHandler):
+    """Streams two content chunks, ``data: [DONE]``, then one more content chunk before it closes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        events = [json.dumps({"choices": [{"delta": {"content": w}}]}) for w in ("a", " b")]
+        events += ["[DONE]", json.dumps({"choices": [{"delta": {"content": " late"}}]})]
+        answer(self, 200, "".join(f"data: {e}\n\n" for e in events).encode(), "text/event-stream")
+
+
+def test_a_stream_ends_at_done_and_nothing_after_it_is_counted() -> None:
+    """``data: [DONE]`` ends an OpenAI-style stream: the request saw two tokens, whatever else the connection
+    carries before it closes."""
+    with serving(_PastDone) as url:
+        r = stream_chat(url, _body("hello"), {}, 30)
+    assert (r.ok, r.tokens, r.error) == (True, 2, "")
+
+
+def test_a_request_that_never_connects_reports_no_first_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens: the request failed with the connection's error, saw no token and reports a TTFT of 0, like
+    a request the server refused with an HTTP error (tests/test_strength_loadtest_s5c.py)."""
+    monkeypatch.setattr(time, "perf_counter", _Counted(1.0, 1.0))
+    r = stream_chat(f"http://127.0.0.1:{free_port()}", _body("x"), {}, 30)
+    assert (r.ok, r.tokens, r.ttft_s, r.latency_s) == (False, 0, 0, 1.0) and "refused" in r.error.lower()
+
+
+def test_a_requests_inter_token_latency_is_the_mean_time_between_its_chunks(
+    chat_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three content chunks read on a clock that says 1, 2, 3, 4, 5: the first token came 1 s after the start (2 − 1),
+    the next two 1 s apart each (3 − 2, 4 − 3): ITL 1 s, the whole request 4 s."""
+    clock = _Counted(1.0, 1.0)
+    monkeypatch.setattr(time, "perf_counter", clock)
+    r = stream_chat(chat_server, _body("hello"), {}, 30)
+    assert (r.ok, r.tokens, clock.readings) == (True, 3, 5)
+    assert (r.ttft_s, r.itl_s, r.latency_s) == (1.0, 1.0, 4.0)
+
+
+def test_a_fixed_prompt_asks_for_32_tokens_unless_max_tokens_says_otherwise(
+    chat_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--prompt`` without ``--max-tokens`` sends ``max_tokens`` 32 (its ``--help``: "32 with --prompt") and says so
+    in the workload line; ``--max-tokens 5`` sends 5."""
+    base = ["loadtest", chat_server, "--concurrency", "1", "--requests", "1", "--prompt", "hello"]
+    assert cli_main(base) == 0
+    assert "workload: one fixed prompt, max_tokens 32\n" in capsys.readouterr().err
+    assert cli_main([*base, "--max-tokens", "5"]) == 0
+    assert [seen["body"]["max_tokens"] for seen in _Chat.seen] == [32, 5]
+
+
+def test_the_seed_is_a_whole_number(chat_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--seed 007`` is seed 7 — the same requests as ``--seed 7`` — and ``--seed abc`` is refused by name before
+    anything is sent."""
+    base = ["loadtest", chat_server, "--concurrency", "1", "--requests", "2", "--prompt-tokens", "32:8"]
+    assert cli_main([*base, "--seed", "007"]) == 0
+    assert cli_main([*base, "--seed", "7"]) == 0
+    bodies = [seen["body"] for seen in _Chat.seen]
+    assert bodies[:2] == bodies[2:] and bodies[0] != bodies[1]
+    assert "(normal, seed 7, ignore_eos)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        cli_main([*base, "--seed", "abc"])
+    assert refused.value.code == 2 and "argument --seed: invalid int value: 'abc'" in capsys.readouterr().err
+    assert len(_Chat.seen) == 4
