@@ -181,3 +181,17 @@ def test_the_seed_is_a_whole_number(chat_server: str, capsys: pytest.CaptureFixt
         cli_main([*base, "--seed", "abc"])
     assert refused.value.code == 2 and "argument --seed: invalid int value: 'abc'" in capsys.readouterr().err
     assert len(_Chat.seen) == 4
+
+
+# ------------------------------------------------------------------------------ seed 191's survivor
+
+
+def test_a_sweep_need_not_start_at_one_request_in_flight(chat_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--concurrency 8,4`` measures levels 4 and 8 (any levels from 1 to 1000, in order); a level 0 among them is
+    refused with the allowed range."""
+    args = ["loadtest", chat_server, "--concurrency", "8,4", "--requests", "4", "--prompt", "hello", "--json"]
+    assert cli_main(args) == 0
+    levels = json.loads(capsys.readouterr().out)["levels"]
+    assert [(lv["concurrency"], lv["requests"], lv["errors"]) for lv in levels] == [(4, 4, 0), (8, 4, 0)]
+    assert cli_main(["loadtest", chat_server, "--concurrency", "0,4", "--prompt", "hello"]) == 2
+    assert capsys.readouterr().err == "error: --concurrency must list levels between 1 and 1000\n"
