@@ -157,7 +157,8 @@ def test_an_expert_is_never_zero_wide_even_when_the_parameter_count_leaves_nothi
 def test_ollamas_scheduler_sees_the_gpu_less_exactly_the_overhead_the_plan_renders(fraction: float) -> None:
     """The plan checks Ollama's layer scheduler against the CUDA total less the ``OLLAMA_GPU_OVERHEAD`` it renders
     (the share it reserves, R5). A library caller may ask for any fraction, 0.4 included (the stack's settings
-    allow 0.5-0.98); the note's free memory must follow from the rendered variable, whatever the fraction."""
+    allow more than 0.5, up to 0.98); the note's free memory must follow from the rendered variable, whatever the
+    fraction."""
     plan = size(SizingRequest(model=LLAMA8, engine="ollama", gpu="nvidia-l4", memory_fraction=fraction))
     gpu = limits.GPU_TYPES["nvidia-l4"]
     overhead = int(plan.engine_env["OLLAMA_GPU_OVERHEAD"])
