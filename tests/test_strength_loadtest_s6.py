@@ -195,3 +195,17 @@ def test_a_sweep_need_not_start_at_one_request_in_flight(chat_server: str, capsy
     assert [(lv["concurrency"], lv["requests"], lv["errors"]) for lv in levels] == [(4, 4, 0), (8, 4, 0)]
     assert cli_main(["loadtest", chat_server, "--concurrency", "0,4", "--prompt", "hello"]) == 2
     assert capsys.readouterr().err == "error: --concurrency must list levels between 1 and 1000\n"
+
+
+# ------------------------------------------------------------------------------ seed 201's survivors
+
+
+def test_a_header_value_may_itself_hold_colons(chat_server: str) -> None:
+    """``--header 'Name: value'`` splits at the first colon only: a value with colons of its own (a URL, a
+    timestamp) reaches the server whole, beside a plain one."""
+    args = ["loadtest", chat_server, "--concurrency", "1", "--requests", "1", "--prompt", "hello"]
+    args += ["--header", "X-Origin: https://example.com:8443/a", "--header", "Authorization: Bearer t"]
+    assert cli_main(args) == 0
+    [seen] = _Chat.seen
+    assert seen["headers"]["X-Origin"] == "https://example.com:8443/a"
+    assert seen["headers"]["Authorization"] == "Bearer t"
