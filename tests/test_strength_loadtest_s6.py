@@ -5,6 +5,7 @@ server, the levels read from a guidellm report, the CLI's output and errors, a r
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -209,3 +210,38 @@ def test_a_header_value_may_itself_hold_colons(chat_server: str) -> None:
     [seen] = _Chat.seen
     assert seen["headers"]["X-Origin"] == "https://example.com:8443/a"
     assert seen["headers"]["Authorization"] == "Bearer t"
+
+
+def test_an_informational_status_before_the_stream_is_a_failed_request_named_by_its_status() -> None:
+    """A server (or proxy) that answers ``103 Early Hints`` before its ``200`` stream: Python's http.client skips only
+    ``100 Continue`` and hands the 103 back as the response (with no body), so the driver reports that request as
+    failed with "HTTP 103", like any status other than 200 — not as a request that merely saw no tokens. (Noticed,
+    left alone: behind such a server every request counts as an error.)"""
+    srv = socket.create_server(("127.0.0.1", 0))
+    events = [json.dumps({"choices": [{"delta": {"content": "a"}}]}), "[DONE]"]
+    stream = "".join(f"data: {e}\n\n" for e in events).encode()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:"))[15:])
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n"
+                + b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+                + str(len(stream)).encode()
+                + b"\r\n\r\n"
+                + stream
+            )
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    with srv:
+        r = stream_chat(f"http://127.0.0.1:{srv.getsockname()[1]}", _body("hello"), {}, 30)
+        worker.join()
+    assert (r.ok, r.error, r.tokens, r.ttft_s) == (False, "HTTP 103", 0, 0)
