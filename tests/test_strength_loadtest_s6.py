@@ -8,13 +8,15 @@ import json
 import socket
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import gguf
 import pytest
 
-from harness.llamacpp import free_port
+from harness.llamacpp import free_port, local_args, plan_for_gguf, run_server, wait_ready
 from stack import loadtest
 from stack.cli import main as cli_main
 from stack.loadtest import WORDS, RequestResult, Shape, levels_from_guidellm, run_level, stream_chat
@@ -245,3 +247,35 @@ def test_an_informational_status_before_the_stream_is_a_failed_request_named_by_
         r = stream_chat(f"http://127.0.0.1:{srv.getsockname()[1]}", _body("hello"), {}, 30)
         worker.join()
     assert (r.ok, r.error, r.tokens, r.ttft_s) == (False, "HTTP 103", 0, 0)
+
+
+def test_each_prompt_word_is_one_entry_of_a_real_models_vocabulary(smollm2_gguf: Path) -> None:
+    """The real-shape prompt counts its length in words because each word, after a space, is one token in the BPE
+    vocabularies of the usual models: SmolLM2's GGUF (byte-level BPE, ``Ġ`` for the leading space) holds every one
+    of them whole, and a word such as "MUTATED" it does not."""
+    reader = gguf.GGUFReader(smollm2_gguf)
+    field = reader.fields["tokenizer.ggml.tokens"]
+    vocabulary = {bytes(field.parts[i]).decode("utf-8") for i in field.data}
+    assert bytes(reader.fields["tokenizer.ggml.model"].parts[-1]) == b"gpt2"
+    assert [w for w in WORDS if "Ġ" + w not in vocabulary] == [] and len(WORDS) == len(set(WORDS)) == 80
+    assert "ĠMUTATED" not in vocabulary
+
+
+@pytest.mark.slow
+def test_a_prompt_of_n_words_is_n_tokens_to_the_real_llama_server(
+    engine_env: dict[str, str], smollm2_gguf: Path, tmp_path: Path
+) -> None:
+    """llama-server's own tokenizer (``POST /tokenize``) on SmolLM2 reads the whole word list, each word after a
+    space, as exactly one token a word."""
+    plan = plan_for_gguf(smollm2_gguf, 1024, 1, "q8_0")
+    port = free_port()
+    with run_server([engine_env["LLAMA_SERVER"], *local_args(plan.engine_args, port)], port, tmp_path / "s.log") as s:
+        wait_ready(s)
+        request = urllib.request.Request(
+            s.base + "/tokenize",
+            data=json.dumps({"content": " " + " ".join(WORDS)}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer_:
+            tokens = json.loads(answer_.read())["tokens"]
+    assert len(tokens) == len(WORDS)
