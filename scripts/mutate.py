@@ -62,6 +62,7 @@ STORAGE_TESTS = ["tests/test_strength_storage.py", "tests/test_storage.py"]
 
 MODULES: dict[str, list[str]] = {
     "sizing/engines.py": [
+        "tests/test_strength_engines_s6.py",
         "tests/test_strength_ollama.py",
         *SIZING_TESTS,
         "tests/test_service.py",
@@ -266,6 +267,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_storage.py",
     ],
     "stack/loadtest.py": [
+        "tests/test_strength_loadtest_s6.py",
         "tests/test_strength_loadtest_s5c.py",
         "tests/test_strength_loadtest_s5b.py",
         "tests/test_strength_loadtest_s5.py",
@@ -589,6 +591,20 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "stack/loadtest.py": [
+        Equivalent(
+            code,
+            "own/ChangeMessage",
+            "a plotted line's `label` is shown only by a legend, and plot_levels draws none (each axis is named by its "
+            "own coloured y label): with the label text changed the PNG is byte-identical and the SVG identical up to "
+            "its random element ids (rendered and compared, session 6); the line's other strings are single words, "
+            "which ChangeMessage does not touch",
+        )
+        for code in (
+            'ax.plot(xs, [lv.tokens_per_s for lv in levels], "o-", color="tab:blue", label="output tokens/s")',
+            'ax2.plot(xs, [lv.ttft_p95_s for lv in levels], "s--", color="tab:red", label="p95 TTFT")',
+        )
+    ]
+    + [
         Equivalent(
             "last = 0.0",
             "NumberReplacer",
@@ -1127,6 +1143,23 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Eq_LtE",
             "`engine <= 'llama.cpp'` differs only for names sorting before 'llama.cpp'; the engines are "
             "llama.cpp, ollama and vllm (both sort after), and size() refuses any other name first",
+        ),
+        Equivalent(
+            "return 2 + 4 + 4 + 8 + 4 + 8",
+            "ReplaceBinaryOperator_Add_BitOr",
+            "the one-row sort's 30 B a logit: `|` binds looser than `+`, so each of the five replacements ORs two "
+            "partial sums without a common bit (2|28, 6|24, 10|20, 18|12, 22|8), each 30; the line is unique",
+        ),
+        Equivalent(
+            "*,",
+            "ReplaceBinaryOperator_Mul_Div",
+            "_vllm_band_overhead's keyword-only marker `*` -> positional-only `/` (l.772): the function is private and "
+            "its one caller (vllm_overhead) passes `band` by position and every other argument by name, which both "
+            "signatures bind alike. The text `*,` is on four more lines; their `/` mutants are killed, not excused: "
+            "kv_bytes_per_sequence and render_engine_config by test_strength_engines_s6.py::"
+            "test_the_kv_and_flag_functions_take_every_argument_by_name, runtime_overhead_bytes by "
+            "test_strength_ollama.py::test_runtime_overhead_bytes_takes_its_options_by_keyword_only, and "
+            "vllm_overhead's (its first parameter) is a syntax error",
         ),
     ],
 }
