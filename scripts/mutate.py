@@ -334,6 +334,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "container/cache/semcache/embed.py": ["tests/test_strength_cache_embed_s4.py", *CACHE_TESTS],
     "container/cache/semcache/guard.py": [
+        "tests/test_strength_cache_guard_s6.py",
         "tests/test_strength_cache_guard_s5.py",
         "tests/test_strength_cache_guard_s4.py",
         *CACHE_TESTS,
