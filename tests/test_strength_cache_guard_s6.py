@@ -85,6 +85,25 @@ def test_a_word_that_only_starts_like_a_negation_is_not_one(
     )
 
 
+# --- seed 181, l.316: a question that names a word and its negation is not its own negation ----------------------
+
+
+def test_a_question_naming_both_a_word_and_its_negation_still_hits_its_paraphrase(
+    cache: str, stub: tuple[StubUpstream, str], embedder: Embedder
+) -> None:
+    """The negation check refuses a candidate whose prompt uses "unsafe" where the other uses "safe"; a question that
+    asks about both ("safe vs unsafe", "valid and … invalid") is compared with a rewording of itself that asks about
+    both too, and gets the cached answer."""
+    assert_paraphrase_hits(cache, stub, embedder, "Explain safe vs unsafe Rust", "Explain safe versus unsafe Rust")
+    assert_paraphrase_hits(
+        cache,
+        stub,
+        embedder,
+        "Which of these email addresses are valid and which are invalid?",
+        "Which of these email addresses are valid, and which invalid?",
+    )
+
+
 # --- seed 171, l.190: a digit ordinal is a position, as its word is (a bug the survivor showed) -----------------
 
 
@@ -175,3 +194,23 @@ def test_a_month_is_read_as_its_calendar_number(name: str, number: int) -> None:
     """What the scope key hashes for a month is its calendar number (and the same for its abbreviation): the
     pinned keys above stay valid exactly while these do."""
     assert markers(f"Any holidays in {name} 5?") == [f"month:{number}"]
+
+
+# --- seed 181, l.238: a capitalised class word or stop word is not a proper noun ----------------------------------
+
+
+def test_a_capitalised_class_word_is_still_that_word(
+    cache: str, stub: tuple[StubUpstream, str], embedder: Embedder
+) -> None:
+    """ "Sort these numbers in Descending order" is "… in descending order" with a capital for emphasis: the word is
+    read as its contrast class, not as a name, so the cached answer is given."""
+    assert_paraphrase_hits(
+        cache, stub, embedder, "Sort these numbers in Descending order", "Sort these numbers in descending order"
+    )
+    assert_paraphrase_hits(
+        cache,
+        stub,
+        embedder,
+        "Write a Formal email asking for a day off, Please",
+        "Write a formal email asking for a day off, please",
+    )
