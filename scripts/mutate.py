@@ -347,6 +347,7 @@ SHIPPED: dict[str, list[str]] = {
         *CACHE_TESTS,
     ],
     "container/cache/semcache/guard.py": [
+        "tests/test_strength_cache_guard_s6.py",
         "tests/test_strength_cache_guard_s5.py",
         "tests/test_strength_cache_guard_s4.py",
         *CACHE_TESTS,
@@ -791,6 +792,25 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ReplaceComparisonOperator_Eq_GtE",
             "`name` only takes the loop's two literals, 'n' and 'best_of': 'n' >= 'n' and 'best_of' < 'n' ('b' sorts "
             "before 'n'), so `name >= 'n'` is true for 'n' alone, exactly as `== 'n'` is",
+        ),
+    ],
+    "container/cache/semcache/guard.py": [
+        Equivalent(
+            '"a an the is are was were be been being am do does did doing have has had having i me my we our you "',
+            "own/ChangeMessage",
+            "the one change of `_STOP`'s word string adds the word `MUTATED` (upper case) and keeps every listed "
+            "word; `_STOP` is only looked up with lower-cased words (`proper_nouns`: `m.group(0).lower()`; "
+            "`content_words`: only `not code` tokens, which are `part.lower()`), so no lookup ever equals `MUTATED` "
+            "and every prompt's proper nouns and content words are the same",
+        ),
+        Equivalent(
+            '"celsius fahrenheit kelvin centigrade km kilometer kilometers kilometre kilometres mile miles meter '
+            'meters "',
+            "own/ChangeMessage",
+            "the one change of `_NAMED`'s word string adds the word `MUTATED` (upper case) to `_NAMED_SET` and keeps "
+            "every listed word; `_NAMED_SET` is only looked up in `markers`, with words `re.findall(r'[a-z]…', low)` "
+            "takes from the lower-cased text (and their `[:-1]`), so no lookup ever equals `MUTATED` and every "
+            "prompt's markers are the same",
         ),
     ],
     "container/prompt_cache.py": [

@@ -187,18 +187,24 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*)([A-Z][a-z]+)")
 
 
 def _number_value(token: str) -> str:
-    t = token.lower().rstrip("stndrh") if token[-2:].lower() in ("st", "nd", "rd", "th") else token
+    """A number in digits as the guard compares it: ``1,000`` = ``1000``, ``2.0`` = ``2``; one with an ordinal
+    suffix is a position, ``5th`` = ``#5`` as ``fifth`` is, never the count ``5`` ("the 5th largest city" and
+    "the 5 largest cities" embed at 0.97 and ask different things)."""
+    ordinal = token[-2:].lower() in ("st", "nd", "rd", "th")
+    t = token.lower().rstrip("stndrh") if ordinal else token
     t = t.replace(",", "")
     try:
         v = float(t)
     except ValueError:
         return token
-    return repr(int(v)) if v == int(v) else repr(v)
+    value = repr(int(v)) if v == int(v) else repr(v)
+    return f"#{value}" if ordinal else value
 
 
 def numbers(text: str) -> list[str]:
-    """Every number in ``text`` in order, digits and words alike (``three`` = ``3``; "twenty five" = 20, 5
-    as written: both spellings of one prompt list the same values only when written the same way)."""
+    """Every number in ``text`` in order, digits and words alike (``three`` = ``3``, ``5th`` = ``fifth`` = ``#5``;
+    "twenty five" = 20, 5 as written: both spellings of one prompt list the same values only when written the same
+    way)."""
     out: list[str] = []
     for m in re.finditer(r"[A-Za-z][A-Za-z-]*|" + _NUMBER.pattern, text):
         tok = m.group(0)
