@@ -37,3 +37,14 @@ def test_each_iap_invoker_grant_is_made_in_the_stacks_project_under_its_regions_
         assert g.inputs["project"] == PROJECT_ID, g.name
         assert g.registration is not None
         assert g.registration.parent == services[g.name.removesuffix("-invoker-iap")], g.name
+
+
+def test_the_iap_service_agent_is_made_in_the_stacks_project() -> None:
+    """compose.py:808 (seed 181, the agent's ``project=cfg.project`` dropped survived). IAP's service agent
+    (``service-<number>@gcp-sa-iap.iam.gserviceaccount.com``) is created for the stack's project, the one whose
+    services it is then granted ``run.invoker`` on; without it, the provider's fallback project gets it."""
+    door = _section("frontdoor") | {"iap": IAP}
+    flat = {**_flat(frontdoor=door), "gcp:project": PROJECT_ID}
+    r = Rendered(render_program(ROOT / "__main__.py", "multi", flat))
+    agent = r.one("gcp:projects/serviceIdentity:ServiceIdentity").inputs
+    assert (agent["service"], agent["project"]) == ("iap.googleapis.com", PROJECT_ID)
