@@ -10,6 +10,7 @@ from cloudrun_gpu.service import TOKEN as SERVICE_TOKEN
 
 from stack.render import render_program
 from tests.conftest import ROOT, Rendered
+from tests.test_build import deploy, flat_config, gpu_services
 from tests.test_multiregion import _flat, _section
 from tests.test_validation_first import PROJECT_ID
 
@@ -48,3 +49,12 @@ def test_the_iap_service_agent_is_made_in_the_stacks_project() -> None:
     r = Rendered(render_program(ROOT / "__main__.py", "multi", flat))
     agent = r.one("gcp:projects/serviceIdentity:ServiceIdentity").inputs
     assert (agent["service"], agent["project"]) == ("iap.googleapis.com", PROJECT_ID)
+
+
+def test_your_own_engine_image_is_what_the_service_deploys() -> None:
+    """compose.py:847 (seed 181, ``cfg.engine.image or ""`` → ``and`` survived the module's test list; only
+    tests/test_build.py, not in that list, read it). With ``engine.image`` set nothing is built, and the Cloud Run
+    service's container runs exactly the image the user wrote (not an empty image name)."""
+    own = "europe-west1-docker.pkg.dev/my-project/mine/llama:v1"
+    (svc,) = gpu_services(deploy("dev", flat_config("dev", engine={"image": own})))
+    assert svc.inputs["template"]["containers"][0]["image"] == own
