@@ -1217,8 +1217,8 @@ ISSUE_CLASSES: list[tuple[str, str, str, str, str]] = [
     (
         "OLLAMA_GPU_OVERHEAD / instead of *",
         "sizing/engines.py",
-        '"OLLAMA_GPU_OVERHEAD": str(int(vram_bytes * (1 - memory_fraction)))',
-        '"OLLAMA_GPU_OVERHEAD": str(int(vram_bytes / (1 - memory_fraction)))',
+        "return int(vram_bytes * (1 - memory_fraction))",
+        "return int(vram_bytes / (1 - memory_fraction))",
         "sizing",
     ),
     (
@@ -1287,7 +1287,13 @@ ISSUE_CLASSES: list[tuple[str, str, str, str, str]] = [
     ),
     ("Gemma 2 GGUF default pattern lost", "sizing/readers.py", '"gemma2": 2, ', '"gemma2": 1, ', "readers"),
     ("param estimate: MLP 2x", "sizing/readers.py", "mlp = 3 * hidden * ffn", "mlp = 2 * hidden * ffn", "readers"),
-    ("param estimate: ffn default", "sizing/readers.py", "ffn or 4 * hidden", "ffn or hidden", "readers"),
+    (
+        "param estimate: ffn default",
+        "sizing/readers.py",
+        'ffn = mlp["intermediate_size"] or 4 * hidden',
+        'ffn = mlp["intermediate_size"] or hidden',
+        "readers",
+    ),
     (
         "labels missing from service",
         "service/__init__.py",

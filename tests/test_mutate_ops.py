@@ -111,3 +111,16 @@ def test_a_score_just_under_the_bar_is_not_printed_as_reaching_it() -> None:
     assert row(27, 3) == "| `x.py` | 100 | 30 | 27 / 30 | 90 % | 0 | 0 | 30, 1, d |"
     assert row(28, 1, 1) == "| `x.py` | 100 | 30 | 28 / 29 | 96 % | 1 | 0 | 30, 1, d |"
     assert row(0, 0, 2).split(" | ")[4] == "n/a"
+
+
+def test_every_hand_written_issue_class_still_finds_its_original_text() -> None:
+    """``--classes`` applies each issue class by replacing its original text; a refactor that moves the text makes
+    the class report STALE instead of being checked (two were, unnoticed, after the engine profiles moved the
+    Ollama overhead into ``ollama_gpu_overhead`` and the parameter estimate's line changed)."""
+    m = _mutate()
+    stale = [
+        name
+        for name, module, old, _new, _area in m.ISSUE_CLASSES
+        if (ROOT / m.LIB / module).read_text().count(old) != 1
+    ]
+    assert stale == []

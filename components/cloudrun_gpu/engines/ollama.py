@@ -15,7 +15,7 @@ from cloudrun_gpu.engines.llamacpp import read_llama_cpp_log
 from cloudrun_gpu.engines.logs import NUM, LogFacts, last, size_bytes
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.loading import ollama_model_parameters
-from cloudrun_gpu.sizing.engines import OLLAMA_INTERNAL_PORT
+from cloudrun_gpu.sizing.engines import OLLAMA_INTERNAL_PORT, ollama_gpu_overhead
 
 if TYPE_CHECKING:
     from cloudrun_gpu.build.image import BuildStep
@@ -50,7 +50,7 @@ class OllamaProfile(EngineProfile):
             "OLLAMA_FLASH_ATTENTION": "1",
             "OLLAMA_KEEP_ALIVE": "-1",
             "OLLAMA_MAX_LOADED_MODELS": "1",
-            "OLLAMA_GPU_OVERHEAD": str(int(r.vram_bytes * (1 - r.memory_fraction))),
+            "OLLAMA_GPU_OVERHEAD": str(ollama_gpu_overhead(r.vram_bytes, r.memory_fraction)),
             MODEL_ENV: r.model_path,
         }
         return [], env
