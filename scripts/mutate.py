@@ -344,7 +344,11 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_cache_auth.py",
         *CACHE_TESTS,
     ],
-    "container/cache/semcache/identity.py": ["tests/test_strength_cache_identity_s4.py", *CACHE_TESTS],
+    "container/cache/semcache/identity.py": [
+        "tests/test_strength_cache_identity_s6.py",
+        "tests/test_strength_cache_identity_s4.py",
+        *CACHE_TESTS,
+    ],
     "container/cache/semcache/keys.py": [
         "tests/test_strength_cache_keys_s5.py",
         "tests/test_strength_cache_keys_s4.py",
