@@ -1,6 +1,7 @@
-"""Mutation-strength tests (issue 23, session 6, seed 101's survivor) for who is calling, ``semcache/identity.py``:
-Google's certificates are fetched for the first caller whatever the monotonic clock reads, so a caller with a valid
-token is served from the cache from the first request on.
+"""Mutation-strength tests (issue 23, session 6, survivors of seeds 101 and 171) for who is calling,
+``semcache/identity.py``: Google's certificates are fetched for the first caller whatever the monotonic clock reads
+(so a caller with a valid token is served from the cache from the first request on), and a caller's entries are
+kept in the store under the documented tenant, which every revision sharing the store must derive alike.
 
 Real parts: the real cache app over HTTP, a real store, the counting stand-in upstream, and ID tokens signed by
 the local issuer of ``test_cache_support``. Google's certificate endpoint is a mock transport (no network) that
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import redis
 
 from .conftest import ROOT
 from .test_cache import chat, content
@@ -60,3 +62,30 @@ def test_the_first_caller_is_verified_whatever_the_monotonic_clock_reads(
     assert second.headers["x-cache"] == "hit" and content(second) == content(first)
     assert len(upstream.calls) == calls + 1, "the second answer came from the cache, not the model"
     assert fetches == [GOOGLE_CERTS_URL], "Google's certificates are fetched once, for the first caller"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "tenant"),
+    [  # printf '%s' '["google-id-token","<issuer>","tenant-key-format"]' | sha256sum | cut -c1-32
+        ("https://accounts.google.com", "e2c0471dfc38ac5433634cebb491d2ee"),
+        ("accounts.google.com", "ca4a06bff79383dca1aeb69338d5fe39"),
+    ],
+)
+def test_a_callers_entries_are_stored_under_the_documented_tenant(
+    stub: tuple[StubUpstream, str], store: StoreServer, issuer: str, tenant: str
+) -> None:
+    """The tenant is the store's key format, not a private detail: every revision of the cache that shares one
+    store (a rollout serves old and new side by side) must derive the same tenant for a caller, or it misses
+    the caller's entries and leaves them to crowd the others' until their TTL. docs/cache.md gives it as the
+    JSON array ``["google-id-token", iss, sub]``; the store names keys ``s1:e:<tenant>:…`` and
+    ``s1:age:<tenant>`` and tags each entry with it. The expected tenants are computed outside Python (the
+    command above), so a change to the array, its separators or the digest's length shows here."""
+    header = {"authorization": f"Bearer {ISSUER.token('tenant-key-format', iss=issuer)}"}
+    valkey = redis.Redis(port=store.port, decode_responses=True)
+    before = set(valkey.scan_iter("s1:e:*"))
+    with run_cache(stub[1], store.port, None, semantic=False) as base:
+        first = chat(base, f"Where is my entry kept {uuid.uuid4().hex[:6]}?", header)
+    assert first.headers["x-cache"] == "miss"
+    (key,) = set(valkey.scan_iter("s1:e:*")) - before
+    assert key.startswith(f"s1:e:{tenant}:") and valkey.hget(key, "tenant") == tenant
+    assert valkey.zscore(f"s1:age:{tenant}", key) is not None
