@@ -25,6 +25,7 @@ from .test_cache import chat, content
 from .test_cache import store as store
 from .test_cache import stub as stub
 from .test_cache_support import ISSUER, StoreServer, StubUpstream, run_cache, signed_caller
+from .test_strength_cache_identity_s4 import Certs
 
 sys.path.insert(0, str(ROOT / "container" / "cache"))
 from semcache import identity
@@ -89,3 +90,36 @@ def test_a_callers_entries_are_stored_under_the_documented_tenant(
     (key,) = set(valkey.scan_iter("s1:e:*")) - before
     assert key.startswith(f"s1:e:{tenant}:") and valkey.hget(key, "tenant") == tenant
     assert valkey.zscore(f"s1:age:{tenant}", key) is not None
+
+
+@pytest.mark.parametrize(
+    "cache_control",
+    [
+        "public, max-age=100, s-maxage=900, must-revalidate, no-transform",
+        "max-age=100, stale-while-revalidate=600, stale-if-error=86400",
+        "max-age=100, community=7",
+    ],
+)
+def test_only_max_age_sets_how_long_googles_certificates_are_kept(
+    monkeypatch: pytest.MonkeyPatch, cache_control: str
+) -> None:
+    """Google's certificate endpoint answers with a Cache-Control header (``public, max-age=…, must-revalidate,
+    no-transform``); only ``max-age`` says how long this client may keep the certificates. Other directives that
+    carry numbers (``s-maxage`` is for shared caches, RFC 9111 §5.2.2.10; RFC 5861's ``stale-*``) and
+    unrecognised extensions ("Unrecognized cache-directives MUST be ignored", RFC 2616 §14.9.6, whose example
+    extension is ``community``) must not: the certificates are reused until 100 s and fetched again at 100 s."""
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(identity, "time", SimpleNamespace(monotonic=lambda: clock.now, time=time.time))
+    google = Certs(cache_control)
+
+    async def run() -> list[dict[str, str]]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(google.handler)) as client:
+            certs = GoogleCerts(client)
+            seen = [dict(await certs())]
+            clock.now = 1099.5
+            seen.append(dict(await certs()))
+            clock.now = 1100.0
+            seen.append(dict(await certs()))
+            return seen
+
+    assert asyncio.run(run()) == [{"k": "PEM1"}, {"k": "PEM1"}, {"k": "PEM2"}]
