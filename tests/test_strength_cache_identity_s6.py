@@ -24,12 +24,12 @@ from .conftest import ROOT
 from .test_cache import chat, content
 from .test_cache import store as store
 from .test_cache import stub as stub
-from .test_cache_support import ISSUER, StoreServer, StubUpstream, run_cache, signed_caller
+from .test_cache_support import AUDIENCE, ISSUER, StoreServer, StubUpstream, run_cache, signed_caller
 from .test_strength_cache_identity_s4 import Certs
 
 sys.path.insert(0, str(ROOT / "container" / "cache"))
 from semcache import identity
-from semcache.identity import GOOGLE_CERTS_URL, GoogleCerts
+from semcache.identity import GOOGLE_CERTS_URL, GoogleCerts, Principal, Verifier
 
 
 @pytest.mark.parametrize("reading", [0.0, 0.5])
@@ -123,3 +123,14 @@ def test_only_max_age_sets_how_long_googles_certificates_are_kept(
             return seen
 
     assert asyncio.run(run()) == [{"k": "PEM1"}, {"k": "PEM1"}, {"k": "PEM2"}]
+
+
+def test_a_verifier_trusts_no_stripped_token_unless_told_to() -> None:
+    """Fail closed: anyone can write ``SIGNATURE_REMOVED_BY_GOOGLE`` after a victim's claims, so a verifier made
+    without ``trust_cloud_run_iam`` (the cache in front of a public service, or any new caller of the class)
+    gives no principal for it, and the decision log says why."""
+    header, payload, _ = ISSUER.token("someone-else").split(".")
+    headers = {"authorization": f"Bearer {header}.{payload}.{identity.STRIPPED}"}
+    assert asyncio.run(Verifier([AUDIENCE], ISSUER.certs).principal(headers)) == (None, "caller identity not verified")
+    trusted = asyncio.run(Verifier([AUDIENCE], ISSUER.certs, trust_cloud_run_iam=True).principal(headers))
+    assert trusted == (Principal("https://accounts.google.com", "someone-else"), "")
