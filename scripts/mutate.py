@@ -638,6 +638,17 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "derived_name_problems keeps them as dict values under a (str, str, str) key, never in a set or as a "
             "key); equality and repr are the same; grep finds DerivedName and derived_names nowhere else",
         ),
+        Equivalent(
+            "for cache in rcfg.registry.remote_caches:",
+            "ZeroIterationForLoop",
+            "the remote caches' repository ids (`<repository_id>-<cache>`) can never fail derived_name_problems, so "
+            "leaving them out of derived_names changes no error: their pattern and length are RegistrySettings' "
+            "own rule, checked by read_config before prepare runs, for the stack's and each region's registry "
+            "(registry/__init__.py `problems`: REPOSITORY_ID_PATTERN, 1-63 of [a-z0-9-], the same rule as "
+            "limits.AR_REPOSITORY_ID, refused naming repository_id), a cache listed twice is refused there too, "
+            "and within a region (the ids' scope; a region is listed once, stack/config.py) `<repo>-<cache>` "
+            "differs from `<repo>` and from every other cache's id; no other Artifact Registry id is derived",
+        ),
     ],
     "stack/loadtest.py": [
         Equivalent(
