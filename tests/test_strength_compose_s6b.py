@@ -53,3 +53,14 @@ def test_a_dollar_in_the_bucket_folder_is_where_the_model_is_staged_marked_and_b
     assert shlex.split(steps[-1][-1])[-1] == staging["MARKER"] == f"gs://{bucket}/.cloudrun-gpu/staged/{prefix}"
     (stage_model, *_) = _as_run(image)
     assert stage_model[:4] == ["storage", "rsync", "--recursive", f"gs://{bucket}/{prefix}"]
+
+
+def test_a_dollar_in_a_baked_model_directorys_name_is_the_folder_the_image_build_fills() -> None:
+    """vLLM's image method bakes the model directory as ``container/model/<model.file>/`` (the engine's ``--model``
+    path): a ``$_Y`` in ``model.file`` is that folder's literal name, not a substitution the build is not given.
+    Written after seed 191 (it does not count for that row)."""
+    rs = deploy("prod", flat_config("prod", model={"file": "gemma$_Y"}, loading={"method": "image"}))
+    (image,) = [r.inputs["environment"] for r in rs if r.name == "llm-image-submit"]
+    assert json.loads(image["CLOUDBUILD_CONFIG"])["substitutions"] == {"_MODEL_BUCKET": "set-me"}
+    stage_model = _as_run(image)[0]
+    assert stage_model[-1] == "container/model/gemma$_Y/"
