@@ -239,6 +239,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_multiregion.py",
     ],
     "stack/compose.py": [
+        "tests/test_strength_compose_s6b.py",
         "tests/test_strength_compose_s6.py",
         "tests/test_strength_compose_s4.py",
         "tests/test_strength_compose_3.py",
@@ -606,6 +607,51 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "either way), emptiness (FrontDoorArgs's backend service_name) or None (service bucket_name, the "
             "internal front door's network), which the prefixed text `MUTATED <wired at registration>` passes "
             "alike; grep finds the text nowhere else (tests/test_prepare_register.py uses compose.PENDING)",
+        ),
+    ]
+    + [
+        Equivalent(
+            code,
+            op,
+            "the staging and image-build configs use no user substitution but `${_MODEL_BUCKET}`: every text of the "
+            "user's that reaches their steps or images is escaped (`$` -> `$$`, cloudrun_gpu.build.image.literal: "
+            "the bash scripts via stack/cloudbuild.py `_sh`, model.object_prefix in the upload, marker and "
+            "stage-model paths, model.file in the baked target, every docker --build-arg value) or is a name "
+            "validated without `$` (project PROJECT_PATTERN, region REGION_PATTERN, registry.repository_id "
+            "AR_REPOSITORY_ID, the image tag `tag_safe` + hex), the rest being constants (images, step ids, "
+            "build-arg keys, the trigger's hex), so `substitutions_used` returns `{'_MODEL_BUCKET'}` or nothing "
+            "(pinned for a `$_X` folder by tests/test_strength_compose_s6b.py). For that key `>=` and `<=` hold as "
+            "`==` does, and `is not` holds too: `substitutions_used` returns a substring the regex cut from "
+            "json.dumps' text, a new str object, never the module constant (checked: `k is MODEL_BUCKET` is False, "
+            "`k == MODEL_BUCKET` True); the strict `<`, `>`, `!=` and `is` drop it and are not excused",
+        )
+        for code in (
+            "substitutions={k: PENDING for k in substitutions_used(config) if k == MODEL_BUCKET},",
+            "substitutions={k: PENDING for k in substitutions_used(build_config.to_dict()) if k == MODEL_BUCKET},",
+        )
+        for op in ("_Eq_IsNot", "_Eq_GtE", "_Eq_LtE")
+    ]
+    + [
+        Equivalent(
+            "@dataclass(frozen=True)",
+            "own/DropKeyword",
+            "the only `@dataclass(frozen=True)` in stack/compose.py is DerivedName's, and frozen changes two things "
+            "no code exercises: assignment to a field (nothing assigns one: derived_names builds each, "
+            "derived_name_problems and tests/test_prepare_register.py only read `rule`, `name`, `setting`, `what`, "
+            "`region`) and hashing (eq=True without frozen sets `__hash__` to None, but no DerivedName is hashed: "
+            "derived_name_problems keeps them as dict values under a (str, str, str) key, never in a set or as a "
+            "key); equality and repr are the same; grep finds DerivedName and derived_names nowhere else",
+        ),
+        Equivalent(
+            "for cache in rcfg.registry.remote_caches:",
+            "ZeroIterationForLoop",
+            "the remote caches' repository ids (`<repository_id>-<cache>`) can never fail derived_name_problems, so "
+            "leaving them out of derived_names changes no error: their pattern and length are RegistrySettings' "
+            "own rule, checked by read_config before prepare runs, for the stack's and each region's registry "
+            "(registry/__init__.py `problems`: REPOSITORY_ID_PATTERN, 1-63 of [a-z0-9-], the same rule as "
+            "limits.AR_REPOSITORY_ID, refused naming repository_id), a cache listed twice is refused there too, "
+            "and within a region (the ids' scope; a region is listed once, stack/config.py) `<repo>-<cache>` "
+            "differs from `<repo>` and from every other cache's id; no other Artifact Registry id is derived",
         ),
     ],
     "stack/loadtest.py": [

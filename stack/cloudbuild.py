@@ -158,8 +158,12 @@ def source_staging_dir(bucket: str) -> str:
     return f"gs://{bucket}/{STATE_DIR}/source"
 
 
-def staging_marker(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}") -> str:
-    return f"gs://{bucket}/{STATE_DIR}/staged/{vs.config.model.object_prefix.strip('/')}"
+def staging_marker(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}", *, in_step: bool = False) -> str:
+    """The object whose content is the trigger of the last staging. ``in_step``: as a bash word in a Cloud Build
+    step, the user's folder shell-quoted and its ``$`` escaped for Cloud Build (a ``$`` or a space in
+    ``model.object_prefix`` would otherwise mark another object than the one the stack reads)."""
+    prefix = vs.config.model.object_prefix.strip("/")
+    return f"gs://{bucket}/{STATE_DIR}/staged/{_sh(shlex.quote(prefix)) if in_step else prefix}"
 
 
 def _docker_hub(vs: ValidatedStack, ref: str) -> str:
@@ -215,7 +219,7 @@ def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[
 
 def _sh(text: str) -> str:
     """A bash script as a Cloud Build arg: every ``$`` escaped (Cloud Build reads ``$X`` as a substitution)."""
-    return text.replace("$", "$$")
+    return image_lib.literal(text)
 
 
 def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str, Any]:
@@ -305,7 +309,8 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
                 *("storage", "rsync", "--recursive", "--delete-unmatched-destination-objects"),
                 "--exclude=^\\.cache/",  # huggingface_hub's download metadata (<local-dir>/.cache/huggingface)
                 upload_dir,
-                f"gs://${{{MODEL_BUCKET}}}/{prefix}",
+                # The user's folder taken literally (a `$` in it is not a substitution).
+                f"gs://${{{MODEL_BUCKET}}}/{_sh(prefix)}",
             ],
         }
     )
@@ -314,7 +319,7 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
             "id": "mark-staged",
             "name": CLOUD_SDK,
             "entrypoint": "bash",
-            "args": ["-c", f"printf '%s' {trigger} | gcloud storage cp - {staging_marker(vs)}"],
+            "args": ["-c", f"printf '%s' {trigger} | gcloud storage cp - {staging_marker(vs, in_step=True)}"],
         }
     )
     disk_gb = min(int(limits.CLOUD_BUILD_DISK_MAX_GB.value), max(MIN_DISK_GB, ceil(vs.sizing.weights_bytes * 4 / GIB)))

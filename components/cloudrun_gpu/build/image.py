@@ -112,6 +112,15 @@ class BuildConfig:
         return config
 
 
+def literal(text: str) -> str:
+    """``text`` as literal text in a Cloud Build step: every ``$`` doubled (``$$`` is Cloud Build's literal ``$``;
+    a bare ``$_NAME`` or ``${_NAME}`` is read as a user substitution, and one the build is not given takes the
+    config's default: https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values). User text
+    (a bucket folder, a file name, a build arg) goes through it, so the only user substitution a config of ours
+    uses is the one its template writes, ``${_MODEL_BUCKET}``."""
+    return text.replace("$", "$$")
+
+
 def substitutions_used(config: dict[str, Any]) -> set[str]:
     """User-defined substitutions the steps and images reference (after ``$$`` escapes are removed)."""
     text = json.dumps([config.get("steps", []), config.get("images", [])]).replace("$$", "")
@@ -238,14 +247,14 @@ def image_build_config(
         prefix = serving.model.object_prefix.strip("/")
         # A directory model (vLLM): the prefix *is* the model directory, staged as model/<file>/ so it lands at
         # /models/<file>, the engine's --model path. A file model (GGUF): the prefix holds the file.
-        target = f"{context}/model/{serving.model.file}/" if engine.model_is_directory else f"{context}/model/"
+        target = f"{context}/model/{literal(serving.model.file)}/" if engine.model_is_directory else f"{context}/model/"
         # rsync "copies to and updates objects at DESTINATION to match SOURCE" (the prefix's contents, nested
         # folders included): https://cloud.google.com/sdk/gcloud/reference/storage/rsync
         steps.append(
             BuildStep(
                 "stage-model",
                 CLOUD_SDK,
-                ["storage", "rsync", "--recursive", f"gs://{bucket}/{prefix}", target],
+                ["storage", "rsync", "--recursive", f"gs://{bucket}/{literal(prefix)}", target],
                 entrypoint="gcloud",
             )
         )
@@ -255,7 +264,7 @@ def image_build_config(
     build_args.update(engine.build_args(serving, plan.sizing.engine_args, pin.build_args, upstream_cache))
     docker_args = ["build", "-f", f"{context}/{engine.dockerfile}", "-t", image]
     for k, v in build_args.items():
-        docker_args += ["--build-arg", f"{k}={v.replace('$', '$$')}"]
+        docker_args += ["--build-arg", f"{k}={literal(v)}"]
     docker_args.append(context)
     steps.append(BuildStep("build-image", DOCKER, docker_args, env=["DOCKER_BUILDKIT=1"]))
     return BuildConfig(steps=steps, images=[image], disk_gb=disk_gb, machine_type=limits.CLOUD_BUILD_MACHINE)
