@@ -210,6 +210,7 @@ MODULES: dict[str, list[str]] = {
     "pricing.py": ["tests/test_strength_pricing.py", "tests/test_pricing.py"],
     "build/image.py": [
         "tests/test_strength_build_image.py",
+        "tests/test_strength_compose_s6b.py",
         "tests/test_build.py",
         "tests/test_container.py",
         "tests/test_storage.py",
@@ -264,6 +265,7 @@ SHIPPED: dict[str, list[str]] = {
     ],
     "stack/cloudbuild.py": [
         "tests/test_strength_cloudbuild_s4b.py",
+        "tests/test_strength_compose_s6b.py",
         "tests/test_strength_cloudbuild_s4.py",
         "tests/test_build.py",
         "tests/test_container.py",
@@ -448,7 +450,8 @@ class Equivalent:
     code: str
     """The original source line, stripped (stable while other lines move)."""
     operator: str
-    """A substring of Cosmic Ray's operator name (e.g. ``ReplaceComparisonOperator_Lt_LtE``)."""
+    """A part of the operator's name, whole at ``/`` and ``_`` (e.g. ``ReplaceComparisonOperator_Lt_LtE``,
+    ``NumberReplacer``, ``own/ChangeMessage``): :func:`operator_matches`."""
     reason: str
 
 
@@ -1572,9 +1575,16 @@ def unevaluated_annotations(source: str) -> list[Span]:
     return [((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in found]
 
 
+def operator_matches(entry: str, operator: str) -> bool:
+    """Whether an :class:`Equivalent` entry's operator names ``operator``: a part of its name cut at ``/`` or ``_``
+    on both sides, so ``Gt_Lt`` names ``…_Gt_Lt`` but not ``…_Gt_LtE`` and ``Eq_Is`` not ``…_Eq_IsNot`` (a plain
+    substring did, and excused mutants the entry's proof does not cover)."""
+    return re.search(rf"(?:^|[/_]){re.escape(entry)}(?:$|_)", operator) is not None
+
+
 def equivalence(module: str, code: str, operator: str, span: Span, annotations: list[Span]) -> str:
     for eq in EQUIVALENT.get(module, []):
-        if eq.code == code.strip() and eq.operator in operator:
+        if eq.code == code.strip() and operator_matches(eq.operator, operator):
             return eq.reason
     if any(lo <= span[0] and span[1] <= hi for lo, hi in annotations):
         return ANNOTATION_REASON

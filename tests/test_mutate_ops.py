@@ -124,3 +124,19 @@ def test_every_hand_written_issue_class_still_finds_its_original_text() -> None:
         if (ROOT / m.LIB / module).read_text().count(old) != 1
     ]
     assert stale == []
+
+
+def test_an_equivalent_entry_names_whole_operators_not_their_prefixes() -> None:
+    """An entry proven for ``>`` → ``<`` must not excuse ``>`` → ``<=`` (``Gt_Lt`` is a substring of ``Gt_LtE``),
+    nor ``Eq_Is`` excuse ``Eq_IsNot``; a family named by its common part (``Eq``) still covers its members."""
+    m = _mutate()
+    core = "core/ReplaceComparisonOperator_"
+    assert m.operator_matches("ReplaceComparisonOperator_Gt_Lt", core + "Gt_Lt")
+    assert not m.operator_matches("ReplaceComparisonOperator_Gt_Lt", core + "Gt_LtE")
+    assert not m.operator_matches("ReplaceComparisonOperator_Eq_Is", core + "Eq_IsNot")
+    assert not m.operator_matches("Eq_LtE", core + "NotEq_LtE")
+    assert m.operator_matches("Eq_LtE", core + "Eq_LtE")
+    assert m.operator_matches("NumberReplacer", "core/NumberReplacer")
+    assert m.operator_matches("ChangeMessage", "own/ChangeMessage")
+    assert m.operator_matches("own/DropKeyword", "own/DropKeyword")
+    assert not m.operator_matches("DropKey", "own/DropKeyword")
