@@ -8,30 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import gguf
-import numpy as np
 import pytest
 from cloudrun_gpu.errors import ConfigError
 from cloudrun_gpu.sizing import read_gguf, read_hf
 
+from .test_readers import _custom_gguf
 from .test_strength_readers import hf
 
 
-def _gguf_with_context(path: Path, context: int) -> Path:
-    w = gguf.GGUFWriter(str(path), arch="llama")
-    w.add_block_count(4)
-    w.add_embedding_length(64)
-    w.add_head_count(4)
-    w.add_int32("llama.context_length", context)  # signed on purpose: a broken converter's -1
-    w.add_tensor("t", np.zeros((8, 8), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
-
 def test_an_out_of_range_gguf_context_length_is_named_once(tmp_path: Path) -> None:
-    path = _gguf_with_context(tmp_path / "m.gguf", -1)
+    # signed on purpose: a broken converter's -1
+    path = _custom_gguf(tmp_path / "m.gguf", {"llama.context_length": (gguf.GGUFValueType.INT32, -1)})
     with pytest.raises(ConfigError) as err:
         read_gguf(path)
     e = err.value
