@@ -264,6 +264,7 @@ SHIPPED: dict[str, list[str]] = {
         "tests/test_golden.py",
     ],
     "stack/cloudbuild.py": [
+        "tests/test_strength_cloudbuild_s6.py",
         "tests/test_strength_cloudbuild_s4b.py",
         "tests/test_strength_compose_s6b.py",
         "tests/test_strength_cloudbuild_s4.py",
@@ -575,6 +576,31 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         )
     ],
     "stack/cloudbuild.py": [
+        *(
+            Equivalent(
+                'for block in iter(lambda: f.read(1 << 20), b""):',
+                f"ReplaceBinaryOperator_LShift_{op}",
+                f"the block size `1 << 20` becomes {size}: `_file_sha256` feeds every block to one SHA-256 until "
+                "`read` returns b'', and a hash over the same bytes in other blocks is the same digest (only the "
+                "reading speed differs; the sizes that change it, 0 from `>>` or `//` and a float from `/`, are not "
+                "excused)",
+            )
+            for op, size in (
+                ("Mul", "20"),
+                ("BitOr", "21"),
+                ("Add", "21"),
+                ("Mod", "1"),
+                ("Pow", "1"),
+                ("Sub", "-19, which reads to the end of the file in one block"),
+            )
+        ),
+        Equivalent(
+            'assert src is not None, "staging_config needs model.source"',
+            "own/ChangeMessage",
+            "an invariant's message, never shown: `staging_config`'s one caller (compose.py `_prepare_builds`) calls "
+            "it only under `staging_needed`, which is true only with a non-empty `model.source`, and "
+            "`model_source()` returns a parsed source for every non-empty one (sizing/settings.py)",
+        ),
         Equivalent(
             "def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str, Any]:",
             "ReplaceBinaryOperator_Mul_Div",
