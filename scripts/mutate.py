@@ -595,6 +595,12 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             )
         ),
         Equivalent(
+            """target = shlex.quote(model.file) if cfg.engine.name == "llama.cpp" else '"$(basename "$f")"'""",
+            "ReplaceComparisonOperator_Eq_LtE",
+            "the line runs only under `if cfg.engine.name in ('llama.cpp', 'ollama')`, and 'ollama' sorts after "
+            "'llama.cpp' ('o' > 'l'), so `<= 'llama.cpp'` is true for 'llama.cpp' alone, exactly as `==` is",
+        ),
+        Equivalent(
             'assert src is not None, "staging_config needs model.source"',
             "own/ChangeMessage",
             "an invariant's message, never shown: `staging_config`'s one caller (compose.py `_prepare_builds`) calls "
