@@ -113,22 +113,21 @@ class Config:
         src = os.environ if env is None else env
         if ENV["upstream_url"] not in src:
             raise ValueError(f"{ENV['upstream_url']} is required: the GPU service's URL")
-        d = Config(upstream_url="")
 
         def text(field: str) -> str:
-            return str(src.get(ENV[field], getattr(d, field)))
+            return str(src[ENV[field]] if ENV[field] in src else getattr(Config, field))
 
         def whole(field: str) -> int:
-            return _parsed(src, field, int(getattr(d, field)), int, "a whole number")
+            return _parsed(src, field, int, "a whole number")
 
         def number(field: str) -> float:
-            return _parsed(src, field, float(getattr(d, field)), float, "a number")
+            return _parsed(src, field, float, "a number")
 
         def flag(field: str) -> bool:
             value = text(field).lower()
             if value in _TRUE or value in _FALSE:
                 return value in _TRUE
-            raise ValueError(_refusal(field, value, "is not true or false", ", ".join(_TRUE + _FALSE), d))
+            raise ValueError(_refusal(field, value, "is not true or false", ", ".join(_TRUE + _FALSE)))
 
         def choice(field: str, allowed: tuple[str, ...]) -> str:
             return _choice(text(field).lower(), allowed, field)
@@ -159,10 +158,11 @@ class Config:
         )
 
 
-def _refusal(field: str, value: str, problem: str, allowed: str, defaults: Config) -> str:
+def _refusal(field: str, value: str, problem: str, allowed: str) -> str:
     """One start-up refusal: the variable and its value, what is wrong, what is allowed and the fix (the
-    container logs it and exits; the component never writes such a value, so a person set it by hand)."""
-    default = getattr(defaults, field)
+    container logs it and exits; the component never writes such a value, so a person set it by hand). The
+    default is the dataclass field's, which a dataclass keeps as the class attribute."""
+    default = getattr(Config, field)
     if isinstance(default, bool):
         default = str(default).lower()
     return (
@@ -171,21 +171,21 @@ def _refusal(field: str, value: str, problem: str, allowed: str, defaults: Confi
     )
 
 
-def _parsed(src: Mapping[str, str], field: str, default: T, kind: Callable[[str], T], what: str) -> T:
-    """``kind`` of the variable's value, or its default when unset; a value that does not parse stops the service
-    naming the variable (``int('abc')``'s own message names neither)."""
+def _parsed(src: Mapping[str, str], field: str, kind: Callable[[str], T], what: str) -> T:
+    """``kind`` of the variable's value, or the field's default when unset; a value that does not parse stops the
+    service naming the variable (``int('abc')``'s own message names neither)."""
     if ENV[field] not in src:
-        return default
+        return kind(getattr(Config, field))
     value = src[ENV[field]]
     try:
         return kind(value.strip())
     except ValueError:
-        raise ValueError(_refusal(field, value, f"is not {what}", what, Config(upstream_url=""))) from None
+        raise ValueError(_refusal(field, value, f"is not {what}", what)) from None
 
 
 def _choice(value: str, allowed: tuple[str, ...], field: str) -> str:
     """Refuse an unknown mode at start-up rather than silently running without authentication (an unknown
     ``CACHE_UPSTREAM_AUTH`` used to call the GPU service with no token) or in another mode than asked."""
     if value not in allowed:
-        raise ValueError(_refusal(field, value, "is not a known mode", ", ".join(allowed), Config(upstream_url="")))
+        raise ValueError(_refusal(field, value, "is not a known mode", ", ".join(allowed)))
     return value
