@@ -163,7 +163,7 @@ def staging_marker(vs: ValidatedStack, bucket: str = "${_MODEL_BUCKET}", *, in_s
     step, the user's folder shell-quoted and its ``$`` escaped for Cloud Build (a ``$`` or a space in
     ``model.object_prefix`` would otherwise mark another object than the one the stack reads)."""
     prefix = vs.config.model.object_prefix.strip("/")
-    return f"gs://{bucket}/{STATE_DIR}/staged/{_sh(shlex.quote(prefix)) if in_step else prefix}"
+    return f"gs://{bucket}/{STATE_DIR}/staged/{image_lib.literal(shlex.quote(prefix)) if in_step else prefix}"
 
 
 def _docker_hub(vs: ValidatedStack, ref: str) -> str:
@@ -217,11 +217,6 @@ def staging_trigger(vs: ValidatedStack, *, token: bool, local_stats: list[tuple[
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sh(text: str) -> str:
-    """A bash script as a Cloud Build arg: every ``$`` escaped (Cloud Build reads ``$X`` as a substitution)."""
-    return image_lib.literal(text)
-
-
 def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str, Any]:
     """The Cloud Build job that puts the model into ``gs://${_MODEL_BUCKET}/<object_prefix>/`` in the layout
     docs/deploy.md documents: llama.cpp and Ollama's image method the single GGUF (llama.cpp's renamed to
@@ -245,7 +240,7 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
             "id": "fetch",
             "name": _docker_hub(vs, PYTHON_IMAGE),
             "entrypoint": "bash",
-            "args": ["-c", _sh(script)],
+            "args": ["-c", image_lib.literal(script)],
             "env": ["HF_HUB_DISABLE_TELEMETRY=1"],
         }
         if token:
@@ -261,7 +256,7 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
                 "id": "fetch",
                 "name": CLOUD_SDK,
                 "entrypoint": "bash",
-                "args": ["-c", _sh(f"mkdir -p {work} && {shlex.join(words)}")],
+                "args": ["-c", image_lib.literal(f"mkdir -p {work} && {shlex.join(words)}")],
             }
         )
     # local: the files were uploaded as the build source, under model/ (= /workspace/model).
@@ -274,13 +269,13 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
             "exit 1; fi && f=$(find . -name '*.gguf') && "
             f't={target} && if [ "$f" != "./$t" ]; then mv "$f" "$t"; fi'
         )
-        steps.append({"id": "one-gguf", "name": "bash", "args": ["-c", _sh(check)]})
+        steps.append({"id": "one-gguf", "name": "bash", "args": ["-c", image_lib.literal(check)]})
     if cfg.engine.name == "vllm":
         check = (
             f"test -f {work}/config.json || {{ echo 'the model directory has no config.json: choose the "
             "model folder (config.json, *.safetensors, tokenizer files) with model.source/model.files' >&2; exit 1; }"
         )
-        steps.append({"id": "model-directory", "name": "bash", "args": ["-c", _sh(check)]})
+        steps.append({"id": "model-directory", "name": "bash", "args": ["-c", image_lib.literal(check)]})
     if cfg.engine.name == "ollama" and cfg.loading.method == "gcs-fuse":
         store = "/workspace/store"
         create = (
@@ -295,7 +290,7 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
                 "name": _docker_hub(vs, pinned_image("ollama", cfg.gpu.type).reference),
                 "entrypoint": "bash",
                 "env": [f"OLLAMA_MODELS={store}"],
-                "args": ["-c", _sh(create)],
+                "args": ["-c", image_lib.literal(create)],
             }
         )
         upload_dir = store
@@ -310,7 +305,7 @@ def staging_config(vs: ValidatedStack, *, token: bool, trigger: str) -> dict[str
                 "--exclude=^\\.cache/",  # huggingface_hub's download metadata (<local-dir>/.cache/huggingface)
                 upload_dir,
                 # The user's folder taken literally (a `$` in it is not a substitution).
-                f"gs://${{{MODEL_BUCKET}}}/{_sh(prefix)}",
+                f"gs://${{{MODEL_BUCKET}}}/{image_lib.literal(prefix)}",
             ],
         }
     )
