@@ -97,3 +97,12 @@ def test_the_modes_the_service_reads_are_the_ones_the_component_writes() -> None
     assert "google-id-token" in UPSTREAM_AUTH_MODES
     cfg = Config.from_env({ENV["upstream_url"]: "http://u", ENV["upstream_auth"]: "Google-ID-Token"})
     assert cfg.upstream_auth == "google-id-token"
+    # the environment the component really writes (cloudrun_gpu.cache.service_env), read by the service
+    from cloudrun_gpu.cache import service_env
+
+    for mode in VectorSearch:
+        for invokers, semantic in (([], True), (["allUsers"], False)):
+            settings = CacheSettings(vector_search=mode, invokers=invokers, semantic=semantic)
+            read = Config.from_env({ENV["upstream_url"]: "http://u", **service_env(settings)})
+            assert (read.upstream_auth, read.vector_search) == ("google-id-token", mode.value)
+            assert (read.semantic, read.trust_cloud_run_iam) == (semantic, not settings.public)
